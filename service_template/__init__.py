@@ -1,0 +1,73 @@
+"""service_template: JSON-RPC 2.0 microservices on Tornado, the modern descendant of gemstone.
+
+from service_template import MicroService, public_method, private_api_method
+"""
+
+from .auth import (
+    BasicCookieStrategy,
+    BearerStrategy,
+    CookieStrategy,
+    HeaderStrategy,
+    HeaderValidationStrategy,
+    tokens_match,
+)
+from .protocol.errors import (
+    AccessDenied,
+    DeadlineExceeded,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    ParseError,
+    RPCError,
+    ServerOverloaded,
+)
+from .service import (
+    MicroService,
+    StartupError,
+    private_api_method,
+    public_method,
+    readiness_check,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDenied",
+    "AsyncRemoteClient",
+    "BasicCookieStrategy",
+    "BearerStrategy",
+    "CookieStrategy",
+    "DeadlineExceeded",
+    "HeaderStrategy",
+    "HeaderValidationStrategy",
+    "InternalError",
+    "InvalidParams",
+    "InvalidRequest",
+    "MethodNotFound",
+    "MicroService",
+    "ParseError",
+    "RPCError",
+    "RemoteClient",
+    "ServerOverloaded",
+    "StartupError",
+    "get_service_by_name",
+    "private_api_method",
+    "public_method",
+    "readiness_check",
+    "tokens_match",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The client pulls in httpx; import it only for code that uses it, so a service that never
+    # calls another one does not pay for it in start-up time and memory.
+    if name in ("RemoteClient", "AsyncRemoteClient"):
+        from . import client
+
+        return getattr(client, name)
+    if name == "get_service_by_name":
+        from .discovery import get_service_by_name
+
+        return get_service_by_name
+    raise AttributeError(f"module 'service_template' has no attribute {name!r}")

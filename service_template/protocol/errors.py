@@ -115,7 +115,7 @@ class ServerOverloaded(_StandardError):
     default_message = "Server overloaded"
 
 
-_BY_CODE: dict[int, type[RPCError]] = {
+_BY_CODE: dict[int, type[_StandardError]] = {
     cls.default_code: cls
     for cls in (
         ParseError,
@@ -135,7 +135,7 @@ def error_from_dict(error: dict[str, Any]) -> RPCError:
     code = error.get("code")
     message = error.get("message")
     if not isinstance(code, int) or isinstance(code, bool) or not isinstance(message, str):
-        return InvalidRequest("Malformed error object in response", data=error)
+        return RPCError(INVALID_REQUEST, "Malformed error object in response", error)
     cls = _BY_CODE.get(code)
     if cls is None:
         return RPCError(code, message, error.get("data"))

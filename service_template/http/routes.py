@@ -1,0 +1,91 @@
+"""The GET routes, on a regular ``tornado.web.Application``: health, metrics, OpenRPC.
+
+These are not hot paths, so they use ``RequestHandler`` for its conveniences. Every response is
+JSON (or the Prometheus text format), including errors; no ``Server`` header is sent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import tornado.web
+
+from .. import health
+from ..protocol import codec
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+
+class _Base(tornado.web.RequestHandler):
+    SUPPORTED_METHODS: tuple[str, ...] = ("GET", "HEAD")
+
+    def initialize(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def set_default_headers(self) -> None:
+        self.clear_header("Server")  # do not advertise the framework or its version
+
+    def send_json(
+        self, doc: Any, status: int = 200, content_type: str = "application/json"
+    ) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", content_type)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(codec.dumps(doc))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", "GET, HEAD")
+        self.send_json({"error": self._reason}, status_code)
+
+    def head(self) -> Any:
+        return self.get()
+
+
+class LivezHandler(_Base):
+    def get(self) -> None:
+        self.send_json(self.runtime.liveness(), content_type=health.CONTENT_TYPE)
+
+
+class ReadyzHandler(_Base):
+    async def get(self) -> None:
+        doc = await self.runtime.readiness()
+        status = 200 if doc["status"] == "pass" else 503
+        self.send_json(doc, status, content_type=health.CONTENT_TYPE)
+
+
+class MetricsHandler(_Base):
+    def get(self) -> None:
+        metrics = self.runtime.metrics
+        if metrics is None:
+            raise tornado.web.HTTPError(404, reason="Metrics are disabled")
+        self.set_header("Content-Type", metrics.content_type)
+        self.finish(metrics.render())
+
+
+class OpenRPCHandler(_Base):
+    def get(self) -> None:
+        self.send_json(self.runtime.document)
+
+
+class NotFoundHandler(_Base):
+    SUPPORTED_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+    def prepare(self) -> None:
+        raise tornado.web.HTTPError(404, reason="Not found")
+
+
+def make_app(runtime: Runtime) -> tornado.web.Application:
+    args = {"runtime": runtime}
+    return tornado.web.Application(
+        [
+            ("/livez", LivezHandler, args),
+            ("/readyz", ReadyzHandler, args),
+            ("/metrics", MetricsHandler, args),
+            ("/openrpc.json", OpenRPCHandler, args),
+        ],
+        default_handler_class=NotFoundHandler,
+        default_handler_args=args,
+        log_function=lambda handler: None,  # per-call logs come from the runtime, not here
+    )

@@ -1,0 +1,70 @@
+"""Find the service class named by a serve TARGET: ``package.module:Class`` or
+``path/to/file.py:Class``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from .service import MicroService, StartupError
+
+_FORM = "package.module:Class or path/to/file.py:Class"
+
+
+def load_service_class(target: str) -> type[MicroService]:
+    """Import the module and return the class; ``StartupError`` says what is wrong."""
+    module_part, sep, attr = target.rpartition(":")
+    if not sep or not module_part or not attr.isidentifier():
+        raise StartupError(f"TARGET must look like {_FORM}, got {target!r}")
+    if module_part.endswith(".py") or os.sep in module_part or "/" in module_part:
+        module = _load_file(Path(module_part))
+    else:
+        module = _import(module_part)
+    cls = getattr(module, attr, None)
+    if cls is None:
+        found = [name for name, value in vars(module).items() if _is_service(value)]
+        hint = f"; services there: {', '.join(found)}" if found else ""
+        raise StartupError(f"{module_part!r} has no attribute {attr!r}{hint}")
+    if not _is_service(cls):
+        raise StartupError(f"{target!r} is not a MicroService subclass")
+    return cls  # type: ignore[no-any-return]
+
+
+def _is_service(value: object) -> bool:
+    return inspect.isclass(value) and issubclass(value, MicroService) and value is not MicroService
+
+
+def _import(name: str) -> ModuleType:
+    # Like `python -m`, let modules in the working directory be found by the console script too.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise StartupError(f"cannot import {name!r}: {exc}") from exc
+    except Exception as exc:
+        raise StartupError(f"importing {name!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _load_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise StartupError(f"no such file: {path}")
+    name = f"_service_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise StartupError(f"cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    # Sibling modules of the file import as they would when it runs as a script.
+    sys.path.insert(0, str(path.resolve().parent))
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise StartupError(f"loading {path} failed: {type(exc).__name__}: {exc}") from exc
+    return module

@@ -1,0 +1,119 @@
+"""Run a service: resolve what to serve, start it, stop it gracefully.
+
+Shutdown order on SIGTERM or SIGINT (or ``MicroService.stop()``): readiness fails at once, the
+listener closes, requests already admitted finish (up to ``drain_timeout``), connections
+close, ``on_stop`` runs, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from .config import Settings
+from .loader import load_service_class
+from .logs import configure_logging
+from .service import MicroService, StartupError
+
+log = logging.getLogger("service_template")
+
+__all__ = ["StartupError", "resolve", "run", "running", "serve", "serve_forever"]
+
+
+def resolve(
+    target: str | None,
+    environ: Mapping[str, str],
+    config_file: str | None,
+    overrides: Mapping[str, Any],
+) -> tuple[type[MicroService], Settings]:
+    """The service class and its effective settings (``ConfigError``/``StartupError``)."""
+    first = Settings.load(environ, config_file, overrides)
+    target = target or first.target
+    if not target:
+        raise StartupError(
+            "nothing to serve: give TARGET (package.module:Class or path/to/file.py:Class) "
+            "or set SERVICE_TARGET"
+        )
+    cls = load_service_class(target)
+    return cls, Settings.load(environ, config_file, overrides, defaults=cls.class_defaults())
+
+
+def run(cls: type[MicroService], settings: Settings) -> int:
+    """Serve until stopped; the process exit status."""
+    configure_logging(settings.log_level)
+    if settings.workers > 1:
+        from .workers import run_workers
+
+        return run_workers(cls, settings)
+    try:
+        serve_forever(cls(settings))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def serve_forever(service: MicroService, reuse_port: bool = False) -> None:
+    """Serve on a fresh event loop until a signal or ``service.stop()``."""
+    asyncio.run(serve(service, reuse_port=reuse_port))
+
+
+async def serve(service: MicroService, *, reuse_port: bool = False) -> None:
+    """Serve on the running loop until a signal or ``service.stop()``, then drain."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(signum, stop.set)
+    async with running(service, reuse_port=reuse_port, stop=stop):
+        await stop.wait()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    service: MicroService, *, reuse_port: bool = False, stop: asyncio.Event | None = None
+) -> AsyncIterator[str]:
+    """Start ``service`` on the running loop and yield its URL; drain on exit.
+
+    Tests use it to run a real server in-process on a free port (``port=0``).
+    """
+    from .http.server import Server
+    from .runtime import Runtime
+
+    runtime = Runtime(service, service.settings)
+    server = Server(runtime)
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    service._stopper = lambda: loop.call_soon_threadsafe(stop.set)
+    await service.on_start()
+    try:
+        try:
+            port = server.listen(reuse_port=reuse_port)
+        except OSError as exc:
+            where = f"{service.settings.host}:{service.settings.port}"
+            raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        host = service.settings.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - display only
+        service.url = service.settings.accessible_at or f"http://{shown}:{port}/api"
+        log.info(
+            "listening",
+            extra={
+                "fields": {"service": runtime.name, "url": service.url, "host": host, "port": port}
+            },
+        )
+        try:
+            yield service.url
+        finally:
+            log.info("draining", extra={"fields": {"in_flight": runtime.in_flight}})
+            await server.drain()
+    finally:
+        await service.on_stop()
+        await service.close_peers()
+        runtime.close()
+        service._stopper = None
+        log.info("stopped", extra={"fields": {"service": runtime.name}})

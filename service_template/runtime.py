@@ -1,0 +1,196 @@
+"""What a running service is made of, apart from HTTP: its method table, dispatcher,
+thread pool, deadlines, token checks, metrics, call log, readiness and in-flight accounting.
+
+The HTTP layer owns one ``Runtime`` and asks it for everything; nothing here knows Tornado.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import health
+from .config import Settings
+from .logs import CallLog
+from .metrics import Metrics, make_registry
+from .openrpc import build_document
+from .protocol import DeadlineExceeded, Dispatcher, Method
+from .protocol.methods import Params
+from .service import MicroService
+
+log = logging.getLogger("service_template.runtime")
+
+
+class Runtime:
+    """A service instance wired for serving."""
+
+    def __init__(self, service: MicroService, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.name = settings.name or type(service).name
+        methods = service.build_registry()
+        self.document = build_document(
+            self.name, service.version, methods.values(), _own_doc(type(service))
+        )
+        methods["rpc.discover"] = Method("rpc.discover", self._discover)
+        self.methods = methods
+        self.executor = ThreadPoolExecutor(
+            settings.thread_pool_size, thread_name_prefix=f"{self.name}-call"
+        )
+        self.metrics = (
+            Metrics(make_registry(), self.name, methods) if settings.metrics_enabled else None
+        )
+        self.call_log = (
+            CallLog(
+                settings.redact_params,
+                {name: tuple(m.signature.parameters) for name, m in methods.items()},
+            )
+            if settings.log_calls
+            else None
+        )
+        self.dispatcher = Dispatcher(
+            methods,
+            self.invoke,
+            max_batch=settings.max_batch,
+            debug=settings.debug,
+            on_batch=self.metrics.observe_batch if self.metrics else None,
+        )
+        self.checks = service.readiness_checks()
+        self.token_check = service.api_token_is_valid
+        # The built-in check is a constant-time compare: cheap enough for the event loop.
+        # A user's override may do I/O, so a plain one runs in the thread pool.
+        self.token_check_inline = (
+            getattr(type(service).api_token_is_valid, "__func__", type(service).api_token_is_valid)
+            is MicroService.api_token_is_valid
+        )
+        self.started_at = time.time()
+        self.draining = False
+        self.in_flight = 0  # /api requests admitted and not yet answered
+        self._idle: asyncio.Event | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    async def _discover(self) -> dict[str, Any]:
+        """Returns the OpenRPC document of this service."""
+        return self.document
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    async def invoke(self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run a method under its deadline; plain methods in the thread pool."""
+        limit = method.timeout or self.settings.call_timeout
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                if method.is_async:
+                    return await method.func(*args, **kwargs)
+                loop = asyncio.get_running_loop()
+                call = functools.partial(method.func, *args, **kwargs)
+                return await loop.run_in_executor(self.executor, call)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the method's own TimeoutError: a fault like any other
+            if not method.is_async:
+                log.warning("%s passed its %gs deadline; its thread runs on", method.name, limit)
+            raise DeadlineExceeded(data={"timeout": limit}) from None
+        finally:
+            if metrics is not None:
+                metrics.in_flight.dec()
+
+    async def authorized(self, token: str | None) -> bool:
+        """Whether ``token`` passes the service's check; any failure means no (fail closed)."""
+        if not token:
+            return False
+        check = self.token_check
+        try:
+            if self.token_check_inline:
+                verdict = check(token)
+            elif inspect.iscoroutinefunction(check):
+                verdict = await check(token)
+            else:
+                loop = asyncio.get_running_loop()
+                verdict = await loop.run_in_executor(self.executor, check, token)
+        except Exception:
+            log.exception("api_token_is_valid raised; access denied")
+            return False
+        return verdict is True
+
+    def record(
+        self,
+        method: str,
+        request_id: Any,
+        params: Params,
+        code: int | None,
+        seconds: float,
+        *,
+        http_request_id: str,
+    ) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_call(method, code, seconds)
+        if self.call_log is not None:
+            self.call_log(
+                method, request_id, params, code, seconds, http_request_id=http_request_id
+            )
+
+    # -- admission and drain --------------------------------------------------------------------
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task the runtime keeps a reference to until it ends."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def count_rejection(self, status: int) -> None:
+        if self.metrics is not None:
+            self.metrics.rejected.labels(str(status)).inc()
+
+    def admit(self) -> bool:
+        """Take a slot for one /api request; False when over the concurrency limit."""
+        if self.in_flight >= self.settings.max_concurrency:
+            return False
+        self.in_flight += 1
+        return True
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self, limit: float) -> bool:
+        """Wait until no request is in flight; False if ``limit`` seconds pass first."""
+        if self.in_flight == 0:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            async with asyncio.timeout(limit):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    # -- health ---------------------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, Any]:
+        return await health.readiness(
+            self.checks, self.settings.readiness_timeout, self.executor, self.draining
+        )
+
+    def liveness(self) -> dict[str, Any]:
+        return health.liveness(self.name, self.started_at)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _own_doc(cls: type) -> str | None:
+    """The class's own docstring, not one inherited from MicroService."""
+    doc = vars(cls).get("__doc__")
+    return inspect.cleandoc(doc) if isinstance(doc, str) else None

@@ -1,0 +1,250 @@
+"""The service API: ``MicroService``, the method decorators and the method registry.
+
+Decorators only record a spec on the function and return it unchanged, so a method stays a
+plain method that unit tests call directly. The registry is built when the service starts
+(``MicroService.build_registry``): bad declarations fail there, with a message naming them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+
+from .auth import HeaderStrategy, TokenStrategy, tokens_match
+from .protocol import Method
+
+if TYPE_CHECKING:
+    from .client import AsyncRemoteClient
+    from .config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SPEC_ATTR = "__rpc_spec__"
+_CHECK_ATTR = "__readiness_check__"
+# Dotted names are allowed (``users.get``); "rpc." is reserved by the specification (section 4).
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class StartupError(ValueError):
+    """A service that cannot start: the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    """What a decorator records on a function."""
+
+    name: str | None
+    private: bool
+    timeout: float | None
+
+
+def _mark(func: Any, spec: MethodSpec) -> Any:
+    if not callable(func):
+        raise StartupError(f"@public_method/@private_api_method need a function, got {func!r}")
+    setattr(func, _SPEC_ATTR, spec)
+    return func
+
+
+@overload
+def public_method(func: F, /) -> F: ...
+@overload
+def public_method(*, name: str | None = None, timeout: float | None = None) -> Callable[[F], F]: ...
+def public_method(
+    func: Any = None, /, *, name: str | None = None, timeout: float | None = None
+) -> Any:
+    """Expose a method to every caller. ``name`` overrides the exposed name (dots allowed);
+    ``timeout`` overrides the service's call deadline for this method, in seconds."""
+    spec = MethodSpec(name, private=False, timeout=timeout)
+    return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
+
+
+@overload
+def private_api_method(func: F, /) -> F: ...
+@overload
+def private_api_method(
+    *, name: str | None = None, timeout: float | None = None
+) -> Callable[[F], F]: ...
+def private_api_method(
+    func: Any = None, /, *, name: str | None = None, timeout: float | None = None
+) -> Any:
+    """Expose a method only to callers whose token ``api_token_is_valid`` accepts.
+
+    Fails closed: no token, an empty token or a rejected one gets -32001 "Access denied"."""
+    spec = MethodSpec(name, private=True, timeout=timeout)
+    return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
+
+
+def readiness_check(func: F) -> F:
+    """Mark a method (sync or async, no arguments) as a readiness check; falsy or raising = fail."""
+    setattr(func, _CHECK_ATTR, True)
+    return func
+
+
+class MicroService:
+    """Base class of a service: subclass it, decorate methods, call ``start()``.
+
+    Class attributes are defaults that configuration (file, environment, flags) overrides.
+    """
+
+    name: ClassVar[str] = "service"
+    host: ClassVar[str] = "127.0.0.1"
+    port: ClassVar[int] = 8000
+    accessible_at: ClassVar[str | None] = None
+    version: ClassVar[str] = "0.1.0"
+    validation_strategies: ClassVar[Sequence[TokenStrategy]] = (HeaderStrategy(),)
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+        self._peers: dict[str, AsyncRemoteClient] = {}
+        self._extra_checks: dict[str, Callable[[], Any]] = {}
+        self._stopper: Callable[[], Any] | None = None
+        self.url: str | None = None  # where it answers once started (gemstone's accessible_at)
+
+    # -- configuration -------------------------------------------------------------------------
+
+    @classmethod
+    def class_defaults(cls) -> dict[str, Any]:
+        """The class attributes that configuration may override."""
+        return {
+            "name": cls.name,
+            "host": cls.host,
+            "port": cls.port,
+            "accessible_at": cls.accessible_at,
+        }
+
+    @property
+    def settings(self) -> Settings:
+        """Effective settings; loaded from the process environment on first use if none given."""
+        if self._settings is None:
+            import os
+
+            from .config import Settings
+
+            self._settings = Settings.load(os.environ, defaults=self.class_defaults())
+        return self._settings
+
+    @property
+    def service_name(self) -> str:
+        return self.settings.name or type(self).name
+
+    # -- auth ----------------------------------------------------------------------------------
+
+    def api_token_is_valid(self, api_token: str) -> bool:
+        """Whether ``api_token`` may call private methods.
+
+        The default compares it in constant time with the configured ``SERVICE_API_TOKEN``;
+        with no token configured every call to a private method is refused. Override it to
+        check tokens another way (it may be ``async def``; a plain one runs in the thread pool).
+        """
+        secret = self.settings.api_token
+        return tokens_match(api_token, secret.reveal() if secret is not None else None)
+
+    # -- readiness -----------------------------------------------------------------------------
+
+    def add_readiness_check(self, name: str, check: Callable[[], Any]) -> None:
+        """Register a readiness check at run time (e.g. in ``on_start``)."""
+        self._extra_checks[name] = check
+
+    def readiness_checks(self) -> dict[str, Callable[[], Any]]:
+        checks = {
+            attr: getattr(self, attr)
+            for attr, value in _members(type(self))
+            if getattr(value, _CHECK_ATTR, False)
+        }
+        checks.update(self._extra_checks)
+        return checks
+
+    # -- peers ---------------------------------------------------------------------------------
+
+    def get_service(self, name: str) -> AsyncRemoteClient:
+        """An async client for a peer service, found by name in ``settings.peers``.
+
+        One client per peer for the life of the service (connections are reused); closed when
+        the service stops.
+        """
+        client = self._peers.get(name)
+        if client is None:
+            from .client import AsyncRemoteClient
+            from .discovery import resolve_url
+
+            url = resolve_url(name, self.settings.peers)
+            secret = self.settings.api_token
+            client = AsyncRemoteClient(url, token=secret.reveal() if secret else None)
+            self._peers[name] = client
+        return client
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        """Called once on the event loop before the port opens; override to set up resources."""
+
+    async def on_stop(self) -> None:
+        """Called once after the drain; override to release resources."""
+
+    async def close_peers(self) -> None:
+        clients, self._peers = list(self._peers.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    def build_registry(self) -> dict[str, Method]:
+        """Collect the decorated methods, bound to this instance; raise ``StartupError`` on
+        duplicate or invalid names, so a bad service fails at start, not on first call."""
+        methods: dict[str, Method] = {}
+        owners: dict[str, str] = {}
+        problems: list[str] = []
+        timeouts = self.settings.method_timeouts
+        for attr, value in _members(type(self)):
+            spec = getattr(value, _SPEC_ATTR, None)
+            if not isinstance(spec, MethodSpec):
+                continue
+            name = spec.name or attr
+            where = f"{type(self).__name__}.{attr}"
+            if not _NAME_RE.match(name):
+                problems.append(f"{where}: {name!r} is not a valid method name")
+                continue
+            if name.startswith("rpc."):
+                problems.append(f"{where}: names starting with 'rpc.' are reserved")
+                continue
+            if name in owners:
+                problems.append(f"{where}: method name {name!r} is already used by {owners[name]}")
+                continue
+            if isinstance(value, staticmethod | classmethod):
+                problems.append(f"{where}: expose instance methods, not static/class methods")
+                continue
+            timeout = timeouts.get(name, spec.timeout)
+            if timeout is not None and timeout <= 0:
+                problems.append(f"{where}: timeout must be positive, got {timeout}")
+                continue
+            owners[name] = where
+            methods[name] = Method(name, getattr(self, attr), spec.private, timeout)
+        unknown = sorted(set(timeouts) - set(methods))
+        if unknown:
+            problems.append(f"method_timeouts names unknown methods: {', '.join(unknown)}")
+        if problems:
+            raise StartupError("invalid service declaration:\n  " + "\n  ".join(problems))
+        return methods
+
+    def start(self) -> None:
+        """Serve until SIGTERM/SIGINT or ``stop()``, then drain and return."""
+        from .logs import configure_logging
+        from .runner import serve_forever
+
+        configure_logging(self.settings.log_level)
+        serve_forever(self)
+
+    def stop(self) -> None:
+        """Begin a graceful stop (safe from any thread); no-op when not serving."""
+        if self._stopper is not None:
+            self._stopper()
+
+
+def _members(cls: type) -> list[tuple[str, Any]]:
+    """Attributes defined on the class and its bases (subclass wins), without triggering
+    descriptors, in definition order."""
+    seen: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        for attr, value in vars(klass).items():
+            seen[attr] = value
+    return [(attr, value) for attr, value in seen.items() if not attr.startswith("__")]
