@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -47,7 +48,7 @@ def run(cls: type[MicroService], settings: Settings) -> int:
     """Serve until stopped; the process exit status."""
     configure_logging(settings.log_level)
     if settings.workers > 1:
-        from .workers import run_workers
+        from .http.workers import run_workers
 
         return run_workers(cls, settings)
     try:
@@ -58,25 +59,28 @@ def run(cls: type[MicroService], settings: Settings) -> int:
     return 0
 
 
-def serve_forever(service: MicroService, reuse_port: bool = False) -> None:
+def serve_forever(service: MicroService) -> None:
     """Serve on a fresh event loop until a signal or ``service.stop()``."""
-    asyncio.run(serve(service, reuse_port=reuse_port))
+    asyncio.run(serve(service))
 
 
-async def serve(service: MicroService, *, reuse_port: bool = False) -> None:
+async def serve(service: MicroService, *, sockets: list[socket.socket] | None = None) -> None:
     """Serve on the running loop until a signal or ``service.stop()``, then drain."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(signum, stop.set)
-    async with running(service, reuse_port=reuse_port, stop=stop):
+    async with running(service, sockets=sockets, stop=stop):
         await stop.wait()
 
 
 @contextlib.asynccontextmanager
 async def running(
-    service: MicroService, *, reuse_port: bool = False, stop: asyncio.Event | None = None
+    service: MicroService,
+    *,
+    sockets: list[socket.socket] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[str]:
     """Start ``service`` on the running loop and yield its URL; drain on exit.
 
@@ -93,7 +97,7 @@ async def running(
     await service.on_start()
     try:
         try:
-            port = server.listen(reuse_port=reuse_port)
+            port = server.listen(sockets)
         except OSError as exc:
             where = f"{service.settings.host}:{service.settings.port}"
             raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc

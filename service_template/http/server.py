@@ -95,12 +95,12 @@ class Server:
         )
         self.port = 0
 
-    def listen(self, reuse_port: bool = False) -> int:
-        """Bind and start accepting; returns the port (useful with port 0)."""
-        settings = self.runtime.settings
-        sockets = bind_sockets(
-            settings.port, settings.host, reuse_port=reuse_port, family=socket.AF_UNSPEC
-        )
+    def listen(self, sockets: list[socket.socket] | None = None) -> int:
+        """Start accepting on ``sockets`` (bound already by a pre-fork parent) or on newly
+        bound ones; returns the port (useful with port 0)."""
+        if sockets is None:
+            settings = self.runtime.settings
+            sockets = bind_sockets(settings.port, settings.host)
         self.http.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
         return self.port

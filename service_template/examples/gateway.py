@@ -1,0 +1,60 @@
+"""The gateway: one public entry point that calls ``hello`` and ``compute`` by service name.
+
+Peers are found in ``SERVICE_PEERS`` (``hello=http://hello:8000/api,...``), so a Compose or
+Kubernetes service name is all it needs. Its readiness is theirs: when a backend is not ready,
+neither is the gateway, and calls that need it fail fast with a clear error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from service_template import MicroService, RPCError, private_api_method, public_method
+from service_template.service import readiness_check
+
+BACKEND_UNAVAILABLE = -32010
+PEERS = ("hello", "compute")
+
+
+class GatewayService(MicroService):
+    """Greets and computes by calling the hello and compute services."""
+
+    name = "gateway"
+
+    async def _call(self, peer: str, method: str, *args: Any) -> Any:
+        client = self.get_service(peer)
+        try:
+            return await client.call(method, *args)
+        except RPCError:
+            raise  # the backend's own error passes through unchanged
+        except Exception as exc:
+            raise RPCError(
+                BACKEND_UNAVAILABLE, f"{peer} is unavailable", {"peer": peer, "reason": str(exc)}
+            ) from exc
+
+    @public_method
+    async def greet(self, name: str) -> str:
+        """Return the hello service's greeting for ``name``."""
+        return await self._call("hello", "say_hello", name)  # type: ignore[no-any-return]
+
+    @public_method
+    async def add(self, a: float, b: float) -> float:
+        """Return a + b, computed by the compute service."""
+        return await self._call("compute", "add", a, b)  # type: ignore[no-any-return]
+
+    @public_method
+    async def greet_and_add(self, name: str, a: float, b: float) -> dict[str, Any]:
+        """Call both backends and return both answers."""
+        return {"greeting": await self.greet(name), "sum": await self.add(a, b)}
+
+    @private_api_method
+    async def private_greet(self, name: str) -> str:
+        """Forward to hello's private method with this service's own token."""
+        return await self._call("hello", "say_private_hello", name)  # type: ignore[no-any-return]
+
+    @readiness_check
+    async def backends(self) -> bool:
+        """Ready when every peer answers its own readiness probe."""
+        probes = [self.get_service(peer).health("readyz") for peer in PEERS]
+        return all(result.ok for result in await asyncio.gather(*probes))

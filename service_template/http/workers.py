@@ -1,0 +1,120 @@
+"""``serve --workers N``: N processes sharing one listening socket (pre-fork).
+
+The parent binds the socket, forks the workers and then only supervises: it forwards SIGTERM and
+SIGINT to every worker, so each drains its own in-flight calls, and exits 0 once all have exited
+cleanly. A worker that dies on its own is replaced. Metrics aggregate across workers through
+prometheus_client's multiprocess mode; its directory is emptied at start so counts from an
+earlier run never leak in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tornado.netutil import bind_sockets
+
+if TYPE_CHECKING:
+    import socket
+
+    from ..config import Settings
+    from ..service import MicroService
+
+log = logging.getLogger("service_template.workers")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MAX_RESTARTS = 10
+
+
+def prepare_metrics_dir() -> Path:
+    """Point prometheus_client at an empty multiprocess directory (made if unset)."""
+    raw = os.environ.get(MULTIPROC_ENV)
+    path = Path(raw) if raw else Path(tempfile.mkdtemp(prefix="service-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(path)
+    return path
+
+
+def run_workers(cls: type[MicroService], settings: Settings) -> int:
+    """Fork ``settings.workers`` workers and supervise them until a signal; exit status."""
+    prepare_metrics_dir()
+    sockets = bind_sockets(settings.port, settings.host)
+    port = sockets[0].getsockname()[1]
+    log.info("starting workers", extra={"fields": {"workers": settings.workers, "port": port}})
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            _kill(pid, signal.SIGTERM)
+
+    children: dict[int, int] = {}
+    for index in range(settings.workers):
+        children[_fork(cls, settings, sockets, index)] = index
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    restarts, status = 0, 0
+    while children:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        if pid not in children:
+            continue
+        index = children.pop(pid)
+        _mark_dead(pid)
+        code = os.waitstatus_to_exitcode(wait_status)
+        if stopping:
+            status = status or (1 if code != 0 else 0)
+        elif restarts < MAX_RESTARTS:
+            restarts += 1
+            log.error("worker %d (pid %d) exited with %d; replacing it", index, pid, code)
+            children[_fork(cls, settings, sockets, index)] = index
+        else:
+            log.error("worker %d keeps dying; stopping every worker", index)
+            forward(signal.SIGTERM, None)
+            status = 1
+    for sock in sockets:
+        sock.close()
+    return status
+
+
+def _fork(
+    cls: type[MicroService], settings: Settings, sockets: list[socket.socket], index: int
+) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    # In the worker: default signal dispositions until serve() installs its own handlers.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    code = 0
+    try:
+        from ..runner import serve
+
+        asyncio.run(serve(cls(settings), sockets=sockets))
+    except BaseException:
+        log.exception("worker %d failed", index)
+        code = 1
+    finally:
+        logging.shutdown()
+        os._exit(code)  # never return into the parent's code path
+
+
+def _kill(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        os.kill(pid, signum)
+
+
+def _mark_dead(pid: int) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
