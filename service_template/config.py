@@ -42,6 +42,8 @@ ENV_PREFIX = "SERVICE_"
 TOKEN_ENV = ENV_PREFIX + "API_TOKEN"
 TOKEN_FILE_ENV = ENV_PREFIX + "API_TOKEN_FILE"
 CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG_FILE"
+# Read by the CLI client commands (call, methods, ...), not by a service; known so it is no typo.
+CLIENT_TOKEN_ENV = ENV_PREFIX + "CLIENT_TOKEN"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_REDACT_PARAMS = frozenset(
     {"password", "token", "secret", "api_token", "api_key", "authorization"}
@@ -340,7 +342,7 @@ class Settings:
 
 
 KNOWN_ENV_VARS: frozenset[str] = frozenset(
-    {*Settings.env_names().values(), TOKEN_FILE_ENV, CONFIG_FILE_ENV}
+    {*Settings.env_names().values(), TOKEN_FILE_ENV, CONFIG_FILE_ENV, CLIENT_TOKEN_ENV}
 )
 
 _Layer = dict[str, tuple[Any, str]]  # field name -> (raw value, where it came from)
@@ -435,7 +437,11 @@ def _from_environ(environ: Mapping[str, str], problems: list[str]) -> _Layer:
     by_env = {env: name for name, env in Settings.env_names().items()}
     layer: _Layer = {}
     for env, raw in environ.items():
-        if not env.startswith(ENV_PREFIX) or env in (TOKEN_FILE_ENV, CONFIG_FILE_ENV):
+        if not env.startswith(ENV_PREFIX) or env in (
+            TOKEN_FILE_ENV,
+            CONFIG_FILE_ENV,
+            CLIENT_TOKEN_ENV,
+        ):
             continue
         name = by_env.get(env)
         if name is None:  # the value is not shown: a misspelt name may hold a secret
@@ -468,6 +474,7 @@ def env_table_markdown() -> str:
         f"| | `{TOKEN_FILE_ENV}` | unset | file holding `api_token` (not with `{TOKEN_ENV}`) |"
     )
     rows.append(f"| | `{CONFIG_FILE_ENV}` | unset | YAML file of settings (as `--config`) |")
+    rows.append(f"| | `{CLIENT_TOKEN_ENV}` | unset | token the CLI client commands send |")
     return "\n".join(rows) + "\n"
 
 

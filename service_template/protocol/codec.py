@@ -53,7 +53,7 @@ def _parse_float(text: str) -> float:
 
 
 def _parse_int(text: str) -> int:
-    if len(text) > MAX_INT_DIGITS:
+    if len(text) - text.startswith("-") > MAX_INT_DIGITS:
         raise _Reject("number too large")
     return int(text)
 
@@ -108,7 +108,11 @@ def _depth(value: Any) -> int:
 
 
 def dumps(value: Any) -> bytes:
-    """Encode to compact UTF-8 JSON; raise ``TypeError``/``ValueError`` if it cannot be JSON."""
+    """Encode to compact UTF-8 JSON; raise ``TypeError``/``ValueError`` if it cannot be JSON.
+
+    JSON has no NaN or Infinity: orjson writes them as ``null``; on the stdlib fallback path
+    (only taken for what orjson refuses) they raise ``ValueError``. Never emits ``NaN`` tokens.
+    """
     if _orjson is not None:
         try:
             return _orjson.dumps(value)  # type: ignore[no-any-return]

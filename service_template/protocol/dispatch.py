@@ -129,6 +129,7 @@ class Dispatcher:
             args, kwargs = entry.bind(params)
             result = await self.invoke(entry, args, kwargs)
             reply = None if request_id is NO_ID else _result_bytes(request_id, result, method)
+            # _result_bytes raises InternalError for an unencodable result: recorded as a fault.
         except RPCError as exc:
             error = exc
         except Exception as exc:
@@ -199,7 +200,7 @@ def _result_bytes(request_id: Any, result: Any, method: str) -> bytes:
         return codec.dumps({"jsonrpc": "2.0", "result": result, "id": request_id})
     except (TypeError, ValueError, OverflowError) as exc:
         log.error("result of %r is not JSON serializable: %s", method, exc)
-        return _error_bytes(request_id, InternalError())
+        raise InternalError() from None
 
 
 def _error_bytes(request_id: Any, error: RPCError) -> bytes:

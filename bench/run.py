@@ -1,0 +1,368 @@
+"""Benchmark our runtime against other Python JSON-RPC servers (issue 3); stdlib only.
+
+Usage: python3 bench/run.py [--rounds 5] [--duration 10] [--connections 64] [--only peer,...]
+
+For every round, workload and server (server order rotated each round) it starts the server
+pinned to CPU 0, checks every workload's reply is exact, warms up, measures with wrk pinned to
+CPU 1, reads the server's RSS, checks the replies again and stops the server. It prints one
+table of medians across rounds, with throughput ratios taken round by round, and writes every
+figure to bench/results/. Exit status 1 if any run had an error or a wrong reply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from checks import CheckFailed, check, wait_until_answering
+from peers import (
+    AIOHTTP_RPC,
+    BASELINE,
+    BENCH_DIR,
+    OURS,
+    PEERS,
+    REPO_ROOT,
+    VENVS_DIR,
+    WORKLOADS,
+    Peer,
+    Workload,
+)
+from report import format_table, format_targets, summarise
+
+RESULTS_DIR = BENCH_DIR / "results"
+LOG_DIR = RESULTS_DIR / "logs"
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+STARTUP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+# wrk's own deadline plus this margin bounds every load run even if wrk hangs.
+WRK_MARGIN_S = 30
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=10, help="seconds measured per run")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of load before measuring")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated peers, default: all of " + ",".join(peer.name for peer in PEERS),
+    )
+    parser.add_argument(
+        "--workloads",
+        default="",
+        help="comma-separated, default: all of "
+        + ",".join(workload.name for workload in WORKLOADS),
+    )
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.duration < 1 or args.warmup < 0 or args.connections < 1:
+        parser.error("rounds, duration and connections must be positive, warmup not negative")
+    args.peers = _pick(parser, args.only, PEERS, "peer")
+    args.workloads = _pick(parser, args.workloads, WORKLOADS, "workload")
+    return args
+
+
+def _pick(
+    parser: argparse.ArgumentParser, names: str, known: tuple[Any, ...], what: str
+) -> list[Any]:
+    if not names:
+        return list(known)
+    by_name = {item.name: item for item in known}
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in by_name]
+    if unknown:
+        parser.error(f"unknown {what}(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
+    return [item for item in known if item.name in wanted]
+
+
+def preflight(peers: list[Peer]) -> None:
+    """Install what is missing and refuse to run where the figures would mean nothing."""
+    if not {int(SERVER_CPU), int(LOAD_CPU)} <= os.sched_getaffinity(0):
+        sys.exit(f"bench: needs CPUs {SERVER_CPU} (server) and {LOAD_CPU} (load)")
+    for workload in WORKLOADS:
+        # The Lua script and the Python checks must send the same bytes.
+        if workload.body.decode() not in workload.script.read_text():
+            sys.exit(f"bench: {workload.script} does not send the body the checks expect")
+    subprocess.run(["bash", str(BENCH_DIR / "setup.sh"), *(p.name for p in peers)], check=True)
+
+
+def free_port() -> int:
+    """Return a loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(peer: Peer) -> dict[str, str]:
+    """The environment a server starts with: ours, minus anything that would change a peer."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("SERVICE_") and key not in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    env.update(peer.env)
+    return env
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and its descendants, from /proc/<pid>/status VmRSS."""
+    total_kib = 0
+    pending = [pid]
+    while pending and len(pending) < 1000:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total_kib += int(line.split()[1])
+        pending.extend(int(child) for child in children)
+    return total_kib / 1024
+
+
+def run_wrk(
+    port: int, workload: Workload, seconds: int, connections: int, peer: Peer
+) -> tuple[dict[str, Any], str]:
+    """Run wrk on the load CPU; return its summary (from the Lua done hook) and its output."""
+    command = [
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(workload.script),
+        f"http://127.0.0.1:{port}/api",
+    ]
+    env = dict(os.environ)
+    env["BENCH_EXTRA_HEADERS"] = "\n".join(f"{k}: {v}" for k, v in peer.headers.items())
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + WRK_MARGIN_S,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return json.loads(line.removeprefix("BENCH_RESULT ")), output
+    raise CheckFailed(f"wrk exited {done.returncode} without a summary: {output[-500:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> int | None:
+    """Stop a server with SIGTERM, then SIGKILL to its process group if it lingers."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the group made for this server alone
+            process.wait(STOP_TIMEOUT_S)
+    return process.returncode
+
+
+def measure(
+    peer: Peer, workload: Workload, round_no: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Serve one peer fresh, check it, load it and return the record of this run."""
+    record: dict[str, Any] = {
+        "round": round_no,
+        "peer": peer.name,
+        "workload": workload.name,
+        "ok": False,
+        "failure": None,
+    }
+    port = free_port()
+    log_path = LOG_DIR / f"r{round_no}.{peer.name}.{workload.name}.log"
+    record["server_log"] = str(log_path.relative_to(BENCH_DIR))
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, *peer.command(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=server_env(peer),
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+    try:
+        record["startup_s"] = round(
+            wait_until_answering(port, peer, WORKLOADS[0], process, STARTUP_TIMEOUT_S), 3
+        )
+        for each in WORKLOADS:
+            check(port, peer, each)
+        warm: dict[str, Any] = {"errors": {}}
+        if args.warmup:
+            warm, _ = run_wrk(port, workload, args.warmup, args.connections, peer)
+        result, output = run_wrk(port, workload, args.duration, args.connections, peer)
+        record["rss_mib"] = round(tree_rss_mib(process.pid), 1)
+        record["wrk_output"] = output
+        seconds = result["duration_us"] / 1e6
+        record["requests"] = result["requests"]
+        record["requests_per_s"] = result["requests"] / seconds
+        record["calls_per_s"] = record["requests_per_s"] * workload.calls
+        record["latency_ms"] = {k: v / 1000 for k, v in result["latency_us"].items()}
+        record["errors"] = result["errors"]
+        record["warmup_errors"] = warm["errors"]
+        record["error_count"] = sum(result["errors"].values()) + sum(warm["errors"].values())
+        if process.poll() is not None:
+            raise CheckFailed(f"{peer.name}: server exited with {process.returncode} under load")
+        for each in WORKLOADS:
+            check(port, peer, each)
+        if record["error_count"]:
+            record["failure"] = f"{record['error_count']} errors: {result['errors']}"
+        else:
+            record["ok"] = True
+    except (CheckFailed, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        record["failure"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        record["exit_code"] = stop(process)
+    if record["ok"]:
+        # Per-call logs reach ~80 MB per batch run; only a failed run's log is worth keeping.
+        log_path.unlink()
+        record["server_log"] = None
+    return record
+
+
+def _tail(path: Path, count: int) -> list[str]:
+    """The last lines of a server log, to show why a server failed."""
+    try:
+        with path.open("rb") as log:
+            log.seek(max(0, path.stat().st_size - 4096))
+            return log.read().decode(errors="replace").splitlines()[-count:]
+    except OSError:
+        return []
+
+
+def environment(peers: list[Peer]) -> dict[str, Any]:
+    """What the figures were measured on, for the results file."""
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    head = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    packages = {}
+    for peer in peers:
+        freeze = VENVS_DIR / peer.name / ".bench-freeze.txt"
+        packages[peer.name] = freeze.read_text().split("\n") if freeze.exists() else []
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if wrk.stdout + wrk.stderr else "",
+        "git_head": head.stdout.strip(),
+        "packages": packages,
+        "server_cpu": SERVER_CPU,
+        "load_cpu": LOAD_CPU,
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Run every round and print the table; return the exit status."""
+    args = parse_args(argv)
+    preflight(args.peers)
+    # Server logs of the previous run go: a gemstone log alone grows by megabytes per run.
+    shutil.rmtree(LOG_DIR, ignore_errors=True)
+    LOG_DIR.mkdir(parents=True)
+    started = datetime.datetime.now(datetime.UTC)
+    runs: list[dict[str, Any]] = []
+    total = args.rounds * len(args.workloads) * len(args.peers)
+    for round_no in range(1, args.rounds + 1):
+        shift = (round_no - 1) % len(args.peers)
+        order = args.peers[shift:] + args.peers[:shift]
+        for workload in args.workloads:
+            for peer in order:
+                began = time.monotonic()
+                record = measure(peer, workload, round_no, args)
+                runs.append(record)
+                state = "ok" if record["ok"] else f"FAILED: {record['failure']}"
+                figure = f"{record['calls_per_s']:9.0f} calls/s" if "calls_per_s" in record else ""
+                print(
+                    f"[{len(runs)}/{total}] round {round_no} {workload.name:<12} "
+                    f"{peer.name:<16} {figure} ({time.monotonic() - began:.0f} s) {state}",
+                    flush=True,
+                )
+
+    summary = summarise(
+        runs,
+        [p.name for p in args.peers],
+        [w.name for w in args.workloads],
+        {w.name: w.calls for w in args.workloads},
+    )
+    print()
+    print(format_table(summary, args))
+    for peer in args.peers:
+        for note in peer.deviations:
+            print(f"  note: {peer.name}: {note}")
+    targets = format_targets(summary)
+    if targets:
+        print(targets)
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"bench-{started:%Y%m%d-%H%M%S}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "started": started.isoformat(),
+                "argv": argv,
+                "settings": {
+                    "rounds": args.rounds,
+                    "duration_s": args.duration,
+                    "warmup_s": args.warmup,
+                    "connections": args.connections,
+                },
+                "references": {"aiohttp_rpc": AIOHTTP_RPC, "baseline": BASELINE, "ours": OURS},
+                "environment": environment(args.peers),
+                "summary": summary,
+                "runs": runs,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nresults: {path.relative_to(REPO_ROOT)}")
+
+    failures = [run for run in runs if not run["ok"]]
+    for run in failures:
+        print(
+            f"FAILED round {run['round']} {run['peer']}/{run['workload']}: {run['failure']} "
+            f"(server log: bench/{run['server_log']})",
+            file=sys.stderr,
+        )
+        for line in _tail(BENCH_DIR / run["server_log"], 3):
+            print(f"    | {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

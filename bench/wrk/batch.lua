@@ -1,0 +1,3 @@
+-- Workload "batch": a batch of 10 calls add(1, 2), ids 1..10.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
+bench_request('[{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1},{"jsonrpc":"2.0","method":"add","params":[1,2],"id":2},{"jsonrpc":"2.0","method":"add","params":[1,2],"id":3},{"jsonrpc":"2.0","method":"add","params":[1,2],"id":4},{"jsonrpc":"2.0","method":"add","params":[1,2],"id":5},{"jsonrpc":"2.0","method":"add","params":[1,2],"id":6},{"jsonrpc":"2.0","method":"add","params":[1,2],"id":7},{"jsonrpc":"2.0","method":"add","params":[1,2],"id":8},{"jsonrpc":"2.0","method":"add","params":[1,2],"id":9},{"jsonrpc":"2.0","method":"add","params":[1,2],"id":10}]')
