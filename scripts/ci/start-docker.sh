@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Make sure a Docker engine answers, starting Debian's dockerd in the background if needed.
+#
+# Usage: scripts/ci/start-docker.sh
+# Idempotent: exits at once when `docker info` already works. The machines have no init system
+# that manages services, so the engine runs under setsid, detached from this shell, and outlives
+# it (later CI steps and sessions reuse it). Its log goes to $DOCKERD_LOG.
+set -euo pipefail
+
+log_file=${DOCKERD_LOG:-/var/log/dockerd.log}
+timeout_s=${DOCKERD_START_TIMEOUT:-60}
+pid_file=/var/run/docker.pid
+
+log() { printf 'start-docker: %s\n' "$*" >&2; }
+
+if docker info >/dev/null 2>&1; then
+    exit 0
+fi
+command -v dockerd >/dev/null 2>&1 || {
+    log "error: dockerd not found; run scripts/ci/install-tools.sh first"
+    exit 1
+}
+
+# Start an engine only if none is running: one may be up but still initialising. A pid file left
+# by an engine that died (e.g. a machine restored from a snapshot) would make dockerd refuse to
+# start, so it is removed when its process is gone or is not dockerd.
+running_pid=""
+if [[ -f $pid_file ]]; then
+    pid=$(<"$pid_file")
+    if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null || true) == dockerd ]]; then
+        running_pid=$pid
+    else
+        log "removing stale $pid_file"
+        rm -f "$pid_file"
+    fi
+fi
+if [[ -z $running_pid ]]; then
+    log "starting dockerd (log: $log_file)"
+    setsid dockerd >>"$log_file" 2>&1 </dev/null &
+fi
+
+# Poll until the engine answers, bounded by the deadline.
+deadline=$((SECONDS + timeout_s))
+until docker info >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+        log "error: the Docker engine did not answer within ${timeout_s}s; last lines of $log_file:"
+        tail -n 20 "$log_file" >&2 || true
+        exit 1
+    fi
+    sleep 0.5
+done
+log "engine ready: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"

@@ -1,0 +1,87 @@
+"""The linters a reviewer would run on the container and Compose files pass with no ignores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, missing_tool
+
+pytestmark = pytest.mark.integration
+VENV_BIN = Path(sys.executable).parent
+HINT = "run scripts/ci/install-tools.sh (root, Debian)"
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path=str(VENV_BIN))
+    if found is None:
+        missing_tool(f"{name} is not installed: {HINT}")
+    assert found is not None
+    return found
+
+
+def check(*cmd: str, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_hadolint_passes_on_every_dockerfile():
+    check(tool("hadolint"), "Dockerfile", "compose/prometheus.Dockerfile")
+
+
+def test_yamllint_passes_on_every_yaml_file():
+    check(tool("yamllint"), "--strict", ".")
+
+
+def test_prometheus_config_is_valid():
+    check(tool("promtool"), "check", "config", "compose/prometheus.yml")
+
+
+def test_compose_file_is_valid_with_every_profile():
+    docker = tool("docker")
+    check(
+        docker,
+        "compose",
+        "-f",
+        "compose/compose.yaml",
+        "--profile",
+        "metrics",
+        "config",
+        "--quiet",
+        env={"API_TOKEN_FILE": "/dev/null"},
+    )
+
+
+def test_compose_refuses_to_run_without_the_token_file():
+    docker = tool("docker")
+    env = {k: v for k, v in os.environ.items() if k != "API_TOKEN_FILE"}
+    result = subprocess.run(
+        [docker, "compose", "-f", "compose/compose.yaml", "--env-file", "/dev/null", "config"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode != 0
+    assert "API_TOKEN_FILE" in result.stderr
+
+
+def test_shell_scripts_pass_shellcheck():
+    scripts = sorted(str(p.relative_to(REPO)) for p in (REPO / "scripts").rglob("*.sh"))
+    assert scripts
+    check(tool("shellcheck"), *scripts, ".ci/run")
