@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -60,12 +61,24 @@ def run(cls: type[MicroService], settings: Settings) -> int:
 
 
 def serve_forever(service: MicroService) -> None:
-    """Serve on a fresh event loop until a signal or ``service.stop()``."""
-    asyncio.run(serve(service))
+    """Serve on a fresh event loop until a signal or ``service.stop()``.
+
+    If a plain method is still running in the thread pool after the drain (it passed its
+    deadline and cannot be interrupted), the process exits at once instead of letting the
+    interpreter wait for that thread: the drain deadline is a promise to the orchestrator.
+    """
+    if not asyncio.run(serve(service)):
+        log.warning("exiting with a plain method still running in the thread pool")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
-async def serve(service: MicroService, *, sockets: list[socket.socket] | None = None) -> None:
-    """Serve on the running loop until a signal or ``service.stop()``, then drain."""
+async def serve(service: MicroService, *, sockets: list[socket.socket] | None = None) -> bool:
+    """Serve on the running loop until a signal or ``service.stop()``, then drain.
+
+    Returns False if work was left running in the thread pool (see ``serve_forever``)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -73,6 +86,7 @@ async def serve(service: MicroService, *, sockets: list[socket.socket] | None = 
             loop.add_signal_handler(signum, stop.set)
     async with running(service, sockets=sockets, stop=stop):
         await stop.wait()
+    return service._clean_exit
 
 
 @contextlib.asynccontextmanager
@@ -97,7 +111,7 @@ async def running(
     await service.on_start()
     try:
         try:
-            port = server.listen(sockets)
+            port = await server.listen(sockets)
         except OSError as exc:
             where = f"{service.settings.host}:{service.settings.port}"
             raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
@@ -118,6 +132,8 @@ async def running(
     finally:
         await service.on_stop()
         await service.close_peers()
-        runtime.close()
+        service._clean_exit = runtime.close()
+        if runtime.call_log is not None:
+            runtime.call_log.flush()
         service._stopper = None
         log.info("stopped", extra={"fields": {"service": runtime.name}})

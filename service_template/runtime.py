@@ -7,11 +7,13 @@ The HTTP layer owns one ``Runtime`` and asks it for everything; nothing here kno
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
+import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,7 +23,7 @@ from .logs import CallLog
 from .metrics import Metrics, make_registry
 from .openrpc import build_document
 from .protocol import DeadlineExceeded, Dispatcher, Method
-from .protocol.methods import Params
+from .protocol.aio import Resume
 from .service import MicroService
 
 log = logging.getLogger("service_template.runtime")
@@ -74,6 +76,8 @@ class Runtime:
         self.in_flight = 0  # /api requests admitted and not yet answered
         self._idle: asyncio.Event | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        self._threads_lock = threading.Lock()
+        self.threads_busy = 0  # plain methods running in the pool right now
 
     async def _discover(self) -> dict[str, Any]:
         """Returns the OpenRPC document of this service."""
@@ -82,28 +86,60 @@ class Runtime:
     # -- calls ----------------------------------------------------------------------------------
 
     async def invoke(self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Run a method under its deadline; plain methods in the thread pool."""
+        """Run a method under its deadline; plain methods in the thread pool.
+
+        Async methods run their first step inline: one that finishes without suspending (most
+        cheap ones) needs no timer and no task, and, since /metrics is served on the same
+        loop, could never be seen in flight, so the gauge is only touched once it suspends.
+        The deadline counts from the start of the call; the rest runs in this same task
+        (see ``protocol.aio.Resume``).
+        """
         limit = method.timeout or self.settings.call_timeout
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.in_flight.inc()
+        if not method.is_async:
+            return await self._invoke_in_pool(method, args, kwargs, limit)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        coro = method.func(*args, **kwargs)
+        try:
+            first = coro.send(None)
+        except StopIteration as done:
+            return done.value
+        deadline = asyncio.timeout_at(started + limit)
+        with self._in_flight():
+            try:
+                async with deadline:
+                    return await Resume(coro, first)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise  # the method's own TimeoutError: a fault like any other
+                raise DeadlineExceeded(data={"timeout": limit}) from None
+
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        gauge = self.metrics.in_flight if self.metrics is not None else None
+        if gauge is not None:
+            gauge.inc()
+        try:
+            yield
+        finally:
+            if gauge is not None:
+                gauge.dec()
+
+    async def _invoke_in_pool(
+        self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any], limit: float
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._run_in_thread, method.func, args, kwargs)
         deadline = asyncio.timeout(limit)
         try:
-            async with deadline:
-                if method.is_async:
-                    return await method.func(*args, **kwargs)
-                loop = asyncio.get_running_loop()
-                call = functools.partial(method.func, *args, **kwargs)
-                return await loop.run_in_executor(self.executor, call)
+            with self._in_flight():
+                async with deadline:
+                    return await loop.run_in_executor(self.executor, call)
         except TimeoutError:
             if not deadline.expired():
-                raise  # the method's own TimeoutError: a fault like any other
-            if not method.is_async:
-                log.warning("%s passed its %gs deadline; its thread runs on", method.name, limit)
+                raise
+            log.warning("%s passed its %gs deadline; its thread runs on", method.name, limit)
             raise DeadlineExceeded(data={"timeout": limit}) from None
-        finally:
-            if metrics is not None:
-                metrics.in_flight.dec()
 
     async def authorized(self, token: str | None) -> bool:
         """Whether ``token`` passes the service's check; any failure means no (fail closed)."""
@@ -122,23 +158,6 @@ class Runtime:
             log.exception("api_token_is_valid raised; access denied")
             return False
         return verdict is True
-
-    def record(
-        self,
-        method: str,
-        request_id: Any,
-        params: Params,
-        code: int | None,
-        seconds: float,
-        *,
-        http_request_id: str,
-    ) -> None:
-        if self.metrics is not None:
-            self.metrics.observe_call(method, code, seconds)
-        if self.call_log is not None:
-            self.call_log(
-                method, request_id, params, code, seconds, http_request_id=http_request_id
-            )
 
     # -- admission and drain --------------------------------------------------------------------
 
@@ -186,8 +205,23 @@ class Runtime:
     def liveness(self) -> dict[str, Any]:
         return health.liveness(self.name, self.started_at)
 
-    def close(self) -> None:
+    def _run_in_thread(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        with self._threads_lock:
+            self.threads_busy += 1
+        try:
+            return func(*args, **kwargs)
+        finally:
+            with self._threads_lock:
+                self.threads_busy -= 1
+
+    def close(self) -> bool:
+        """Release the thread pool; False if a plain method is still running in it (past its
+        deadline or the drain's): the process must then exit without waiting for it."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+        with self._threads_lock:
+            return self.threads_busy == 0
 
 
 def _own_doc(cls: type) -> str | None:

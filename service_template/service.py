@@ -100,6 +100,7 @@ class MicroService:
         self._peers: dict[str, AsyncRemoteClient] = {}
         self._extra_checks: dict[str, Callable[[], Any]] = {}
         self._stopper: Callable[[], Any] | None = None
+        self._clean_exit = True  # False when serving ended with pool threads still running
         self.url: str | None = None  # where it answers once started (gemstone's accessible_at)
 
     # -- configuration -------------------------------------------------------------------------

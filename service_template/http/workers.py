@@ -100,7 +100,7 @@ def _fork(
     try:
         from ..runner import serve
 
-        asyncio.run(serve(cls(settings), sockets=sockets))
+        asyncio.run(serve(cls(settings), sockets=sockets))  # os._exit below never waits on threads
     except BaseException:
         log.exception("worker %d failed", index)
         code = 1

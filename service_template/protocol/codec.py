@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 from .errors import ParseError
@@ -58,11 +59,15 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+# Python's own limit on int/str conversion (3.11+, default 4300 digits) already refuses huge
+# integers, with a ValueError that loads() reports as "number too large"; the per-integer
+# hook (a Python call for every integer) is only needed where an application lifted it.
+_LIMIT = sys.get_int_max_str_digits()
 _decoder = json.JSONDecoder(
     object_pairs_hook=_object_pairs,
     parse_constant=_parse_constant,
     parse_float=_parse_float,
-    parse_int=_parse_int,
+    parse_int=None if 0 < _LIMIT <= MAX_INT_DIGITS else _parse_int,
 )
 
 

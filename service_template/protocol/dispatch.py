@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Protocol
 
 from . import codec
+from .aio import Resume
 from .errors import (
     AccessDenied,
     InternalError,
@@ -105,13 +106,35 @@ class Dispatcher:
             return _error_bytes(None, InvalidRequest(data={"reason": reason}))
         if self.on_batch is not None:
             self.on_batch(len(payload))
-        auth = _Auth(ctx)
-        # Section 6: members may be processed in any order and concurrently.
-        replies = await asyncio.gather(*(self._call(item, ctx, auth) for item in payload))
+        replies = await self._batch(payload, ctx, _Auth(ctx))
         parts = [reply for reply in replies if reply is not None]
         if not parts:
             return None  # a batch of notifications only: nothing is returned (section 6)
         return b"[" + b",".join(parts) + b"]"
+
+    async def _batch(self, items: list[Any], ctx: CallContext, auth: _Auth) -> list[bytes | None]:
+        """Answer the members of a batch (section 6: in any order, possibly concurrently).
+
+        Members run one after another in this task while they finish without suspending, so a
+        batch of cheap calls creates no task at all. When one suspends (it waits on I/O), every
+        later member starts in a task of its own, so they run concurrently with it. Each member
+        runs wholly in one task: timeouts and cancel scopes inside methods stay correct.
+        """
+        replies: list[bytes | None] = []
+        for index, item in enumerate(items):
+            coro = self._call(item, ctx, auth)
+            try:
+                suspended = coro.send(None)
+            except StopIteration as done:
+                replies.append(done.value)
+                continue
+            rest = [asyncio.ensure_future(self._call(i, ctx, auth)) for i in items[index + 1 :]]
+            try:
+                replies.append(await Resume(coro, suspended))
+            finally:
+                replies.extend(await asyncio.gather(*rest))
+            break
+        return replies
 
     async def _call(self, item: Any, ctx: CallContext, auth: _Auth) -> bytes | None:
         started = time.perf_counter()
