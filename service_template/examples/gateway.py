@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 from service_template import MicroService, RPCError, private_api_method, public_method
+from service_template.client import ClientError
 from service_template.service import readiness_check
 
 BACKEND_UNAVAILABLE = -32010
@@ -57,4 +58,7 @@ class GatewayService(MicroService):
     async def backends(self) -> bool:
         """Ready when every peer answers its own readiness probe."""
         probes = [self.get_service(peer).health("readyz") for peer in PEERS]
-        return all(result.ok for result in await asyncio.gather(*probes))
+        try:
+            return all(result.ok for result in await asyncio.gather(*probes))
+        except ClientError:
+            return False  # a backend that cannot be reached is simply not ready

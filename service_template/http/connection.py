@@ -134,6 +134,8 @@ class Connection(asyncio.Protocol):
         self.header_bytes = 0
         self.deadline: float | None = None  # when the sweeper closes this connection
         self.peer = ""
+        self.opened = self.loop.time()
+        self.served = 0  # responses written
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -364,6 +366,7 @@ class Connection(asyncio.Protocol):
 
     def finish_response(self, close: bool) -> None:
         assert self.transport is not None
+        self.served += 1
         if close or self.broken:
             self.closing = True
             self.transport.close()  # after the buffered response is written
@@ -386,9 +389,15 @@ class Connection(asyncio.Protocol):
             self.closing = True
             self.transport.close()
 
-    def close_if_idle(self) -> bool:
-        """Close the connection unless a request is being received or answered."""
+    def close_if_idle(self, now: float, grace: float) -> bool:
+        """Close the connection unless a request is being received or answered.
+
+        A connection accepted just before the drain that has not sent its first request yet
+        gets ``grace`` seconds to send it: its client has every reason to expect an answer.
+        """
         if self.busy or self.current is not None or self.pending or self.transport is None:
+            return False
+        if self.served == 0 and now - self.opened < grace:
             return False
         self.closing = True
         self.transport.close()

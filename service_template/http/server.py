@@ -24,6 +24,8 @@ __all__ = ["API_PATH", "HTTPServer", "Server"]
 
 SWEEP_INTERVAL = 0.5  # seconds between deadline checks; timeouts are this much coarse
 DRAIN_POLL = 0.05
+# How long a connection accepted before the drain may take to send its first request.
+FIRST_REQUEST_GRACE = 1.0
 
 
 class HTTPServer:
@@ -58,9 +60,9 @@ class HTTPServer:
         for listener in self.listeners:
             listener.close()
 
-    def close_idle(self) -> None:
+    def close_idle(self, now: float, grace: float) -> None:
         for conn in list(self.connections):
-            conn.close_if_idle()
+            conn.close_if_idle(now, grace)
 
     async def close(self) -> None:
         """Close every connection and stop the sweeper."""
@@ -108,7 +110,7 @@ class Server:
             if remaining <= 0 or not await runtime.wait_idle(remaining):
                 log.warning("drain deadline passed with %d requests in flight", runtime.in_flight)
                 break
-            self.http.close_idle()
+            self.http.close_idle(loop.time(), min(FIRST_REQUEST_GRACE, remaining))
             if not self.http.connections:
                 break
             # A connection is still receiving a request or answering a GET route: check again
