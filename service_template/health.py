@@ -52,15 +52,19 @@ async def readiness(
     checks: Mapping[str, Callable[[], Any]],
     limit: float,
     executor: Executor | None,
-    draining: bool,
+    draining: Callable[[], bool],
 ) -> dict[str, Any]:
-    """The readiness document: fails while draining, otherwise when any check fails."""
+    """The readiness document: fails while draining, otherwise when any check fails.
+
+    ``draining`` is asked after the checks ran, so a drain that began meanwhile is reported.
+    """
     results = await asyncio.gather(
         *(run_check(name, check, limit, executor) for name, check in checks.items())
     )
+    draining_now = draining()
     doc_checks = {f"{name}:ready": [result] for name, result in zip(checks, results, strict=True)}
-    doc_checks["drain:status"] = [{"status": "fail" if draining else "pass"}]
-    failed = draining or any(result["status"] != "pass" for result in results)
+    doc_checks["drain:status"] = [{"status": "fail" if draining_now else "pass"}]
+    failed = draining_now or any(result["status"] != "pass" for result in results)
     return {"status": "fail" if failed else "pass", "checks": doc_checks}
 
 

@@ -199,7 +199,7 @@ class Runtime:
 
     async def readiness(self) -> dict[str, Any]:
         return await health.readiness(
-            self.checks, self.settings.readiness_timeout, self.executor, self.draining
+            self.checks, self.settings.readiness_timeout, self.executor, lambda: self.draining
         )
 
     def liveness(self) -> dict[str, Any]:

@@ -136,6 +136,10 @@ class Connection(asyncio.Protocol):
         self.peer = ""
         self.opened = self.loop.time()
         self.served = 0  # responses written
+        self.eof = False  # the client closed its sending side
+        # A request that offered an upgrade (h2c): llhttp stops at its headers, so its body
+        # (Content-Length bytes) is read here before parsing goes on. (request, bytes missing)
+        self.upgrade_body: tuple[Request, int] | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -166,13 +170,24 @@ class Connection(asyncio.Protocol):
             if self.header_bytes > MAX_HEADER_BYTES:
                 self._refuse_now(431, b"")
                 return
+        if self.upgrade_body is not None:
+            data = self._read_upgrade_body(data)
+            if not data:
+                return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._refuse_now(400, error_body(InvalidRequest("Protocol upgrades are not supported")))
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
+            self._ignore_upgrade(data[offset:])
         except httptools.HttpParserError:
             if not self.closing:
                 self._refuse_now(400, error_body(InvalidRequest("Malformed HTTP request")))
+
+    def eof_received(self) -> bool:
+        """The client half-closed: answer what it sent, then close (keep writing till then)."""
+        self.eof = True
+        # True keeps the transport open for the responses still owed; False (idle) closes it.
+        return self.busy or self.current is not None or bool(self.pending)
 
     def pause_writing(self) -> None:
         # The client is not reading its responses: stop reading its requests too.
@@ -213,7 +228,7 @@ class Connection(asyncio.Protocol):
             self._check_api(request)
         limit = self._body_limit(request)
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
             self._too_large(request, limit)  # at once: no point reading a body we refuse
             return
         if request.headers.get("expect", "").lower() == "100-continue" and request.reject is None:
@@ -236,6 +251,14 @@ class Connection(asyncio.Protocol):
         if request is None or self.closing:
             return
         self.current = None
+        if self.parser.should_upgrade():
+            # RFC 9110 7.8: a server may ignore an Upgrade offer. llhttp ends the message at its
+            # headers here; its body, if any, is read by _ignore_upgrade before dispatch.
+            self.upgrade_body = (request, _content_length(request))
+            return
+        self._complete(request)
+
+    def _complete(self, request: Request) -> None:
         self.deadline = None  # no timeout while the request is answered: calls have deadlines
         self.header_bytes = 0  # the next request's headers start now
         request.body = b"".join(request.chunks)
@@ -245,6 +268,44 @@ class Connection(asyncio.Protocol):
             self._pause_reading()
         else:
             self._start(request)
+
+    def _ignore_upgrade(self, rest: bytes) -> None:
+        """Go on as if the Upgrade header were absent: read the body, then parse afresh."""
+        if self.upgrade_body is None:
+            self._refuse_now(400, error_body(InvalidRequest("Malformed HTTP request")))
+            return
+        request, missing = self.upgrade_body
+        if missing < 0:  # chunked or unknown length: cannot tell where the body ends
+            self.current = request
+            self.upgrade_body = None
+            reason = "Upgrade offered with a body of unknown length"
+            self._refuse_now(400, error_body(InvalidRequest(reason)))
+            return
+        self.parser = httptools.HttpRequestParser(self)
+        leftover = self._read_upgrade_body(rest)
+        if leftover and not self.closing:
+            self.data_received(leftover)
+
+    def _read_upgrade_body(self, data: bytes) -> bytes:
+        """Take the upgrade request's body from ``data``; return what follows it."""
+        assert self.upgrade_body is not None
+        request, missing = self.upgrade_body
+        take = data[:missing]
+        request.size += len(take)
+        limit = self._body_limit(request)
+        if request.size > limit:
+            self.current = request
+            self.upgrade_body = None
+            self._too_large(request, limit)
+            return b""
+        request.chunks.append(take)
+        missing -= len(take)
+        if missing > 0:
+            self.upgrade_body = (request, missing)
+            return b""
+        self.upgrade_body = None
+        self._complete(request)
+        return data[len(take) :]
 
     # -- answering ------------------------------------------------------------------------------
 
@@ -264,14 +325,6 @@ class Connection(asyncio.Protocol):
                 (),
             )
             return
-        if not self.runtime.admit():
-            request.reject = (
-                503,
-                error_body(ServerOverloaded(data={"retry_after": 1})),
-                (("Retry-After", "1"),),
-            )
-            return
-        request.admitted = True
 
     def _body_limit(self, request: Request) -> int:
         if request.path == API_PATH:
@@ -309,6 +362,14 @@ class Connection(asyncio.Protocol):
             self.runtime.count_rejection(status)
             self._write(request, status, body, extra)
         elif request.path == API_PATH:
+            # Admission happens here, not on arrival: a client's own pipelined requests wait
+            # their turn and do not count against the concurrency limit.
+            if not self.runtime.admit():
+                self.runtime.count_rejection(503)
+                body = error_body(ServerOverloaded(data={"retry_after": 1}))
+                self._write(request, 503, body, (("Retry-After", "1"),))
+                return
+            request.admitted = True
             self.runtime.spawn(self._dispatch(request))
         else:
             _TornadoBridge(self, request).run()
@@ -374,6 +435,10 @@ class Connection(asyncio.Protocol):
         self.busy = False
         if self.pending:
             self._start(self.pending.popleft())
+            return
+        if self.eof and self.current is None:  # the client sent all it will send
+            self.closing = True
+            self.transport.close()
             return
         self._resume_reading()
         if self.current is None:
@@ -497,3 +562,11 @@ class _TornadoBridge(httputil.HTTPConnection):
 
     def set_body_timeout(self, timeout: float) -> None:
         """The connection enforces timeouts itself."""
+
+
+def _content_length(request: Request) -> int:
+    """The announced body length; 0 without one, -1 when it cannot be known (chunked)."""
+    if "chunked" in request.headers.get("transfer-encoding", "").lower():
+        return -1
+    length = request.headers.get("content-length", "0")
+    return int(length) if length.isascii() and length.isdigit() else -1
