@@ -53,11 +53,13 @@ RUN set -eu; \
 # installed without dependencies, which the layer above already provides.
 COPY pyproject.toml README.md /src/
 COPY service_template/ /src/service_template/
+COPY services/ /src/services/
 RUN /opt/pip/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /tmp/dist /src \
     && /opt/pip/bin/pip --python /opt/venv/bin/python install --quiet --no-compile --no-deps \
         --no-index /tmp/dist/*.whl \
+    && site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
     && /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash \
-        "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/service_template"
+        "$site/service_template" "$site/services"
 
 # ---------------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime

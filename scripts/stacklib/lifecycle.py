@@ -1,0 +1,204 @@
+"""``up`` and ``down``: start the stack, stay attached or not, and always leave nothing behind.
+
+Whatever ends an ``up`` early (a failing service, Ctrl-C, SIGTERM, an unexpected exception), the
+services it started are stopped before it exits. An orchestrator killed outright cannot do that,
+so every ``up`` and ``down`` first stops whatever the state file says is still there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from . import logs, procs
+from . import state as st
+from .context import SCRIPT, Context, started
+from .errors import StackError
+from .local import Plan, make_plan
+from .model import Compose
+from .views import docker_rows, local_rows
+
+HEADERS = ("SERVICE", "URL", "STATE", "READINESS")
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ignore Ctrl-C while stopping: the stop is bounded, and half a stop would leak."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def teardown(ctx: Context, recorded: st.State) -> None:
+    """Stop everything ``recorded`` lists and forget it."""
+    with uninterrupted():
+        if recorded.backend == "docker":
+            report = ctx.docker.down(recorded)
+        else:
+            report = ctx.local.down(recorded)
+        for line in report:
+            ctx.ui.say(f"  {line}")
+        st.clear(ctx.paths, recorded)
+        if recorded.backend == "docker" and recorded.project:
+            left = ctx.docker.leftovers(recorded.project)
+            if left:
+                listed = "; ".join(f"{kind}: {' '.join(ids)}" for kind, ids in left.items())
+                raise StackError(f"docker resources of {recorded.project} remain ({listed})")
+
+
+def stop_previous(ctx: Context) -> None:
+    """Before a new ``up``: stop a stack left running, unless its ``up`` is still attached."""
+    previous = st.load(ctx.paths)
+    if previous is None:
+        return
+    owner = previous.owner_pid
+    if owner is not None and owner != os.getpid() and procs.is_running(owner, previous.owner_start):
+        raise StackError(
+            f"the stack is already up and attached to `stack.py up` (pid {owner}); stop it there "
+            f"with Ctrl-C or run `{SCRIPT} down`"
+        )
+    how = "left behind by an orchestrator that is gone" if owner else "running in the background"
+    ctx.ui.say(f"stopping the {previous.backend} stack {how} (started {started(previous)})")
+    teardown(ctx, previous)
+
+
+def parse_pins(values: list[str]) -> dict[str, int]:
+    """``--port NAME=PORT`` options."""
+    pins = {}
+    for value in values:
+        name, _, number = value.partition("=")
+        if not name or not number.isdigit() or not 0 < int(number) < 65536:
+            raise StackError(
+                f"--port wants NAME=PORT with a port from 1 to 65535, got {value!r}", status=2
+            )
+        pins[name] = int(number)
+    return pins
+
+
+def up(ctx: Context, args: argparse.Namespace) -> int:
+    """Start the stack; print its table; then return (-d) or follow its logs until Ctrl-C."""
+    compose = ctx.compose()  # a malformed file stops everything before anything starts
+    pins = parse_pins(args.port)
+    if args.docker and pins:
+        raise StackError(
+            "--port is for the local backend; Compose publishes ports itself", status=2
+        )
+    recorded = st.State(
+        backend="docker" if args.docker else "local",
+        compose_file=str(ctx.paths.compose_file),
+        owner_pid=None if args.detach else os.getpid(),
+        owner_start=None if args.detach else procs.start_time(os.getpid()),
+        profiles=list(args.profile),
+    )
+    # Checks that need nothing started come first, so a refusal leaves nothing to clean.
+    plan = None
+    if args.docker:
+        ctx.docker.check_engine()
+    else:
+        plan = make_plan(compose, recorded.profiles)
+        if not plan.services:
+            shown = ctx.paths.shown(ctx.paths.compose_file)
+            raise StackError(f"no service of {shown} runs the template image")
+    with st.locked(ctx.paths):
+        stop_previous(ctx)
+        try:
+            start(ctx, recorded, compose, plan=plan, pins=pins, limit=args.timeout)
+        except BaseException:
+            ctx.ui.say("stopping what was started")
+            teardown(ctx, recorded)
+            raise
+    show(ctx, recorded, compose)
+    if args.detach:
+        ctx.ui.say(f"running in the background; `{SCRIPT} down` stops it")
+        return 0
+    return attach(ctx, recorded)
+
+
+def start(
+    ctx: Context,
+    recorded: st.State,
+    compose: Compose,
+    *,
+    plan: Plan | None,
+    pins: dict[str, int],
+    limit: float | None,
+) -> None:
+    if plan is None:
+        ctx.docker.prepare(recorded, compose)
+        st.save(ctx.paths, recorded)  # before Compose makes anything: a crash is recoverable
+        ctx.docker.up(recorded, compose, limit)
+        return
+    for name, reason in plan.skipped.items():
+        ctx.ui.say(f"skipping {name}: {reason}")
+    st.save(ctx.paths, recorded)
+    ctx.local.up(recorded, plan, pins, limit)
+
+
+def show(ctx: Context, recorded: st.State, compose: Compose) -> None:
+    rows = (
+        docker_rows(ctx, recorded, compose)
+        if recorded.backend == "docker"
+        else local_rows(ctx, recorded)
+    )
+    ctx.ui.table(HEADERS, [row[:4] for row in rows])
+
+
+def attach(ctx: Context, recorded: st.State) -> int:
+    """Follow the logs until Ctrl-C (then stop the stack), a `down` elsewhere, or every exit."""
+    ctx.ui.say("following the logs; Ctrl-C stops the stack")
+    status = 0
+    try:
+        if recorded.backend == "docker":
+            follow_docker(ctx, recorded)
+        else:
+            files = {name: ctx.paths.log(name) for name in recorded.services}
+            logs.follow(
+                files,
+                ctx.ui.print,
+                lambda: st.same_run(ctx.paths, recorded) and bool(ctx.local.running(recorded)),
+                time.sleep,
+            )
+        if not st.same_run(ctx.paths, recorded):
+            ctx.ui.say(f"the stack was stopped by `{SCRIPT} down`")
+            return 0
+        ctx.ui.say("every service has exited")
+        status = 1
+    except KeyboardInterrupt:
+        ctx.ui.say("stopping the stack (Ctrl-C)")
+    with st.locked(ctx.paths):
+        if st.same_run(ctx.paths, recorded):
+            teardown(ctx, recorded)
+    ctx.ui.say("stopped; nothing is left running")
+    return status
+
+
+def follow_docker(ctx: Context, recorded: st.State) -> None:
+    """``compose logs --follow``: it ends by itself when the project's containers stop."""
+    argv = ctx.docker.argv(recorded, "logs", "--follow", "--no-color", "--tail", "0")
+    process = subprocess.Popen(argv, env=ctx.docker.env(recorded), stdin=subprocess.DEVNULL)
+    try:
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def down(ctx: Context, _args: argparse.Namespace) -> int:
+    """Stop whatever the state file lists; nothing to stop is not an error."""
+    with st.locked(ctx.paths):
+        recorded = st.load(ctx.paths)
+        if recorded is None:
+            ctx.ui.say("no stack is running")
+            return 0
+        ctx.ui.say(f"stopping the {recorded.backend} stack (started {started(recorded)})")
+        teardown(ctx, recorded)
+    ctx.ui.say("stopped; nothing is left running")
+    return 0

@@ -1,0 +1,226 @@
+"""``scripts/stack.py up --docker`` on a real engine, on a copy of the repository: the same stack
+under the real Compose, reached by name for calls, status and smoke, and gone without a trace
+(container, network, volume) after ``down``, Ctrl-C, a crash of the orchestrator or a service
+that fails to start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from scripts.stacklib.state import Paths
+from tests.unit.test_stack_scaffold import copy_worktree
+
+from .support import REPO
+
+pytestmark = pytest.mark.container
+
+PROJECT_LABEL = "com.docker.compose.project"
+# Variables compose.yaml reads: taken out of the caller's environment, so the test decides them.
+COMPOSE_VARIABLES = {
+    "SERVICE_IMAGE",
+    "BASE_IMAGE",
+    "SERVICE_LOG_LEVEL",
+    "HEALTHCHECK_INTERVAL",
+    "GATEWAY_BIND",
+    "GATEWAY_PORT",
+    "PROMETHEUS_IMAGE",
+    "PROMETHEUS_BIND",
+    "PROMETHEUS_PORT",
+    "API_TOKEN_FILE",
+}
+
+
+class Checkout:
+    """A copy of the repository with the stack commands and the engine's view of its project."""
+
+    def __init__(self, root: Path, env: dict[str, str], client: docker.DockerClient) -> None:
+        self.root = root
+        self.env = env
+        self.client = client
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def run(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(self.root / "scripts" / "stack.py"), *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """An attached command; the fixture kills it if the test leaves it running."""
+        process = subprocess.Popen(
+            [sys.executable, str(self.root / "scripts" / "stack.py"), *args],
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+            if process.stderr is not None:
+                process.stderr.close()
+        self.run("down", timeout=300)
+
+    @property
+    def project(self) -> str:
+        """The Compose project the orchestrator uses for this checkout."""
+        return Paths(self.root, self.root / "compose" / "compose.yaml").project
+
+    def resources(self, project: str) -> dict[str, list[str]]:
+        """What the engine still holds for the project: containers, networks, volumes."""
+        labelled = {"label": f"{PROJECT_LABEL}={project}"}
+        return {
+            "containers": [c.name for c in self.client.containers.list(all=True, filters=labelled)],
+            "networks": [n.name for n in self.client.networks.list(filters=labelled)],
+            "volumes": [v.name for v in self.client.volumes.list(filters=labelled)],
+        }
+
+
+def nothing(project_resources: dict[str, list[str]]) -> bool:
+    return not any(project_resources.values())
+
+
+@pytest.fixture(scope="module")
+def tag(docker_client: docker.DockerClient) -> Iterator[str]:
+    name = f"service-template:stack-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        docker_client.images.remove(name)
+
+
+@pytest.fixture
+def checkout(
+    tmp_path: Path, docker_client: docker.DockerClient, image: str, base_image: str, tag: str
+) -> Iterator[Checkout]:
+    """A fresh copy; the `image` fixture has made the wheels the offline build needs."""
+    root = copy_worktree(tmp_path / "repo").resolve()
+    shutil.copytree(REPO / ".cache" / "wheels", root / ".cache" / "wheels")
+    env = {k: v for k, v in os.environ.items() if k not in COMPOSE_VARIABLES}
+    env = {k: v for k, v in env.items() if not k.startswith("SERVICE_")}
+    # The gateway on a free host port: a developer's stack on 8080 must not collide.
+    env.update(BASE_IMAGE=base_image, SERVICE_IMAGE=tag, GATEWAY_PORT="0")
+    made = Checkout(root, env, docker_client)
+    yield made
+    made.close()
+
+
+def wait_for_line(process: subprocess.Popen[str], text: str, timeout: float = 600) -> list[str]:
+    """Lines of the process's stderr up to the first containing ``text`` (bounded)."""
+    assert process.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    for line in process.stderr:
+        lines.append(line)
+        if text in line:
+            return lines
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"no {text!r} in:\n{''.join(lines[-40:])}")
+
+
+def test_up_call_status_smoke_and_down_leave_no_container_network_or_volume(
+    checkout: Checkout,
+) -> None:
+    up = checkout.run("up", "--docker", "-d")
+    assert up.returncode == 0, up.stderr[-3000:]
+    assert "API_TOKEN_FILE is not set: using a generated dev token" in up.stderr
+    rows = {line.split()[0]: line.split() for line in up.stdout.splitlines()[1:]}
+    assert rows["gateway"][1].startswith("http://127.0.0.1:") and rows["gateway"][-2:] == [
+        "running",
+        "healthy",
+    ]
+    assert rows["hello"][1:] == ["-", "(stack", "network", "only)", "running", "healthy"]
+    assert rows["prometheus"][2] == "skipped"
+    project = checkout.project
+    assert len(checkout.resources(project)["containers"]) == 3
+
+    called = checkout.run("call", "gateway", "greet_and_add", "you", "2", "3")
+    assert json.loads(called.stdout) == {"greeting": "hello you", "sum": 5}, called.stderr
+    private = checkout.run("call", "hello", "say_private_hello", "x")
+    assert json.loads(private.stdout) == "this is secret: hello x", private.stderr
+    assert (
+        checkout.run("call", "--token", "wrong", "hello", "say_private_hello", "x").returncode == 1
+    )
+
+    status = checkout.run("status", timeout=120)
+    assert status.returncode == 0, status.stderr
+    table = {line.split()[0]: line for line in status.stdout.splitlines()[1:]}
+    assert "running  ready" in table["hello"]
+    smoke = checkout.run("smoke", timeout=120)
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert "PASS compute: ready, rpc.discover -> compute (5 methods)" in smoke.stdout
+    logs = checkout.run("logs", "--tail", "5", "hello", timeout=60)
+    assert '"service":"hello"' in logs.stdout or "hello" in logs.stdout
+
+    down = checkout.run("down", timeout=300)
+    assert down.returncode == 0, down.stderr
+    assert nothing(checkout.resources(project))
+    assert not (checkout.root / ".cache" / "stack" / "state.json").exists()
+
+
+def test_a_service_that_crashes_on_start_fails_up_and_leaves_nothing(checkout: Checkout) -> None:
+    compose = checkout.root / "compose" / "compose.yaml"
+    compose.write_text(
+        compose.read_text().replace("compute:ComputeService", "compute:NoSuchService")
+    )
+    up = checkout.run("up", "--docker", "-d", "--timeout", "60")
+    assert up.returncode == 1
+    errors = [line for line in up.stderr.splitlines() if line.startswith("stack: error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith("stack: error: compute did not become healthy")
+    assert "NoSuchService" in errors[0]
+    assert "  | last log lines of compute:" in up.stderr
+    assert nothing(checkout.resources(checkout.project))
+    assert not (checkout.root / ".cache" / "stack" / "state.json").exists()
+
+
+def test_after_the_orchestrator_is_killed_down_removes_the_project(checkout: Checkout) -> None:
+    process = checkout.popen("up", "--docker")
+    wait_for_line(process, "Ctrl-C stops the stack")
+    project = checkout.project
+    process.kill()
+    process.wait(timeout=30)
+    assert process.stderr is not None
+    process.stderr.close()
+    assert checkout.resources(project)["containers"], "containers outlive the orchestrator"
+    down = checkout.run("down", timeout=300)
+    assert down.returncode == 0, down.stderr
+    assert nothing(checkout.resources(project))
+
+
+def test_ctrl_c_on_an_attached_up_removes_the_project(checkout: Checkout) -> None:
+    process = checkout.popen("up", "--docker")
+    wait_for_line(process, "Ctrl-C stops the stack")
+    project = checkout.project
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=300) == 0
+    assert process.stderr is not None
+    rest = process.stderr.read()
+    process.stderr.close()
+    assert "stopped; nothing is left running" in rest
+    assert nothing(checkout.resources(project))

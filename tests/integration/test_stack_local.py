@@ -1,0 +1,429 @@
+"""``scripts/stack.py`` end to end with the local backend, on a copy of the repository: the stack
+comes up, answers calls, reports its state, and ``down``, Ctrl-C or the next command after a
+crash leave no process behind. Faults give one line naming the problem and start nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_stack_scaffold import copy_worktree
+
+pytestmark = pytest.mark.integration
+
+PROC = Path("/proc")
+TEMPLATE_SERVICES = ["hello", "compute", "gateway"]
+
+
+def environment() -> dict[str, str]:
+    # The caller's SERVICE_* settings must not reach the stack (it would reject unknown ones).
+    return {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
+
+
+def stack(
+    repo: Path, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(repo / "scripts" / "stack.py"), *args],
+        cwd=repo,
+        env={**environment(), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def state_of(repo: Path) -> dict[str, object]:
+    result: dict[str, object] = json.loads((repo / ".cache" / "stack" / "state.json").read_text())
+    return result
+
+
+def _stat(pid: str) -> list[str] | None:
+    try:
+        text = (PROC / pid / "stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()
+
+
+def live_processes_in(repo: Path) -> list[int]:
+    """Processes (zombies aside) whose working directory is the repository copy."""
+    found = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        fields = _stat(entry.name)
+        if cwd == repo and fields is not None and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+def live_members(pgids: set[int]) -> list[int]:
+    members = []
+    for entry in PROC.iterdir():
+        fields = _stat(entry.name) if entry.name.isdigit() else None
+        if fields and int(fields[2]) in pgids and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+def recorded_groups(repo: Path) -> set[int]:
+    services = state_of(repo)["services"]
+    assert isinstance(services, dict)
+    return {int(record["pgid"]) for record in services.values()}
+
+
+def assert_nothing_left(repo: Path, groups: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+    assert live_members(set(groups)) == []
+    assert live_processes_in(repo) == []
+    assert not (repo / ".cache" / "stack" / "state.json").exists()
+    secrets = repo / ".cache" / "stack" / "secrets"
+    assert not secrets.exists() or list(secrets.iterdir()) == []
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[Path]:
+    """A copy of the repository; whatever a test leaves running is stopped afterwards."""
+    copy = copy_worktree(tmp_path / "repo").resolve()
+    yield copy
+    stack(copy, "down")
+    for pid in live_processes_in(copy):
+        os.kill(pid, signal.SIGKILL)
+
+
+def edit_compose(repo: Path, old: str, new: str) -> None:
+    path = repo / "compose" / "compose.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+@dataclass
+class Attached:
+    """``stack.py up`` running in the foreground, its stderr read line by line."""
+
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    _queue: queue.Queue[str] = field(default_factory=queue.Queue)
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.lines.append(self._queue.get(timeout=0.1))
+            except queue.Empty:
+                continue
+            if text in self.lines[-1]:
+                return
+        raise AssertionError(f"no line with {text!r} in {timeout} s:\n" + "".join(self.lines))
+
+    def rest(self, timeout: float = 60) -> tuple[int, str]:
+        status = self.process.wait(timeout)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        while not self._queue.empty():
+            self.lines.append(self._queue.get())
+        return status, "".join(self.lines)
+
+
+def attach(repo: Path) -> Attached:
+    process = subprocess.Popen(
+        [sys.executable, str(repo / "scripts" / "stack.py"), "up"],
+        cwd=repo,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    attached = Attached(process)
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            attached._queue.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return attached
+
+
+# --- the whole life of a stack ------------------------------------------------------------------
+
+
+def test_up_call_status_smoke_logs_then_down_leaves_no_process(repo: Path) -> None:
+    up = stack(repo, "up", "-d")
+    assert up.returncode == 0, up.stderr
+    table = up.stdout.splitlines()
+    assert table[0].split() == ["SERVICE", "URL", "STATE", "READINESS"]
+    for name in TEMPLATE_SERVICES:
+        row = next(line.split() for line in table if line.startswith(name + " "))
+        assert row[1].startswith("http://127.0.0.1:") and row[2:] == ["running", "ready"]
+    assert "prometheus  -" in up.stdout and "skipped" in up.stdout
+    assert "stack: hello ready at http://127.0.0.1:" in up.stderr
+    groups = recorded_groups(repo)
+    assert len(groups) == 3 and live_members(groups)
+
+    called = stack(repo, "call", "gateway", "greet_and_add", "you", "2", "3")
+    assert called.returncode == 0, called.stderr
+    assert json.loads(called.stdout) == {"greeting": "hello you", "sum": 5}
+    # The stack's own token is used, so private methods work too.
+    private = stack(repo, "call", "hello", "say_private_hello", "name=x")
+    assert json.loads(private.stdout) == "this is secret: hello x"
+    denied = stack(repo, "call", "--token", "wrong", "hello", "say_private_hello", "x")
+    assert denied.returncode == 1 and "Access denied" in denied.stderr
+
+    status = stack(repo, "status")
+    assert status.returncode == 0, status.stderr
+    rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
+    # hello served the gateway's greeting, its own private call and the refused one.
+    assert rows["hello"][2:7] == ["running", "ready", "3", "1", "0"]
+    assert rows["compute"][4] == "1"
+
+    smoke = stack(repo, "smoke")
+    assert smoke.returncode == 0, smoke.stderr
+    assert "PASS gateway: ready, rpc.discover -> gateway (4 methods)" in smoke.stdout
+    assert "SKIP prometheus" in smoke.stdout
+
+    logs = stack(repo, "logs", "hello", "compute")
+    assert logs.returncode == 0
+    prefixes = {line.split(" | ")[0].strip() for line in logs.stdout.splitlines()}
+    assert prefixes == {"hello", "compute"}
+    assert '"method":"say_private_hello"' in logs.stdout
+
+    down = stack(repo, "down")
+    assert down.returncode == 0, down.stderr
+    assert "gateway: stopped" in down.stderr
+    assert_nothing_left(repo, groups)
+    assert "no stack is running" in stack(repo, "down").stderr
+
+
+def test_ctrl_c_on_an_attached_up_stops_every_service(repo: Path) -> None:
+    attached = attach(repo)
+    attached.wait_for("Ctrl-C stops the stack")
+    groups = recorded_groups(repo)
+    assert live_members(groups)
+    attached.process.send_signal(signal.SIGINT)
+    status, output = attached.rest()
+    assert status == 0, output
+    assert "stopping the stack (Ctrl-C)" in output
+    assert_nothing_left(repo, groups)
+
+
+def test_a_down_elsewhere_ends_an_attached_up(repo: Path) -> None:
+    attached = attach(repo)
+    attached.wait_for("Ctrl-C stops the stack")
+    groups = recorded_groups(repo)
+    assert stack(repo, "down").returncode == 0
+    status, output = attached.rest()
+    assert status == 0 and "stopped by `python3 scripts/stack.py down`" in output
+    assert_nothing_left(repo, groups)
+
+
+def test_a_second_up_is_refused_while_an_attached_one_runs(repo: Path) -> None:
+    attached = attach(repo)
+    attached.wait_for("Ctrl-C stops the stack")
+    second = stack(repo, "up", "-d")
+    assert second.returncode == 1
+    assert f"attached to `stack.py up` (pid {attached.process.pid})" in second.stderr
+    attached.process.send_signal(signal.SIGINT)
+    assert attached.rest()[0] == 0
+
+
+def test_after_the_orchestrator_is_killed_the_next_down_stops_what_it_left(repo: Path) -> None:
+    attached = attach(repo)
+    attached.wait_for("Ctrl-C stops the stack")
+    groups = recorded_groups(repo)
+    attached.process.kill()
+    attached.rest()
+    assert live_members(groups), "the services outlive a killed orchestrator"
+    down = stack(repo, "down")
+    assert down.returncode == 0, down.stderr
+    assert_nothing_left(repo, groups)
+
+
+def test_after_the_orchestrator_is_killed_the_next_up_replaces_what_it_left(repo: Path) -> None:
+    attached = attach(repo)
+    attached.wait_for("Ctrl-C stops the stack")
+    old = recorded_groups(repo)
+    attached.process.kill()
+    attached.rest()
+    up = stack(repo, "up", "-d")
+    assert up.returncode == 0, up.stderr
+    assert "stopping the local stack left behind by an orchestrator that is gone" in up.stderr
+    assert live_members(old) == []
+    new = recorded_groups(repo)
+    assert stack(repo, "down").returncode == 0
+    assert_nothing_left(repo, new)
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+
+def test_a_service_that_crashes_on_start_fails_up_with_its_log_and_stops_the_rest(
+    repo: Path,
+) -> None:
+    edit_compose(repo, "examples.compute:ComputeService", "examples.compute:NoSuchService")
+    up = stack(repo, "up", "-d")
+    assert up.returncode == 1
+    error = next(line for line in up.stderr.splitlines() if line.startswith("stack: error:"))
+    assert error.startswith("stack: error: compute exited with status 2 while starting: error:")
+    assert "'NoSuchService'" in error and "fix it and run up again" in error
+    assert "  | last lines of .cache/stack/logs/compute.log:" in up.stderr
+    assert "hello: stopped" in up.stderr  # started in the same layer, stopped again
+    assert_nothing_left(repo)
+
+
+def test_a_service_that_never_becomes_ready_fails_up_after_the_timeout(repo: Path) -> None:
+    # The gateway is ready only when its peers are; this hello is a closed port.
+    edit_compose(repo, "hello=http://hello:8000/api", "hello=http://127.0.0.1:9/api")
+    up = stack(repo, "up", "-d", "--timeout", "2")
+    assert up.returncode == 1
+    assert "stack: error: gateway was not ready within 2 s (last /readyz: HTTP 503)" in up.stderr
+    assert_nothing_left(repo)
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(repo: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        up = stack(repo, "up", "-d", "--port", f"gateway={port}")
+    assert up.returncode == 1
+    assert up.stderr.splitlines()[-1] == (
+        f"stack: error: port {port} for gateway is in use on 127.0.0.1; stop what listens "
+        f"there, or pick another with --port gateway=PORT (or leave it out for a free one)"
+    )
+    assert "starting" not in up.stderr
+    assert_nothing_left(repo)
+
+
+def test_a_pinned_port_is_used(repo: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    up = stack(repo, "up", "-d", "--port", f"hello={port}")
+    assert up.returncode == 0, up.stderr
+    assert f"http://127.0.0.1:{port}/api  running" in up.stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("    pull_policy: never\n", "    pull_policy: [never\n", "is not valid YAML (line "),
+        (
+            "      compute:\n        condition: service_healthy",
+            "      computer:\n        condition: service_healthy",
+            "services.gateway.depends_on: unknown service 'computer'",
+        ),
+        (
+            '    command: ["serve", "service_template.examples.hello:HelloService"]',
+            '    command: ["serve", "service_template.examples.hello:HelloService"]\n'
+            "    depends_on: [gateway]",
+            "dependency cycle: ",
+        ),
+    ],
+)
+def test_a_broken_compose_file_is_a_one_line_error_and_starts_nothing(
+    repo: Path, old: str, new: str, expected: str
+) -> None:
+    edit_compose(repo, old, new)
+    up = stack(repo, "up", "-d")
+    assert up.returncode == 1
+    assert len(up.stderr.splitlines()) == 1, up.stderr
+    assert expected in up.stderr
+    assert_nothing_left(repo)
+
+
+def test_unknown_service_names_are_one_line_errors_with_a_suggestion(repo: Path) -> None:
+    assert stack(repo, "up", "-d").returncode == 0
+    for args in (("call", "helo", "say_hello", "x"), ("logs", "helo")):
+        result = stack(repo, *args)
+        assert result.returncode == 2
+        assert result.stderr == (
+            "stack: error: no service named 'helo' in the stack (services: hello, compute, "
+            "gateway" + (", prometheus" if args[0] == "call" else "") + "); did you mean 'hello'?\n"
+        )
+    skipped = stack(repo, "call", "prometheus", "x")
+    assert skipped.returncode == 2
+    assert "prometheus is not running: profile metrics not enabled" in skipped.stderr
+
+
+def test_commands_without_a_running_stack_say_how_to_start_one(repo: Path) -> None:
+    for command in ("status", "smoke", "call"):
+        args = (command, "hello", "say_hello") if command == "call" else (command,)
+        result = stack(repo, *args)
+        assert result.returncode == 1
+        assert result.stderr == (
+            "stack: error: no stack is running; start it with `python3 scripts/stack.py up`\n"
+        )
+
+
+def test_up_docker_without_an_engine_is_a_one_line_error_and_leaves_nothing(repo: Path) -> None:
+    up = stack(repo, "up", "--docker", "-d", DOCKER_HOST=f"unix://{repo}/no-engine.sock")
+    assert up.returncode == 1
+    lines = up.stderr.splitlines()
+    assert len(lines) == 1, up.stderr
+    assert lines[0].startswith("stack: error: ")
+    assert "or drop --docker to run the stack as local processes" in lines[0]
+    assert not (repo / ".cache" / "stack" / "state.json").exists()
+
+
+# --- a new service, from scaffold to a running stack --------------------------------------------
+
+
+def test_new_then_its_own_tests_then_up_runs_it(repo: Path) -> None:
+    new = stack(repo, "new", "demo")
+    assert new.returncode == 0, new.stderr
+    tests = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "tests/unit/test_demo_service.py",
+            "tests/integration/test_demo_service.py",
+            "tests/unit/test_k8s_consistency.py",
+        ],
+        cwd=repo,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    assert " passed" in tests.stdout and "failed" not in tests.stdout
+
+    up = stack(repo, "up", "-d")
+    assert up.returncode == 0, up.stderr
+    assert any(line.split()[:1] == ["demo"] and "ready" in line for line in up.stdout.splitlines())
+    greeting = stack(repo, "call", "demo", "greet", "world")
+    assert json.loads(greeting.stdout) == "hello world, this is demo"
+    private = stack(repo, "call", "demo", "private_greet", "world")
+    assert json.loads(private.stdout) == "hello world, this is demo, privately"
+    smoke = stack(repo, "smoke")
+    assert "PASS demo: ready, rpc.discover -> demo (2 methods)" in smoke.stdout
+    groups = recorded_groups(repo)
+    assert stack(repo, "down").returncode == 0
+    assert_nothing_left(repo, groups)
