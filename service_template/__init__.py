@@ -3,6 +3,8 @@
 from service_template import MicroService, public_method, private_api_method
 """
 
+from typing import TYPE_CHECKING
+
 from .auth import (
     BasicCookieStrategy,
     BearerStrategy,
@@ -29,6 +31,10 @@ from .service import (
     public_method,
     readiness_check,
 )
+
+if TYPE_CHECKING:  # typed for users; imported lazily at run time (see __getattr__)
+    from .client import AsyncRemoteClient, RemoteClient
+    from .discovery import get_service_by_name
 
 __version__ = "0.1.0"
 

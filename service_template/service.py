@@ -197,10 +197,13 @@ class MicroService:
         problems: list[str] = []
         timeouts = self.settings.method_timeouts
         for attr, value in _members(type(self)):
-            spec = getattr(value, _SPEC_ATTR, None)
+            # Read through staticmethod/classmethod wrappers, so a decorator order that would
+            # hide the spec is reported below instead of silently exposing nothing.
+            func = value.__func__ if isinstance(value, staticmethod | classmethod) else value
+            spec = getattr(value, _SPEC_ATTR, None) or getattr(func, _SPEC_ATTR, None)
             if not isinstance(spec, MethodSpec):
                 continue
-            name = spec.name or attr
+            name = attr if spec.name is None else spec.name
             where = f"{type(self).__name__}.{attr}"
             if not _NAME_RE.match(name):
                 problems.append(f"{where}: {name!r} is not a valid method name")

@@ -19,6 +19,7 @@ import collections
 import logging
 import os
 import re
+import select
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -464,6 +465,9 @@ class Connection(asyncio.Protocol):
             return False
         if self.served == 0 and now - self.opened < grace:
             return False
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and select.select([sock.fileno()], [], [], 0)[0]:
+            return False  # a request already waits unread: read and answer it (Connection: close)
         self.closing = True
         self.transport.close()
         return True

@@ -261,4 +261,5 @@ def test_a_failing_write_restores_every_file_already_written(repo: Path) -> None
         scaffold.write(changes, fail_on_the_sixth)
     assert len(written) == 5
     assert snapshot(repo) == before
-    assert not (repo / "services").exists()
+    assert not (repo / "services" / "demo.py").exists()
+    assert not (repo / "k8s" / "base" / "demo.yaml").exists()

@@ -1,0 +1,271 @@
+"""Structured logs: one JSON object per line, and the per-call line with secrets redacted."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from service_template.config import DEFAULT_REDACT_PARAMS
+from service_template.logs import (
+    CALL_LOGGER,
+    REDACTED,
+    CallLog,
+    JSONFormatter,
+    LineWriter,
+    configure_logging,
+    redact,
+    redact_params,
+)
+from service_template.protocol import NO_ID
+
+SENSITIVE = frozenset(DEFAULT_REDACT_PARAMS)
+
+
+def record(msg: str, *args: Any, exc_info: Any = None) -> logging.LogRecord:
+    return logging.LogRecord("svc.test", logging.WARNING, __file__, 1, msg, args or None, exc_info)
+
+
+# --- JSONFormatter ------------------------------------------------------------------------------
+
+
+def test_a_record_becomes_one_json_object_on_one_line() -> None:
+    line = JSONFormatter().format(record("hello %s", "world"))
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["msg"] == "hello world"
+    assert entry["level"] == "warning"
+    assert entry["logger"] == "svc.test"
+    assert isinstance(entry["ts"], float)
+    assert isinstance(entry["pid"], int)
+
+
+def test_a_message_with_newlines_stays_on_one_line() -> None:
+    line = JSONFormatter().format(record("first\nsecond"))
+    assert "\n" not in line
+    assert json.loads(line)["msg"] == "first\nsecond"
+
+
+def test_extra_fields_become_top_level_members() -> None:
+    rec = record("listening")
+    rec.fields = {"port": 8000, "url": "http://127.0.0.1:8000/api"}
+    entry = json.loads(JSONFormatter().format(rec))
+    assert entry["port"] == 8000
+    assert entry["url"] == "http://127.0.0.1:8000/api"
+
+
+def test_an_exception_is_logged_with_its_traceback_on_the_same_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        rec = record("failed", exc_info=sys.exc_info())
+    line = JSONFormatter().format(rec)
+    assert "\n" not in line
+    exc = json.loads(line)["exc"]
+    assert "Traceback" in exc
+    assert "ValueError: boom" in exc
+
+
+def test_a_field_that_is_not_json_is_shown_not_dropped() -> None:
+    rec = record("odd")
+    rec.fields = {"thing": object()}
+    entry = json.loads(JSONFormatter().format(rec))
+    assert entry["msg"] == "odd"
+    assert entry["thing"].startswith("<object object")
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    tornado_level = logging.getLogger("tornado.access").level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("tornado.access").setLevel(tornado_level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configured_logging_writes_json_lines_at_the_chosen_level() -> None:
+    stream = io.StringIO()
+    configure_logging("WARNING", stream)
+    log = logging.getLogger("svc.configured")
+    log.info("hidden")
+    log.warning("shown %d", 1)
+    log.error("also shown")
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line)["msg"] for line in lines] == ["shown 1", "also shown"]
+
+
+# --- redaction ----------------------------------------------------------------------------------
+
+
+def test_named_params_with_sensitive_names_are_redacted() -> None:
+    params = {"user": "ann", "password": "hunter2", "api_key": "k"}
+    assert redact_params(params, SENSITIVE) == {
+        "user": "ann",
+        "password": REDACTED,
+        "api_key": REDACTED,
+    }
+
+
+def test_redaction_ignores_the_case_of_names() -> None:
+    params = {"Password": "a", "TOKEN": "b", "Authorization": "c", "name": "d"}
+    assert redact(params, SENSITIVE) == {
+        "Password": REDACTED,
+        "TOKEN": REDACTED,
+        "Authorization": REDACTED,
+        "name": "d",
+    }
+
+
+def test_nested_objects_and_lists_are_redacted_too() -> None:
+    params = {"login": {"user": "ann", "secret": "s"}, "items": [{"token": "t", "id": 1}, 2]}
+    assert redact(params, SENSITIVE) == {
+        "login": {"user": "ann", "secret": REDACTED},
+        "items": [{"token": REDACTED, "id": 1}, 2],
+    }
+
+
+def test_positional_params_are_redacted_by_the_name_they_bind_to() -> None:
+    redacted = redact_params(
+        ["ann", "hunter2", {"token": "t"}, "extra"], SENSITIVE, ("user", "Password", "options")
+    )
+    assert redacted == ["ann", REDACTED, {"token": REDACTED}, "extra"]
+
+
+def test_a_whole_sensitive_value_is_replaced_even_when_it_is_an_object() -> None:
+    assert redact({"secret": {"a": 1}}, SENSITIVE) == {"secret": REDACTED}
+
+
+def test_redaction_leaves_the_original_params_untouched() -> None:
+    params = {"password": "hunter2", "nested": {"token": "t"}}
+    redact_params(params, SENSITIVE)
+    assert params == {"password": "hunter2", "nested": {"token": "t"}}
+
+
+def test_absent_params_stay_absent() -> None:
+    assert redact_params(None, SENSITIVE) is None
+
+
+# --- the call log -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def call_logger_at_info() -> Iterator[None]:
+    logger = logging.getLogger(CALL_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    yield
+    logger.setLevel(level)
+
+
+def call_log(stream: io.BytesIO, sensitive: frozenset[str] = SENSITIVE) -> CallLog:
+    positional = {"login": ("user", "password"), "add": ("a", "b")}
+    return CallLog(sensitive, positional, writer=LineWriter(stream))
+
+
+def lines(stream: io.BytesIO) -> list[dict[str, Any]]:
+    text = stream.getvalue().decode()
+    assert text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.usefixtures("call_logger_at_info")
+def test_a_call_is_logged_as_one_json_line_with_its_outcome() -> None:
+    stream = io.BytesIO()
+    call_log(stream)("add", 7, [1, 2], None, 0.0123, http_request_id="req-1")
+    [entry] = lines(stream)
+    assert entry["msg"] == "call"
+    assert entry["logger"] == CALL_LOGGER
+    assert entry["level"] == "info"
+    assert entry["method"] == "add"
+    assert entry["id"] == 7
+    assert entry["notification"] is False
+    assert entry["outcome"] == "ok"
+    assert entry["duration_ms"] == pytest.approx(12.3)
+    assert entry["request_id"] == "req-1"
+    assert entry["params"] == [1, 2]
+    assert isinstance(entry["ts"], float)
+
+
+@pytest.mark.usefixtures("call_logger_at_info")
+def test_a_failed_call_is_logged_with_its_error_code() -> None:
+    stream = io.BytesIO()
+    call_log(stream)("add", "abc", {"a": 1}, -32602, 0.001, http_request_id="r")
+    [entry] = lines(stream)
+    assert (entry["id"], entry["outcome"]) == ("abc", -32602)
+
+
+@pytest.mark.usefixtures("call_logger_at_info")
+def test_a_notification_is_logged_with_notification_true_and_a_null_id() -> None:
+    stream = io.BytesIO()
+    log = call_log(stream)
+    log("add", NO_ID, [1, 2], None, 0.0, http_request_id="r1")
+    log("add", None, [1, 2], None, 0.0, http_request_id="r2")  # "id": null is a call
+    first, second = lines(stream)
+    assert (first["id"], first["notification"]) == (None, True)
+    assert (second["id"], second["notification"]) == (None, False)
+
+
+@pytest.mark.usefixtures("call_logger_at_info")
+def test_the_call_log_redacts_named_positional_and_nested_secrets() -> None:
+    stream = io.BytesIO()
+    log = call_log(stream)
+    log("login", 1, ["ann", "hunter2"], None, 0.0, http_request_id="r")
+    log("login", 2, {"user": "ann", "PASSWORD": "hunter2"}, None, 0.0, http_request_id="r")
+    log("add", 3, [{"auth": {"Token": "t"}}, 2], None, 0.0, http_request_id="r")
+    entries = lines(stream)
+    assert [entry["params"] for entry in entries] == [
+        ["ann", REDACTED],
+        {"user": "ann", "PASSWORD": REDACTED},
+        [{"auth": {"Token": REDACTED}}, 2],
+    ]
+    assert "hunter2" not in stream.getvalue().decode()
+
+
+@pytest.mark.usefixtures("call_logger_at_info")
+def test_configured_sensitive_names_are_matched_in_any_case() -> None:
+    stream = io.BytesIO()
+    call_log(stream, frozenset({"SSN"}))("add", 1, {"ssn": "123"}, None, 0.0, http_request_id="r")
+    assert lines(stream)[0]["params"] == {"ssn": REDACTED}
+
+
+def test_no_call_lines_are_written_below_info() -> None:
+    logger = logging.getLogger(CALL_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        stream = io.BytesIO()
+        call_log(stream)("add", 1, [1, 2], None, 0.0, http_request_id="r")
+    finally:
+        logger.setLevel(level)
+    assert stream.getvalue() == b""
+
+
+def test_inside_an_event_loop_lines_are_written_once_per_loop_iteration_in_order() -> None:
+    stream = io.BytesIO()
+    writer = LineWriter(stream)
+
+    async def main() -> tuple[bytes, bytes]:
+        writer.write(b"one\n")
+        writer.write(b"two\n")
+        before = stream.getvalue()
+        await asyncio.sleep(0)
+        return before, stream.getvalue()
+
+    before, after = asyncio.run(main())
+    assert before == b""
+    assert after == b"one\ntwo\n"
+
+
+def test_outside_an_event_loop_a_line_is_written_at_once() -> None:
+    stream = io.BytesIO()
+    LineWriter(stream).write(b"now\n")
+    assert stream.getvalue() == b"now\n"

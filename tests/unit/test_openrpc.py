@@ -1,0 +1,200 @@
+"""The OpenRPC document: schemas from annotations, docs from docstrings, the document's shape."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Optional
+
+import pytest
+
+from service_template import MicroService, private_api_method, public_method
+from service_template.config import Settings
+from service_template.openrpc import build_document, describe_method, schema_for
+from service_template.protocol import Method
+
+# --- schemas ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("annotation", "schema"),
+    [
+        (int, {"type": "integer"}),
+        (float, {"type": "number"}),
+        (str, {"type": "string"}),
+        (bool, {"type": "boolean"}),
+        (type(None), {"type": "null"}),
+        (list[int], {"type": "array", "items": {"type": "integer"}}),
+        (
+            list[list[str]],
+            {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
+        ),
+        (list, {"type": "array"}),
+        (tuple[int, str], {"type": "array"}),
+        (set[str], {"type": "array", "items": {"type": "string"}}),
+        (dict[str, int], {"type": "object", "additionalProperties": {"type": "integer"}}),
+        (dict, {"type": "object"}),
+        (Optional[int], {"anyOf": [{"type": "integer"}, {"type": "null"}]}),  # noqa: UP045
+        (int | None, {"anyOf": [{"type": "integer"}, {"type": "null"}]}),
+        (int | str, {"anyOf": [{"type": "integer"}, {"type": "string"}]}),
+        (Literal["a", "b", 3], {"enum": ["a", "b", 3]}),
+        (Any, {}),
+        (object, {}),
+    ],
+)
+def test_an_annotation_gives_its_json_schema(annotation: Any, schema: dict[str, Any]) -> None:
+    assert schema_for(annotation) == schema
+
+
+def test_an_unannotated_parameter_accepts_anything() -> None:
+    def method(value):  # type: ignore[no-untyped-def]
+        return value
+
+    assert describe_method(Method("m", method))["params"][0]["schema"] == {}
+
+
+def test_a_schema_is_a_fresh_copy_each_time() -> None:
+    schema_for(int)["type"] = "changed"
+    assert schema_for(int) == {"type": "integer"}
+
+
+# --- methods ------------------------------------------------------------------------------------
+
+
+async def transfer(
+    source: str, amount: float, note: str | None = None, *extra: int, **options: str
+) -> dict[str, float]:
+    """Moves money between accounts.
+
+    The amount is in euros; ``note`` is kept with the transfer.
+    """
+    return {}
+
+
+def test_params_are_listed_in_order_with_required_only_when_there_is_no_default() -> None:
+    params = describe_method(Method("transfer", transfer))["params"]
+    assert [(p["name"], p["required"]) for p in params] == [
+        ("source", True),
+        ("amount", True),
+        ("note", False),
+    ]
+    assert params[1]["schema"] == {"type": "number"}
+    assert params[2]["schema"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+
+
+def test_star_args_and_star_kwargs_are_not_listed_as_params() -> None:
+    names = [p["name"] for p in describe_method(Method("transfer", transfer))["params"]]
+    assert "extra" not in names
+    assert "options" not in names
+
+
+def test_the_result_schema_comes_from_the_return_annotation() -> None:
+    entry = describe_method(Method("transfer", transfer))
+    assert entry["result"] == {
+        "name": "result",
+        "schema": {"type": "object", "additionalProperties": {"type": "number"}},
+    }
+
+
+def test_the_docstring_gives_the_summary_and_the_description() -> None:
+    entry = describe_method(Method("transfer", transfer))
+    assert entry["summary"] == "Moves money between accounts."
+    assert entry["description"] == "The amount is in euros; ``note`` is kept with the transfer."
+
+
+def test_a_method_without_a_docstring_has_no_summary_or_description() -> None:
+    def bare() -> None: ...
+
+    entry = describe_method(Method("bare", bare))
+    assert "summary" not in entry
+    assert "description" not in entry
+
+
+def test_a_one_line_docstring_gives_only_a_summary() -> None:
+    def short() -> None:
+        """Does one thing."""
+
+    entry = describe_method(Method("short", short))
+    assert entry["summary"] == "Does one thing."
+    assert "description" not in entry
+
+
+def test_private_methods_are_marked_as_requiring_a_token() -> None:
+    def m() -> None: ...
+
+    assert describe_method(Method("m", m, requires_auth=True))["x-requires-token"] is True
+    assert describe_method(Method("m", m))["x-requires-token"] is False
+
+
+def test_an_unresolvable_annotation_gives_an_empty_schema_instead_of_failing() -> None:
+    def m(value: NoSuchType) -> None: ...  # type: ignore[name-defined]  # noqa: F821
+
+    assert describe_method(Method("m", m))["params"][0]["schema"] == {}
+
+
+# --- the document -------------------------------------------------------------------------------
+
+
+class Shop(MicroService):
+    """Sells things."""
+
+    name = "shop"
+    version = "2.1.0"
+
+    @public_method
+    def price(self, item: str, quantity: int = 1) -> float:
+        """The price of ``quantity`` items."""
+        return 1.0
+
+    @private_api_method(name="stock.set")
+    def set_stock(self, item: str, count: int) -> None:
+        """Sets the stock of an item."""
+
+    @public_method
+    async def catalogue(self) -> list[str]:
+        return []
+
+
+def shop_document() -> dict[str, Any]:
+    service = Shop(Settings())
+    methods = service.build_registry()
+    return build_document(service.service_name, Shop.version, methods.values(), "Sells things.")
+
+
+def test_the_document_has_the_openrpc_1_3_required_members() -> None:
+    doc = shop_document()
+    assert re.fullmatch(r"1\.3\.\d+", doc["openrpc"])
+    assert doc["info"] == {"title": "shop", "version": "2.1.0", "description": "Sells things."}
+    assert isinstance(doc["methods"], list)
+    for method in doc["methods"]:
+        assert isinstance(method["name"], str)
+        assert method["name"]
+        assert isinstance(method["params"], list)
+        for param in method["params"]:
+            assert isinstance(param["name"], str)
+            assert isinstance(param["schema"], dict)
+            assert isinstance(param["required"], bool)
+        assert set(method["result"]) == {"name", "schema"}
+        assert method["paramStructure"] in ("by-name", "by-position", "either")
+
+
+def test_the_document_lists_every_method_once_sorted_by_name() -> None:
+    names = [method["name"] for method in shop_document()["methods"]]
+    assert names == ["catalogue", "price", "stock.set"]
+
+
+def test_the_document_describes_each_method_of_the_service() -> None:
+    methods = {method["name"]: method for method in shop_document()["methods"]}
+    assert methods["price"]["summary"] == "The price of ``quantity`` items."
+    assert [p["required"] for p in methods["price"]["params"]] == [True, False]
+    assert methods["stock.set"]["x-requires-token"] is True
+    assert methods["price"]["x-requires-token"] is False
+    assert methods["catalogue"]["result"]["schema"] == {
+        "type": "array",
+        "items": {"type": "string"},
+    }
+
+
+def test_a_document_without_a_description_leaves_it_out() -> None:
+    doc = build_document("bare", "0.1.0", [])
+    assert doc["info"] == {"title": "bare", "version": "0.1.0"}
+    assert doc["methods"] == []
