@@ -7,7 +7,6 @@ batches, concurrency and what ``CallContext.record()`` observes.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 from collections import Counter
 from typing import Any
@@ -23,42 +22,9 @@ from service_template.protocol import (
     Method,
     RPCError,
 )
-from service_template.protocol.methods import Params
+from tests.unit.rpc_doubles import FakeContext, invoke
 
 SECRET_TEXT = "db password is hunter2"
-
-
-class FakeContext:
-    """A CallContext double: a configurable authorization verdict and a log of recorded calls."""
-
-    def __init__(self, authorized: bool = True) -> None:
-        self.verdict = authorized
-        self.asked = 0
-        self.records: list[tuple[str, Any, Params, int | None, float]] = []
-
-    async def authorized(self) -> bool:
-        self.asked += 1
-        await asyncio.sleep(0)  # yield once, so concurrent batch members overlap here
-        return self.verdict
-
-    def record(
-        self, method: str, request_id: Any, params: Params, code: int | None, seconds: float
-    ) -> None:
-        self.records.append((method, request_id, params, code, seconds))
-
-    def outcomes(self) -> Counter[tuple[str, Any, int | None]]:
-        """(label, id, code) of every recorded call, ignoring order; ids made hashable."""
-        return Counter(
-            (m, json.dumps(i) if i is not NO_ID else i, c) for m, i, _, c, _ in self.records
-        )
-
-
-async def invoke(method: Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Run a method the simplest way: await coroutines, call plain functions."""
-    result = method.func(*args, **kwargs)
-    if inspect.isawaitable(result):
-        return await result
-    return result
 
 
 class EdgeService:

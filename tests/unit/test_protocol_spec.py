@@ -7,39 +7,12 @@ The specification's error objects carry no ``data``; ``data`` is optional and se
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 from collections.abc import Callable
 from typing import Any
 
 from service_template.protocol import Dispatcher, Method
-from service_template.protocol.methods import Params
-
-
-class FakeContext:
-    """A CallContext double: a fixed authorization verdict and a log of recorded calls."""
-
-    def __init__(self, authorized: bool = True) -> None:
-        self.verdict = authorized
-        self.asked = 0
-        self.records: list[tuple[str, Any, Params, int | None, float]] = []
-
-    async def authorized(self) -> bool:
-        self.asked += 1
-        return self.verdict
-
-    def record(
-        self, method: str, request_id: Any, params: Params, code: int | None, seconds: float
-    ) -> None:
-        self.records.append((method, request_id, params, code, seconds))
-
-
-async def invoke(method: Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Run a method the simplest way: await coroutines, call plain functions."""
-    result = method.func(*args, **kwargs)
-    if inspect.isawaitable(result):
-        return await result
-    return result
+from tests.unit.rpc_doubles import FakeContext, invoke
 
 
 class SpecService:
