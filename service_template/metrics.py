@@ -114,3 +114,8 @@ class Metrics:
     def render(self) -> bytes:
         """The exposition page."""
         return generate_latest(self.registry)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Tell the multiprocess collector a worker is gone, so its live gauges stop counting."""
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -115,6 +115,6 @@ def _kill(pid: int, signum: int) -> None:
 
 
 def _mark_dead(pid: int) -> None:
-    from prometheus_client import multiprocess
+    from ..metrics import mark_process_dead
 
-    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    mark_process_dead(pid)
