@@ -97,8 +97,7 @@ class Runtime:
         limit = method.timeout or self.settings.call_timeout
         if not method.is_async:
             return await self._invoke_in_pool(method, args, kwargs, limit)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
         coro = method.func(*args, **kwargs)
         try:
             first = coro.send(None)

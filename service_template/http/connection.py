@@ -56,6 +56,11 @@ _REASONS = {
 }
 
 
+_STATUS_LINES = {
+    status: b"HTTP/1.1 %d %s\r\n" % (status, reason) for status, reason in _REASONS.items()
+}
+
+
 def error_body(error: RPCError) -> bytes:
     """A JSON-RPC error response with id null, for refusals made before dispatch."""
     return codec.dumps({"jsonrpc": "2.0", "error": error.to_dict(), "id": None})
@@ -399,24 +404,25 @@ class Connection(asyncio.Protocol):
         extra: tuple[tuple[str, str], ...],
         *,
         close: bool = False,
-        content_type: str = "application/json",
     ) -> None:
-        """Send a complete response; then close, or go on with the next request."""
+        """Send a complete response (JSON body or none); then close, or go on with the next."""
         if self.transport is None or self.closing:
             return
         close = close or not request.keep_alive or self.runtime.draining
-        lines = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Unknown"))]
+        head = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
         if body is not None:
-            lines.append(b"Content-Type: " + content_type.encode("latin-1"))
-            lines.append(b"Content-Length: %d" % len(body))
-        lines.append(b"X-Request-Id: " + request.request_id.encode("latin-1"))
-        lines.extend(f"{name}: {value}".encode("latin-1") for name, value in extra)
+            head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+        head += b"X-Request-Id: %s\r\n" % request.request_id.encode("latin-1")
+        for name, value in extra:
+            head += f"{name}: {value}\r\n".encode("latin-1")
         if close:
             # Tell keep-alive clients to reconnect (elsewhere, during a drain) and close.
-            lines.append(b"Connection: close")
-        if request.method == "HEAD":
-            body = None  # the headers say what a GET would get; no body follows (RFC 9110 9.3.2)
-        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + (body or b""))
+            head += b"Connection: close\r\n"
+        if request.method == "HEAD" or body is None:
+            # HEAD: the headers say what a GET would get; no body follows (RFC 9110 9.3.2).
+            self.transport.write(head + b"\r\n")
+        else:
+            self.transport.write(head + b"\r\n" + body)
         self.finish_response(close)
 
     def write_raw(self, data: bytes, close: bool) -> None:
