@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -31,20 +32,21 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MAX_RESTARTS = 10
 
 
-def prepare_metrics_dir() -> Path:
-    """Point prometheus_client at an empty multiprocess directory (made if unset)."""
+def prepare_metrics_dir() -> tuple[Path, bool]:
+    """Point prometheus_client at an empty multiprocess directory; True if it was made here
+    (and so is removed again at exit)."""
     raw = os.environ.get(MULTIPROC_ENV)
     path = Path(raw) if raw else Path(tempfile.mkdtemp(prefix="service-metrics-"))
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink()
     os.environ[MULTIPROC_ENV] = str(path)
-    return path
+    return path, not raw
 
 
 def run_workers(cls: type[MicroService], settings: Settings) -> int:
     """Fork ``settings.workers`` workers and supervise them until a signal; exit status."""
-    prepare_metrics_dir()
+    metrics_dir, made_here = prepare_metrics_dir()
     sockets = bind_sockets(settings.port, settings.host)
     port = sockets[0].getsockname()[1]
     log.info("starting workers", extra={"fields": {"workers": settings.workers, "port": port}})
@@ -84,6 +86,8 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
             status = 1
     for sock in sockets:
         sock.close()
+    if made_here:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return status
 
 
