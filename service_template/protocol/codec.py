@@ -73,6 +73,10 @@ _decoder = json.JSONDecoder(
 
 def loads(data: bytes | str) -> Any:
     """Decode one JSON text strictly; raise ``ParseError`` with a short reason otherwise."""
+    if _orjson is not None and type(data) is bytes and b"\n" not in data and b'": ' not in data:
+        value = _loads_canonical(data)
+        if value is not _NOT_CANONICAL:
+            return value
     try:
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
     except UnicodeDecodeError:
@@ -89,6 +93,31 @@ def loads(data: bytes | str) -> Any:
     if text.count("[") + text.count("{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise ParseError(data={"reason": "nesting too deep"})
     return value
+
+
+_NOT_CANONICAL = object()
+
+
+def _loads_canonical(data: bytes) -> Any:
+    """orjson's value for ``data`` if ``data`` is exactly how orjson writes that value.
+
+    Equality proves everything the strict path checks: a duplicate key would have been merged
+    (shorter output), a number orjson cannot hold exactly (big integers become floats) or an
+    escape it normalizes would be written differently, NaN and invalid UTF-8 do not parse. So
+    the value is the one the strict decoder returns, at a fraction of the cost; any other body
+    (pretty-printed, escaped, or invalid) takes the strict path.
+    """
+    try:
+        value = _orjson.loads(data)
+    except _orjson.JSONDecodeError:
+        return _NOT_CANONICAL
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise ParseError(data={"reason": "nesting too deep"})
+    try:
+        canonical = _orjson.dumps(value)
+    except (TypeError, _orjson.JSONEncodeError):  # e.g. deeper than orjson writes
+        return _NOT_CANONICAL
+    return value if canonical == data else _NOT_CANONICAL
 
 
 def _describe(exc: ValueError) -> str:

@@ -305,3 +305,43 @@ def test_both_encoders_round_trip_to_the_same_value(value: Any) -> None:
     finally:
         codec._orjson = saved
     assert codec.loads(fast) == codec.loads(slow) == value
+
+
+def _strict_only(data: bytes) -> Any:
+    """Decode without the canonical fast path (what loads did before it existed)."""
+    saved = codec._orjson
+    codec._orjson = None
+    try:
+        return codec.loads(data)
+    finally:
+        codec._orjson = saved
+
+
+@settings(database=None, max_examples=300, deadline=None)
+@given(_json_values, st.sampled_from(["orjson", "compact-stdlib"]))
+def test_the_canonical_fast_path_agrees_with_the_strict_decoder(value: Any, writer: str) -> None:
+    if writer == "orjson":
+        data = codec.dumps(value)
+    else:  # compact but escaped (ensure_ascii): the fast path must decline, not differ
+        data = json.dumps(value, separators=(",", ":")).encode()
+    assert codec.loads(data) == _strict_only(data)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a":1,"a":2}',  # compact and otherwise canonical: orjson alone would keep a=2
+        b'[{"id":1,"id":1}]',
+        b"[123456789012345678901234567890]",  # orjson alone would turn it into a float
+    ],
+)
+def test_compact_bodies_get_the_strict_verdict(body: bytes) -> None:
+    try:
+        expected: Any = _strict_only(body)
+    except ParseError as exc:
+        with pytest.raises(ParseError) as caught:
+            codec.loads(body)
+        assert caught.value.data == exc.data
+    else:
+        assert codec.loads(body) == expected
+        assert type(codec.loads(body)[0]) is int
