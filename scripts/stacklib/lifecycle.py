@@ -152,9 +152,11 @@ def show(ctx: Context, recorded: st.State, compose: Compose) -> None:
 
 def attach(ctx: Context, recorded: st.State) -> int:
     """Follow the logs until Ctrl-C (then stop the stack), a `down` elsewhere, or every exit."""
-    ctx.ui.say("following the logs; Ctrl-C stops the stack")
     status = 0
     try:
+        # Said inside the try: a Ctrl-C sent the moment this line appears must stop the
+        # stack like any later one (test_ctrl_c_on_an_attached_up_removes_the_project).
+        ctx.ui.say("following the logs; Ctrl-C stops the stack")
         if recorded.backend == "docker":
             follow_docker(ctx, recorded)
         else:
