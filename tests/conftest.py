@@ -86,6 +86,17 @@ class ServiceProcess:
         finally:
             self.close_pipe()
 
+    def stop_cleanly(self, timeout: float = 15.0) -> None:
+        """SIGTERM, and fail unless the process exits 0 in time (killing it if it hangs)."""
+        try:
+            code = self.stop(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.close_pipe()
+            raise AssertionError("service did not stop on SIGTERM") from None
+        assert code == 0, "\n".join(self.lines[-20:])
+
     def close_pipe(self) -> None:
         """After exit: collect the last lines and close the pipe (no ResourceWarning)."""
         if self.proc.poll() is None:

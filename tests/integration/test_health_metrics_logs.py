@@ -48,14 +48,7 @@ def observed() -> Iterator[ServiceProcess]:
     try:
         yield service
     finally:
-        try:
-            code = service.stop(timeout=15)
-        except subprocess.TimeoutExpired:
-            service.proc.kill()
-            service.proc.wait()
-            service.close_pipe()
-            raise AssertionError("service did not stop on SIGTERM") from None
-        assert code == 0, "\n".join(service.lines[-20:])
+        service.stop_cleanly()
 
 
 @pytest.fixture

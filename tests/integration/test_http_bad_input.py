@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -32,24 +31,13 @@ pytestmark = pytest.mark.integration
 PROBE = "tests.integration.services:ProbeService"
 
 
-def _stop(service: ServiceProcess) -> None:
-    try:
-        code = service.stop(timeout=15)
-    except subprocess.TimeoutExpired:
-        service.proc.kill()
-        service.proc.wait()
-        service.close_pipe()
-        raise AssertionError("service did not stop on SIGTERM") from None
-    assert code == 0, "\n".join(service.lines[-20:])
-
-
 @pytest.fixture(scope="module")
 def probe() -> Iterator[ServiceProcess]:
     service = launch(PROBE)
     try:
         yield service
     finally:
-        _stop(service)
+        service.stop_cleanly()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +46,7 @@ def cookie_bearer() -> Iterator[ServiceProcess]:
     try:
         yield service
     finally:
-        _stop(service)
+        service.stop_cleanly()
 
 
 def _assert_rpc_error(reply_status: int, doc: object, code: int, request_id: object) -> None:

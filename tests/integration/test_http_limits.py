@@ -6,7 +6,6 @@ answers a normal call on a new connection."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -64,14 +63,7 @@ def probe() -> Iterator[ServiceProcess]:
     try:
         yield service
     finally:
-        try:
-            code = service.stop(timeout=15)
-        except subprocess.TimeoutExpired:
-            service.proc.kill()
-            service.proc.wait()
-            service.close_pipe()
-            raise AssertionError("service did not stop on SIGTERM") from None
-        assert code == 0, "\n".join(service.lines[-20:])
+        service.stop_cleanly()
 
 
 def _padded_call(size: int) -> bytes:
