@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import re
 import select
 import threading
 import time
@@ -278,3 +279,10 @@ def check_no_accepted_call_failed(outcomes: list[Outcome], logged_ids: set[str])
     # Guards the check above: the call log must really list the calls that were answered.
     unlogged = [o for o in outcomes if o.kind == "ok" and o.call_id not in logged_ids]
     assert not unlogged, f"answered calls missing from the call log: {unlogged[:3]}"
+
+
+def compose_variables(compose_file: Path) -> frozenset[str]:
+    """The variables a Compose file interpolates (``${NAME...}``), read from the file itself so
+    the list cannot drift from it. Tests remove them from the environment Compose runs in, so
+    a value in the caller's environment never beats the test's own."""
+    return frozenset(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", compose_file.read_text()))

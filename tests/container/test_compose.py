@@ -24,7 +24,17 @@ import docker
 import pytest
 
 from .conftest import SESSION
-from .support import REPO, TOKEN, get, note, result_of, rpc, status_of, wait_for
+from .support import (
+    REPO,
+    TOKEN,
+    compose_variables,
+    get,
+    note,
+    result_of,
+    rpc,
+    status_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.container
 
@@ -32,20 +42,7 @@ COMPOSE_FILE = REPO / "compose" / "compose.yaml"
 SERVICES = {"hello", "compute", "gateway", "prometheus"}
 BACKEND_UNAVAILABLE = -32010
 ACCESS_DENIED = -32001
-# The variables compose.yaml interpolates: a value in the caller's environment would win over
-# the test's env file, so they are taken out of the environment Compose runs in.
-COMPOSE_VARIABLES = {
-    "SERVICE_IMAGE",
-    "BASE_IMAGE",
-    "SERVICE_LOG_LEVEL",
-    "HEALTHCHECK_INTERVAL",
-    "GATEWAY_BIND",
-    "GATEWAY_PORT",
-    "PROMETHEUS_IMAGE",
-    "PROMETHEUS_BIND",
-    "PROMETHEUS_PORT",
-    "API_TOKEN_FILE",
-}
+COMPOSE_VARIABLES = compose_variables(COMPOSE_FILE)
 
 
 @dataclass

@@ -24,24 +24,12 @@ import pytest
 from scripts.stacklib.state import Paths
 from tests.unit.test_stack_scaffold import copy_worktree
 
-from .support import REPO
+from .support import REPO, compose_variables
 
 pytestmark = pytest.mark.container
 
 PROJECT_LABEL = "com.docker.compose.project"
-# Variables compose.yaml reads: taken out of the caller's environment, so the test decides them.
-COMPOSE_VARIABLES = {
-    "SERVICE_IMAGE",
-    "BASE_IMAGE",
-    "SERVICE_LOG_LEVEL",
-    "HEALTHCHECK_INTERVAL",
-    "GATEWAY_BIND",
-    "GATEWAY_PORT",
-    "PROMETHEUS_IMAGE",
-    "PROMETHEUS_BIND",
-    "PROMETHEUS_PORT",
-    "API_TOKEN_FILE",
-}
+COMPOSE_VARIABLES = compose_variables(REPO / "compose" / "compose.yaml")
 
 
 class Checkout:
