@@ -233,8 +233,7 @@ class Connection(asyncio.Protocol):
         if request.path == API_PATH:
             self._check_api(request)
         limit = self._body_limit(request)
-        length = request.headers.get("content-length")
-        if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
+        if _content_length(request) > limit:
             self._too_large(request, limit)  # at once: no point reading a body we refuse
             return
         if request.headers.get("expect", "").lower() == "100-continue" and request.reject is None:
