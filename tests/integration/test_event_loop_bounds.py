@@ -84,7 +84,7 @@ SHAPES: list[tuple[str, bytes, int]] = [
 
 @pytest.fixture(scope="module")
 def stall() -> Iterator[ServiceProcess]:
-    service = launch("tests.integration.services:StallService")
+    service = launch("tests.integration.bounds_services:StallService")
     try:
         yield service
     finally:
@@ -245,7 +245,7 @@ MARGIN = 1.0
 )
 def test_a_token_check_that_hangs_ends_the_call_at_its_deadline(start_service, target):
     service = start_service(
-        f"tests.integration.services:{target}",
+        f"tests.integration.bounds_services:{target}",
         env={"SERVICE_CALL_TIMEOUT": str(CALL_TIMEOUT), "SERVICE_THREAD_POOL_SIZE": "1"},
     )
     headers = {"X-Api-Token": TOKEN}
