@@ -10,7 +10,8 @@ test can check that each attack really happened and that the server's bounds cut
 - slow readers: pipeline calls with large answers and never read them;
 - slow senders: a request head or body a byte at a time; idle connections that send nothing;
 - oversized headers and bodies, and large bodies to an unknown method;
-- pipelined floods (read in full), and connections closed with a reset (SO_LINGER 0).
+- pipelined floods (read in full); connections abandoned mid-request, closed with a reset
+  (SO_LINGER 0) or a plain close.
 
 Every attacker loops until its deadline and paces itself where a tight loop would only
 measure this process's own CPU; no attacker waits on the server without a timeout.
@@ -256,7 +257,8 @@ def flood(port: int, until: float, tally: Tally) -> None:
 
 
 def resets(port: int, until: float, tally: Tally) -> None:
-    """Connections closed with a reset: before, during and after sending a request."""
+    """Connections abandoned before, during and after sending a request: closed with a reset
+    (SO_LINGER 0) or, every other time, with a plain close (a FIN mid-request)."""
     request = post(call("echo", ["reset"]))
     cut = 0
     while time.monotonic() < until:
@@ -265,9 +267,12 @@ def resets(port: int, until: float, tally: Tally) -> None:
         try:
             sock.sendall(request[: cut % (len(request) + 1)])
         finally:
-            _reset(sock)
+            if cut % 2:
+                _reset(sock)
+            else:
+                sock.close()
+        tally.add("resets" if cut % 2 else "abandoned")
         cut += 37
-        tally.add("resets")
         time.sleep(0.01)
 
 

@@ -225,7 +225,6 @@ def trailer_call(draw: st.DrawFn) -> Step:
                 [
                     ("X-Request-Id", "from-a-trailer"),
                     ("Content-Type", "text/plain"),
-                    ("Content-Length", "3"),
                     ("X-Note", "ok"),
                 ]
             ),

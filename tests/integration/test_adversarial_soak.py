@@ -101,6 +101,7 @@ def _assert_every_attack_ran_and_was_cut_off(summary: dict[str, object]) -> None
     assert counts.get("unknown_method_body.200", 0) > 0, counts
     assert counts.get("flood.200", 0) >= FLOOD_DEPTH, counts
     assert counts.get("resets", 0) > 0, counts
+    assert counts.get("abandoned", 0) > 0, counts
     hung = {name: n for name, n in counts.items() if name.endswith(".no answer")}
     assert not hung, hung
 

@@ -40,8 +40,8 @@ pytestmark = pytest.mark.integration
 ANSWER_TIMEOUT = 5.0  # generous: the machine is shared
 PROBE_TIMEOUT = 3.0  # the liveness probe's timeout in the shipped manifests
 RSS_LIMIT_MIB = 150  # the service starts near 40 MiB; nothing here should hold much more
-# Body, idle and drain timeouts of the fuzzed server: a stream cut short holds its connection
-# this long before the server gives up on it.
+# Header, body, idle and drain timeouts of the fuzzed server: a stream cut short holds its
+# connection this long before the server gives up on it.
 SETTLE = 2.0
 
 _common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "database": None}
@@ -54,6 +54,7 @@ if os.environ.get("ST_FUZZ_EXAMPLES"):
 ENV = {
     "SERVICE_MAX_BODY_BYTES": str(MAX_BODY),
     "SERVICE_MAX_BATCH": "5",
+    "SERVICE_HEADER_TIMEOUT": str(SETTLE),
     "SERVICE_BODY_TIMEOUT": str(SETTLE),
     "SERVICE_IDLE_TIMEOUT": str(SETTLE),
     "SERVICE_DRAIN_TIMEOUT": str(SETTLE),
