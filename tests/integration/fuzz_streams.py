@@ -1,11 +1,11 @@
 """Hypothesis strategies for the connection fuzzer: byte streams one client could send.
 
-A stream (``Script``) is a run of complete requests that the server must answer, each
-paired with what its answer must be (``Step``), then at most one ``Tail``: a request that is
-broken (its answer must be a client error, then the connection may end) or cut short (nothing
-after the earlier answers is owed). The bytes are split at arbitrary points into separate
-writes. Every request carries its own ``X-Request-Id``, which the server echoes, so each
-answer can be matched to its request and the order checked.
+A stream (``Script``, drawn by fuzz_scripts.py) is a run of complete requests that the server
+must answer, each paired with what its answer must be (``Step``), then at most one ``Tail``: a
+request that is broken (its answer must be a client error, then the connection may end) or cut
+short (nothing after the earlier answers is owed). The bytes are split at arbitrary points into
+separate writes. Every request carries its own ``X-Request-Id``, which the server echoes, so
+each answer can be matched to its request and the order checked.
 
 The requests are the ones the ProbeService (tests/integration/services.py) answers: ``echo``
 returns its argument and ``secret`` needs the token in a header. Limits the server runs with
@@ -102,7 +102,7 @@ def _request_id() -> str:
     return f"fuzz-{next(_ids) % 10**8:08d}"
 
 
-def _head(
+def request_head(
     method: str,
     target: str,
     headers: list[tuple[str, str]],
@@ -144,9 +144,9 @@ def _post(
 ) -> bytes:
     """A POST of ``body``, by Content-Length or chunked (always chunked if trailers are given)."""
     if trailers is None and draw(st.booleans()):
-        return _head("POST", target, [*headers, ("Content-Length", str(len(body)))]) + body
+        return request_head("POST", target, [*headers, ("Content-Length", str(len(body)))]) + body
     chunked = draw(_chunked(body, trailers or []))
-    return _head("POST", target, [*headers, ("Transfer-Encoding", "chunked")]) + chunked
+    return request_head("POST", target, [*headers, ("Transfer-Encoding", "chunked")]) + chunked
 
 
 def _api_headers(request_id: str, content_type: str = "application/json") -> list[tuple[str, str]]:
@@ -284,7 +284,7 @@ def livez(draw: st.DrawFn) -> Step:
     keep_alive = version == "HTTP/1.1" or draw(st.booleans())
     if version == "HTTP/1.0" and keep_alive:
         headers.append(("Connection", "keep-alive"))
-    data = _head("GET", "/livez", headers, version)
+    data = request_head("GET", "/livez", headers, version)
     return Step(data, rid, frozenset({200}), must_close=not keep_alive, label=f"livez/{version}")
 
 
@@ -300,7 +300,7 @@ def refused(draw: st.DrawFn) -> Step:
     call = _encode({"jsonrpc": "2.0", "method": "echo", "params": [1], "id": 1}, True)
     if kind == "get-api":
         return Step(
-            _head("GET", "/api", [("X-Request-Id", rid)]),
+            request_head("GET", "/api", [("X-Request-Id", rid)]),
             rid,
             frozenset({405}),
             may_close=True,
@@ -325,7 +325,7 @@ def refused(draw: st.DrawFn) -> Step:
         data = draw(_post(call, [*_api_headers(rid), ("Content-Encoding", "x-fuzz")]))
         return Step(data, rid, frozenset({415}), may_close=True, label=kind)
     # HTTP/1.0 POST, with Expect: 100-continue, which a 1.0 client must never be answered with.
-    head = _head(
+    head = request_head(
         "POST",
         "/api",
         [*_api_headers(rid), ("Content-Length", str(len(call))), ("Expect", "100-continue")],
@@ -338,90 +338,3 @@ def refused(draw: st.DrawFn) -> Step:
 answered = st.one_of(
     echo_call(), secret_call(), trailer_call(), batch_call(), notification(), livez(), refused()
 )
-
-
-# -- the tail: broken or cut short ---------------------------------------------------------------
-
-
-@st.composite
-def broken(draw: st.DrawFn) -> Tail:
-    """A request no server can answer normally; the statuses its answer may have."""
-    call = b'{"jsonrpc":"2.0","method":"echo","params":[1],"id":1}'
-    head = _head("POST", "/api", [("Content-Type", "application/json")])[:-2]  # open header block
-    kind = draw(
-        st.sampled_from(
-            [
-                "garbage",
-                "no-colon",
-                "bad-length",
-                "bad-chunk-size",
-                "version",
-                "no-host",
-                "header-too-large",
-                "body-too-large",
-                "chunked-too-large",
-            ]
-        )
-    )
-    bad_request = frozenset({400})
-    if kind == "garbage":
-        junk = draw(st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b))
-        return Tail(b"\x01" + junk + b"\r\n\r\n", bad_request, label=kind)
-    if kind == "no-colon":
-        return Tail(head + b"NoColonHere\r\n\r\n", bad_request, label=kind)
-    if kind == "bad-length":
-        length = draw(st.sampled_from([b"12abc", b"-1", b"0x10", b"1 2"]))
-        return Tail(
-            head + b"Content-Length: " + length + b"\r\n\r\n" + call, bad_request, label=kind
-        )
-    if kind == "bad-chunk-size":
-        size = draw(st.sampled_from([b"zz", b"-5", b"ffffffffffffffffffff", b""]))
-        return Tail(
-            head + b"Transfer-Encoding: chunked\r\n\r\n" + size + b"\r\nxx\r\n0\r\n\r\n",
-            bad_request,
-            label=kind,
-        )
-    if kind == "version":
-        version = draw(st.sampled_from(["HTTP/2.0", "HTTP/1.2", "HTTP/3.0"]))
-        data = _head("GET", "/livez", [], version)
-        # 505 is the one 5xx a client earns: RFC 9110 15.6.6.
-        return Tail(data, frozenset({400, 505}), label=kind)
-    if kind == "no-host":
-        # RFC 9112 3.2: an HTTP/1.1 request without Host is a 400. The framing is intact, so
-        # the server may keep the connection.
-        data = _head("GET", "/livez", [], host=False)
-        return Tail(data, bad_request, must_close=False, label=kind)
-    if kind == "header-too-large":
-        pad = b"X-Pad: " + b"a" * OVERSIZED_HEADER + b"\r\n"
-        return Tail(head + pad + b"\r\n", frozenset({431}), reset_ok=True, label=kind)
-    if kind == "body-too-large":
-        # Announced over the limit, some of it sent: the 413 must reach the client, which
-        # needs a graceful close (stop reading, answer, half-close, drain).
-        sent = draw(st.integers(0, 3 * MAX_BODY))
-        data = head + b"Content-Length: %d\r\n\r\n" % (MAX_BODY + 1 + sent) + b" " * sent
-        return Tail(data, frozenset({413}), label=kind)
-    chunks = b"".join(b"400\r\n" + b" " * 1024 + b"\r\n" for _ in range(MAX_BODY // 1024 + 1))
-    return Tail(head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks, frozenset({413}), label=kind)
-
-
-@st.composite
-def cut_short(draw: st.DrawFn) -> Tail:
-    """A valid request missing its end: nothing is owed for it."""
-    step = draw(answered)
-    keep = draw(st.integers(1, len(step.data) - 1))
-    return Tail(step.data[:keep], label=f"cut {step.label}")
-
-
-@st.composite
-def scripts(draw: st.DrawFn) -> Script:
-    """A stream of answered requests and an optional tail, split into writes."""
-    steps = draw(st.lists(answered, max_size=6))
-    tail = draw(st.none() | broken() | cut_short())
-    data = b"".join(step.data for step in steps) + (tail.data if tail else b"")
-    if not data:
-        steps = [draw(livez())]
-        data = steps[0].data
-    cuts = sorted(set(draw(st.lists(st.integers(1, len(data)), max_size=10))))
-    pieces = [data[a:b] for a, b in itertools.pairwise([0, *cuts, len(data)]) if data[a:b]]
-    pauses = draw(st.lists(st.booleans(), min_size=len(pieces), max_size=len(pieces)))
-    return Script(steps, tail, pieces, pauses)

@@ -1,8 +1,8 @@
 """The connection layer under a fuzzer: arbitrary request streams, split at arbitrary points.
 
 Each example opens one connection to a real server process, writes a generated stream (see
-fuzz_streams.py) in pieces from a second thread while this one reads, and checks what a client
-can see:
+fuzz_streams.py and fuzz_scripts.py) in pieces from a second thread while this one reads, and
+checks what a client can see:
 
 - every complete request before the first broken one is answered exactly once, in order (by
   ``X-Request-Id``), with the right answer, and every answer carries ``Date``;
@@ -30,7 +30,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.conftest import ServiceProcess, launch
-from tests.integration.fuzz_streams import MAX_BODY, Script, Step, Tail, scripts
+from tests.integration.fuzz_scripts import scripts
+from tests.integration.fuzz_streams import MAX_BODY, Script, Step, Tail
 from tests.integration.process_watch import ProcessWatch
 from tests.integration.response_stream import ResponseStream
 from tests.integration.services import connect, metrics, request, sample, wait_until
