@@ -285,7 +285,10 @@ def livez(draw: st.DrawFn) -> Step:
     if version == "HTTP/1.0" and keep_alive:
         headers.append(("Connection", "keep-alive"))
     data = request_head("GET", "/livez", headers, version)
-    return Step(data, rid, frozenset({200}), must_close=not keep_alive, label=f"livez/{version}")
+    # An HTTP/1.0 keep-alive is an extension a server may decline (then it says close).
+    may_close = version == "HTTP/1.0"
+    label = f"livez/{version}"
+    return Step(data, rid, frozenset({200}), None, False, may_close, not keep_alive, label)
 
 
 @st.composite

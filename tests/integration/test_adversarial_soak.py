@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,10 @@ class RSSSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(0.2):
-            self.peak = max(self.peak, self.watch.rss_mib())
+            try:
+                self.peak = max(self.peak, self.watch.rss_mib())
+            except OSError:  # the server died: the legitimate client reports it
+                return
 
 
 def _legitimate_calls(port: int, attackers: subprocess.Popen[str]) -> tuple[list[float], list[str]]:
@@ -80,30 +84,32 @@ def _legitimate_calls(port: int, attackers: subprocess.Popen[str]) -> tuple[list
                 live = request(port, "GET", "/livez", timeout=DEADLINE)
                 assert live.status == 200, live.status
                 latencies.append(time.monotonic() - started)
-            except (AssertionError, Exception) as exc:
+            except Exception as exc:  # any failure of a legitimate call is a finding
                 failures.append(f"{time.monotonic() - started:.2f}s: {exc!r}")
     return latencies, failures
 
 
-def _assert_every_attack_ran_and_was_cut_off(summary: dict[str, object]) -> None:
-    counts = summary["counts"]
-    assert isinstance(counts, dict)
-    assert summary["errors"] == [], summary["errors"]
+def _attacks_not_cut_off(summary: dict[str, Any]) -> list[str]:
+    """What the attackers' summary shows went wrong: an attack that never ran, or that the
+    server's bounds did not cut off."""
+    counts: dict[str, int] = summary["counts"]
+    problems = [f"attacker failed: {error}" for error in summary["errors"]]
     # Cut off by the server: the write timeout, the header timeout, the body timeout.
     for name in ("slow_reader", "idle", "slow_header", "slow_body"):
-        assert (
-            counts.get(f"{name}.cut_by_server", 0) + counts.get(f"{name}.cut_by_server.answered", 0)
-            > 0
-        ), (name, counts)
-    # Refused with a status the client could read, and never left without an answer.
-    assert counts.get("oversized_header.431", 0) > 0, counts
-    assert counts.get("oversized_body.413", 0) > 0, counts
-    assert counts.get("unknown_method_body.200", 0) > 0, counts
-    assert counts.get("flood.200", 0) >= FLOOD_DEPTH, counts
-    assert counts.get("resets", 0) > 0, counts
-    assert counts.get("abandoned", 0) > 0, counts
-    hung = {name: n for name, n in counts.items() if name.endswith(".no answer")}
-    assert not hung, hung
+        if not counts.get(f"{name}.cut_by_server", 0) + counts.get(
+            f"{name}.cut_by_server.answered", 0
+        ):
+            problems.append(f"{name}: never cut off by the server")
+    # Refused with a status the client could read.
+    for name in ("oversized_header.431", "oversized_body.413", "unknown_method_body.200"):
+        if not counts.get(name):
+            problems.append(f"no {name}")
+    if counts.get("flood.200", 0) < FLOOD_DEPTH:
+        problems.append("not one pipelined flood answered in full")
+    if not counts.get("resets") or not counts.get("abandoned"):
+        problems.append("no connection reset or abandoned")
+    problems.extend(f"{name}: {n}" for name, n in counts.items() if name.endswith(".no answer"))
+    return problems
 
 
 def test_a_legitimate_client_is_served_throughout_an_attack(start_service):
@@ -129,16 +135,23 @@ def test_a_legitimate_client_is_served_throughout_an_attack(start_service):
         sampler.done.set()
         sampler.join()
     summary = json.loads(out)
-    p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else float("inf")
+    assert len(latencies) > 10, f"hardly any legitimate call succeeded: {failures[:5]}"
+    p99 = statistics.quantiles(latencies, n=100)[98]
     print(  # shown with -s, and in the report of a failure
         f"soak {SOAK_SECONDS:g}s: {len(latencies)} legitimate calls, p50 "
         f"{statistics.median(latencies) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max "
         f"{max(latencies) * 1000:.0f} ms; peak RSS {sampler.peak:.0f} MiB; "
         f"attacks {json.dumps(summary)}"
     )
-    assert not failures, failures[:5]
-    assert p99 < P99_LIMIT
-    assert sampler.peak < RSS_LIMIT_MIB
-    _assert_every_attack_ran_and_was_cut_off(summary)
-    watch.wait_fds_at_most(baseline_fds, within=FD_SETTLE)
-    watch.assert_no_errors_logged()
+    problems = [f"legitimate call failed: {failure}" for failure in failures[:5]]
+    if p99 >= P99_LIMIT:
+        problems.append(f"p99 latency {p99:.2f}s (limit {P99_LIMIT}s)")
+    if sampler.peak >= RSS_LIMIT_MIB:
+        problems.append(f"peak RSS {sampler.peak:.0f} MiB (limit {RSS_LIMIT_MIB} MiB)")
+    problems.extend(_attacks_not_cut_off(summary))
+    try:
+        watch.wait_fds_at_most(baseline_fds, within=FD_SETTLE)
+    except AssertionError as exc:
+        problems.append(str(exc))
+    problems.extend(f"logged: {line[:300]}" for line in watch.errors_logged()[:3])
+    assert not problems, "\n".join(problems)
