@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 
 from tests.conftest import ServiceProcess, launch
 from tests.integration.fuzz_scripts import scripts
@@ -175,6 +175,10 @@ def _run(port: int, script: Script) -> None:
 @FUZZ_SETTINGS
 @given(script=scripts())
 def test_every_stream_is_answered_in_order_and_the_server_stays_healthy(server, script):
+    # Shown by --hypothesis-show-statistics: what the examples covered.
+    event(f"tail: {script.tail.label.split()[0] if script.tail else 'none'}")
+    event(f"requests before the tail: {len(script.steps)}")
+    event(f"writes: {min(len(script.pieces), 5)}{'+' if len(script.pieces) > 5 else ''}")
     try:
         _run(server.port, script)
     except AssertionError as exc:
