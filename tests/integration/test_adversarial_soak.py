@@ -10,8 +10,9 @@ fresh connection, like a liveness probe. What must hold:
   shipped manifests), and the 99th percentile of their latencies stays under ``P99_LIMIT``;
 - the server's RSS stays under ``RSS_LIMIT_MIB`` (the Compose and Kubernetes limit is 256 MiB);
 - once the attackers are gone, its file descriptors return to their baseline;
-- nothing reaches its log at error level, and every attack really ran and was cut off by the
-  server's own bounds (short timeouts here, so they bite within the soak).
+- nothing reaches its log at error level, every attack really ran and was cut off by the
+  server's own bounds (short timeouts here, so they bite within the soak), and the server
+  still stops cleanly on SIGTERM afterwards.
 """
 
 from __future__ import annotations
@@ -154,4 +155,8 @@ def test_a_legitimate_client_is_served_throughout_an_attack(start_service):
     except AssertionError as exc:
         problems.append(str(exc))
     problems.extend(f"logged: {line[:300]}" for line in watch.errors_logged()[:3])
+    try:  # and after all that, it still shuts down cleanly on SIGTERM
+        service.stop_cleanly()
+    except AssertionError as exc:
+        problems.append(f"unclean stop: {str(exc)[-600:]}")
     assert not problems, "\n".join(problems)
