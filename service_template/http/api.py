@@ -48,10 +48,15 @@ class APIEndpoint:
     def check(self, request: Request) -> Refusal | None:
         if request.method != "POST":
             return _NOT_POST
-        types = request.get_list("content-type")
+        headers = request.headers
+        if request.repeated is None:  # the common case, without building lists
+            given = headers.get("content-type")
+            types = [] if given is None else [given]
+        else:
+            types = request.get_list("content-type")
         if len(types) != 1 or types[0].partition(";")[0].strip().lower() not in JSON_TYPES:
             return _NOT_JSON
-        if request.repeated is not None or "content-encoding" in request.headers:
+        if "content-encoding" in headers:
             codings = request.get_list("content-encoding")
             if any(
                 c.strip().lower() not in ("", "identity") for v in codings for c in v.split(",")

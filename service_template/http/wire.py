@@ -46,6 +46,7 @@ class Connection(asyncio.Protocol):
     def __init__(self, host: Host) -> None:
         self.host = host
         self.limits = host.limits
+        self.route = host.route
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -62,6 +63,7 @@ class Connection(asyncio.Protocol):
         self.peer = ""
         self.opened = self.loop.time()
         self.begun = 0  # requests whose first byte arrived
+        self.began_at = 0.0  # when the request being received began
         self.served = 0  # responses written
         self.eof = False  # the client closed its sending side
         self._advancing = False
@@ -178,8 +180,9 @@ class Connection(asyncio.Protocol):
             raise _Stop
         self._begins += 1
         self.current = Request()
+        self.began_at = now = self.loop.time()
         if self.begun:  # the first request keeps the deadline set when the connection opened
-            self.deadline = self.loop.time() + self.limits.header_timeout
+            self.deadline = now + self.limits.header_timeout
         self.begun += 1
 
     def on_url(self, url: bytes) -> None:
@@ -226,23 +229,23 @@ class Connection(asyncio.Protocol):
         if version not in ("1.1", "1.0"):
             self._refuse_final(_unsupported_version())
             raise _Stop
-        request.refusal = _check_head(request)
-        handler = request.handler = self.host.route(request)
-        if request.refusal is None:
-            request.refusal = handler.check(request)
+        refusal = _check_head(request)  # sets request.path, which routing needs
+        handler = request.handler = self.route(request)
+        refusal = request.refusal = refusal or handler.check(request)
         request.limit = limit = handler.body_limit(request)
         length = _content_length(request)
         if length > limit:
             self._refuse_final(_too_large(limit))  # at once: no point reading a body we refuse
             raise _Stop
-        self.deadline = self.loop.time() + self.limits.body_timeout
+        # The body is due body_timeout after the request's first byte.
+        self.deadline = self.began_at + self.limits.body_timeout
         expect = request.headers.get("expect")
         if expect is not None and expect.lower() == "100-continue" and version == "1.1":
             # RFC 9110 10.1.1: a request that will be refused gets its final status instead
             # of a 100; one that will be read gets a 100, but never ahead of an earlier
             # response still owed on this connection (then it is sent when that is out).
-            if request.refusal is not None:
-                self._refuse_final(request.refusal)
+            if refusal is not None:
+                self._refuse_final(refusal)
                 raise _Stop
             request.continue_owed = True
             self._continue_if_due()
@@ -285,6 +288,15 @@ class Connection(asyncio.Protocol):
             # read no further; every request before it is still answered, in order.
             request.refusal = _too_many_pipelined(self.limits.max_pipelined)
             self.receiving = False
+        elif self.active is None and not self.queue and not self.write_blocked and not self.closing:
+            # The common case, nothing before it: serve it now. (A handler that answers at
+            # once goes through _finish and _advance, which take care of what follows.)
+            refusal = request.refusal
+            if refusal is None:
+                assert request.handler is not None
+                self.active = request
+                request.handler.serve(request, self)
+                return
         self.queue.append(request)
         self._advance()
 
@@ -560,7 +572,10 @@ def _check_head(request: Request) -> Refusal | None:
         return Refusal.of(400, InvalidRequest("Malformed request target"))
     request.target = target
     request.path = target.partition("?")[0]
-    hosts = len(request.get_list("host"))
+    if request.repeated is None:  # the common case, without building lists
+        hosts = 1 if "host" in request.headers else 0
+    else:
+        hosts = len(request.get_list("host"))
     if hosts > 1 or (hosts == 0 and request.version == "1.1"):
         # RFC 9112 3.2: a 1.1 request without Host, or any with more than one, gets a 400.
         return Refusal.of(400, InvalidRequest("Exactly one Host header is required"))
@@ -569,9 +584,12 @@ def _check_head(request: Request) -> Refusal | None:
 
 def _content_length(request: Request) -> int:
     """The announced body length; 0 without one, -1 when it cannot be known (chunked)."""
-    if "chunked" in ",".join(request.get_list("transfer-encoding")).lower():
+    headers = request.headers
+    if "transfer-encoding" in headers and (
+        "chunked" in ",".join(request.get_list("transfer-encoding")).lower()
+    ):
         return -1
-    length = request.headers.get("content-length", "0")
+    length = headers.get("content-length", "0")
     return int(length) if length.isascii() and length.isdigit() else -1
 
 
