@@ -37,8 +37,16 @@ def _short(data: bytes) -> str:
     return repr(data) if len(data) <= 300 else f"{data[:240]!r}...({len(data)} bytes)"
 
 
+class _ShortRepr:
+    """Failing examples print through ``__repr__``: hypothesis's printer would otherwise list
+    every field of a dataclass, 80 KiB header pads included."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
 @dataclass(repr=False)
-class Step:
+class Step(_ShortRepr):
     """One complete request and what its final answer must be."""
 
     data: bytes
@@ -50,12 +58,12 @@ class Step:
     must_close: bool = False  # HTTP/1.0 without keep-alive
     label: str = ""
 
-    def __repr__(self) -> str:  # hypothesis prints failing examples: keep them readable
+    def __repr__(self) -> str:
         return f"Step({self.label}, {_short(self.data)})"
 
 
 @dataclass(repr=False)
-class Tail:
+class Tail(_ShortRepr):
     """The stream's last request: broken (``statuses`` set) or cut short (``statuses`` empty)."""
 
     data: bytes
@@ -69,7 +77,7 @@ class Tail:
 
 
 @dataclass(repr=False)
-class Script:
+class Script(_ShortRepr):
     steps: list[Step]
     tail: Tail | None
     pieces: list[bytes] = field(default_factory=list)  # the stream, as the writes that send it
