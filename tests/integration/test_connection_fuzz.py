@@ -45,7 +45,12 @@ RSS_LIMIT_MIB = 150  # the service starts near 40 MiB; nothing here should hold 
 # connection this long before the server gives up on it.
 SETTLE = 2.0
 
-_common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "database": None}
+_common = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow],
+    "database": None,
+    "print_blob": True,  # a failure in CI prints the @reproduce_failure line that replays it
+}
 settings.register_profile("fuzz-ci", max_examples=150, **_common)
 settings.register_profile("fuzz-long", max_examples=5000, **_common)
 FUZZ_SETTINGS = settings.get_profile(os.environ.get("ST_FUZZ_PROFILE", "fuzz-ci"))
@@ -154,6 +159,14 @@ def _check_broken(stream: ResponseStream, tail: Tail) -> None:
         assert rest == b"", f"bytes after the answer to {tail.label}: {rest[:200]!r}"
 
 
+LAST = Step(
+    b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: fuzz-last\r\n\r\n",
+    "fuzz-last",
+    frozenset({200}),
+    label="the last request",
+)
+
+
 def _in_flight(port: int) -> float:
     return sample(metrics(port), "rpc_calls_in_flight")
 
@@ -168,6 +181,12 @@ def _run(port: int, script: Script) -> None:
             open_ = all(_check_answer(stream, step) for step in script.steps)
             if open_ and script.tail is not None and script.tail.statuses:
                 _check_broken(stream, script.tail)
+            elif open_ and script.tail is None:
+                # One more request after everything: its answer must be the very next one (no
+                # answer was sent twice) and proves the connection is still usable.
+                sender.join(ANSWER_TIMEOUT)
+                sock.sendall(LAST.data)
+                _check_answer(stream, LAST)
         finally:
             sender.join(ANSWER_TIMEOUT)
 
