@@ -22,29 +22,32 @@ from tests.integration.fuzz_streams import (
     request_head,
 )
 
+BROKEN_KINDS = (
+    "garbage",
+    "no-colon",
+    "bad-length",
+    "bad-chunk-size",
+    "version",
+    "no-host",
+    "two-hosts",
+    "header-too-large",
+    "trailer-too-large",
+    "body-too-large",
+    "chunked-too-large",
+)
+
+
+# How a stream ends: a broken request of one of these kinds, a request cut short, or nothing.
+ENDINGS = (*BROKEN_KINDS, "cut", "none")
+
 
 @st.composite
-def broken(draw: st.DrawFn) -> Tail:
-    """A request no server can answer normally; the statuses its answer may have."""
+def broken(draw: st.DrawFn, kind: str) -> Tail:
+    """A request of ``kind`` (one of BROKEN_KINDS) that no server can answer normally, and
+    the statuses its answer may have."""
     call = b'{"jsonrpc":"2.0","method":"echo","params":[1],"id":1}'
-    head = request_head("POST", "/api", [("Content-Type", "application/json")])[
-        :-2
-    ]  # open header block
-    kind = draw(
-        st.sampled_from(
-            [
-                "garbage",
-                "no-colon",
-                "bad-length",
-                "bad-chunk-size",
-                "version",
-                "no-host",
-                "header-too-large",
-                "body-too-large",
-                "chunked-too-large",
-            ]
-        )
-    )
+    # The header block left open, for a broken line or field to follow.
+    head = request_head("POST", "/api", [("Content-Type", "application/json")])[:-2]
     bad_request = frozenset({400})
     if kind == "garbage":
         junk = draw(st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b))
@@ -73,9 +76,16 @@ def broken(draw: st.DrawFn) -> Tail:
         # the server may keep the connection.
         data = request_head("GET", "/livez", [], host=False)
         return Tail(data, bad_request, must_close=False, label=kind)
+    if kind == "two-hosts":
+        data = request_head("GET", "/livez", [("Host", "elsewhere.example")])
+        return Tail(data, bad_request, must_close=False, label=kind)
+    pad = b"X-Pad: " + b"a" * OVERSIZED_HEADER + b"\r\n"
     if kind == "header-too-large":
-        pad = b"X-Pad: " + b"a" * OVERSIZED_HEADER + b"\r\n"
         return Tail(head + pad + b"\r\n", frozenset({431}), reset_ok=True, label=kind)
+    if kind == "trailer-too-large":
+        # The trailer section counts against the header limit like the head does.
+        body = b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n0\r\n" % (len(call), call)
+        return Tail(head + body + pad + b"\r\n", frozenset({431}), reset_ok=True, label=kind)
     if kind == "body-too-large":
         # Announced over the limit, some of it sent: the 413 must reach the client, which
         # needs a graceful close (stop reading, answer, half-close, drain).
@@ -95,11 +105,12 @@ def cut_short(draw: st.DrawFn) -> Tail:
 
 
 @st.composite
-def scripts(draw: st.DrawFn) -> Script:
-    """A stream of answered requests and an optional tail, split into writes."""
+def scripts(draw: st.DrawFn, ending: str) -> Script:
+    """A stream of answered requests ending as ``ending`` says (one of ENDINGS), split into
+    writes. The ending is the caller's choice, not drawn: each kind then gets its share of a
+    short budget (``sampled_from`` would favour the first ones, where its shrinker heads)."""
     steps = draw(st.lists(answered, max_size=6))
-    # Broken tails twice as often as the others: they have the most kinds to cover.
-    tail = draw(st.one_of(st.none(), broken(), broken(), cut_short()))
+    tail = None if ending == "none" else draw(cut_short() if ending == "cut" else broken(ending))
     data = b"".join(step.data for step in steps) + (tail.data if tail else b"")
     if not data:
         steps = [draw(livez())]

@@ -204,12 +204,19 @@ def echo_call(draw: st.DrawFn) -> Step:
 
 @st.composite
 def secret_call(draw: st.DrawFn) -> Step:
-    """A private call: token in a header (served), absent, or only in a trailer (refused)."""
+    """A private call: token in a header (served); absent, twice, or only in a trailer
+    (refused)."""
     rid = _request_id()
     doc = {"jsonrpc": "2.0", "method": "secret", "params": ["x"], "id": 7}
-    where = draw(st.sampled_from(["header", "none", "trailer"]))
+    where = draw(st.sampled_from(["header", "none", "trailer", "twice"]))
     headers = _api_headers(rid)
-    if where == "header":
+    if where == "twice":
+        # The same valid token twice is still refused: a server that picks one of two
+        # credentials can be made to pick the wrong one.
+        headers += [("X-Api-Token", TOKEN), ("X-Api-Token", TOKEN)]
+        data = draw(_post(_encode(doc, True), headers))
+        check = _expect_error(ACCESS_DENIED, 7)
+    elif where == "header":
         headers.append(("X-Api-Token", TOKEN))
         data = draw(_post(_encode(doc, True), headers))
         check = _expect_json({"jsonrpc": "2.0", "result": "secret for x", "id": 7})
