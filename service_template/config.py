@@ -223,7 +223,7 @@ def _names(value: Any) -> frozenset[str]:
         raise ValueError(f"expected a list of names, got {_kind(value)}")
     if not all(isinstance(item, str) for item in items):
         raise ValueError("expected a list of names")
-    # Lower case: the log redactor compares parameter names case-insensitively.
+    # Lower case for display; the log redactor compares names without case or separators.
     return DEFAULT_REDACT_PARAMS | {item.strip().lower() for item in items if item.strip()}
 
 
@@ -252,7 +252,10 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "metrics_enabled": (_flag, "serve Prometheus metrics on /metrics"),
     "workers": (_integer(1), "server processes"),
     "peers": (_mapping(_url), "other services' URLs: `hello=http://hello:8000/api,...`"),
-    "redact_params": (_names, "parameter names hidden in logs, added to the defaults"),
+    "redact_params": (
+        _names,
+        "names hidden in logs besides secret-looking ones (`*token*`, `*secret*`, `auth`...)",
+    ),
 }
 
 
