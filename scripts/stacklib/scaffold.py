@@ -15,9 +15,11 @@ while writing restores every file it had touched.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import keyword
 import os
 import re
+import sys
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ from .errors import StackError
 MAX_LENGTH = 20  # keeps every generated line within the lint width
 YAML_WIDTH = 100  # the repository's yamllint line-length
 _NAME = re.compile(r"[a-z][a-z0-9]*")
+# The repository's own top-level packages: a service module must not take their names either.
+_OWN_PACKAGES = frozenset({"service_template", "services", "tests", "scripts", "bench"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,31 @@ def check_name(name: str) -> None:
             "and a Kubernetes name), e.g. billing",
             status=2,
         )
+    shadowed = shadowed_module(name)
+    if shadowed:
+        raise StackError(
+            f"{name!r} cannot name a service: it is {shadowed}, and a module of that name would "
+            f"shadow it wherever the service's folder is on the import path; choose another "
+            f"name, e.g. {name}svc",
+            status=2,
+        )
+
+
+def shadowed_module(name: str) -> str | None:
+    """What an importable module called ``name`` is, or None when the name is free.
+
+    Checked: the standard library, the top-level modules of every distribution installed in
+    this environment (the runtime's dependencies and the tools), and this repository's packages.
+    """
+    # "test" (CPython's regression tests) is left out of stdlib_module_names but ships with it.
+    if name in sys.stdlib_module_names or name == "test":
+        return "a standard-library module"
+    if name in _OWN_PACKAGES:
+        return "one of this repository's packages"
+    owners = importlib.metadata.packages_distributions().get(name)
+    if owners:
+        return f"the module of the installed distribution {sorted(owners)[0]!r}"
+    return None
 
 
 def renamer(reference: Reference, name: str, target: str) -> Callable[[str], str]:
