@@ -172,7 +172,9 @@ class MicroService:
 
             url = resolve_url(name, self.settings.peers)
             secret = self.settings.api_token
-            client = AsyncRemoteClient(url, token=secret.reveal() if secret else None)
+            # peer=name: its errors say "service 'hello'", never the internal URL, so a method
+            # that passes one on cannot show callers the stack's addresses.
+            client = AsyncRemoteClient(url, token=secret.reveal() if secret else None, peer=name)
             self._peers[name] = client
         return client
 
