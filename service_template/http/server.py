@@ -3,6 +3,9 @@
 Connections are ours (``connection.py``, asyncio + httptools); the web application for the
 GET routes is Tornado's (``routes.py``). Tornado's own defaults would not fit a service anyway
 (100 MiB bodies answered with 400, no body timeout, an hour of idle keep-alive).
+
+With ``admin_port`` set, a second listener (``AdminListener``) serves ``/metrics`` and the
+probes only, so a NetworkPolicy can give Prometheus and the kubelet that port and nothing else.
 """
 
 from __future__ import annotations
@@ -12,20 +15,23 @@ import contextlib
 import logging
 import socket
 
+from tornado.httpserver import HTTPServer as TornadoHTTPServer
 from tornado.netutil import bind_sockets
 
 from ..runtime import Runtime
+from ..service import StartupError
 from .connection import API_PATH, Connection
-from .routes import make_app
+from .routes import make_admin_app, make_app
 
 log = logging.getLogger("service_template.http")
 
-__all__ = ["API_PATH", "HTTPServer", "Server"]
+__all__ = ["API_PATH", "AdminListener", "HTTPServer", "Server"]
 
 SWEEP_INTERVAL = 0.5  # seconds between deadline checks; timeouts are this much coarse
 DRAIN_POLL = 0.05
 # How long a connection accepted before the drain may take to send its first request.
 FIRST_REQUEST_GRACE = 1.0
+ADMIN_MAX_BYTES = 64 * 1024  # largest header section and body on the admin port (GETs only)
 
 
 class HTTPServer:
@@ -75,17 +81,69 @@ class HTTPServer:
                 await self._sweeper
 
 
+class AdminListener:
+    """The admin port: ``/metrics``, ``/livez`` and ``/readyz`` on Tornado's own HTTP server.
+
+    Its callers are the kubelet and Prometheus, a few requests a second, so Tornado's server is
+    fast enough; its limits are the service's (small bodies, the idle and body timeouts) rather
+    than Tornado's defaults. It stays open through the drain, so probes keep getting answers
+    (``/readyz``: 503) until the process exits.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self.server = TornadoHTTPServer(
+            make_admin_app(runtime),
+            max_body_size=ADMIN_MAX_BYTES,
+            max_header_size=ADMIN_MAX_BYTES,
+            idle_connection_timeout=settings.idle_timeout,
+            body_timeout=settings.body_timeout,
+        )
+
+    @staticmethod
+    def bind(runtime: Runtime) -> list[socket.socket]:
+        """The admin port's sockets; ``StartupError`` when it cannot be bound."""
+        settings = runtime.settings
+        assert settings.admin_port is not None
+        try:
+            return bind_sockets(settings.admin_port, settings.host)
+        except OSError as exc:
+            where = f"{settings.host}:{settings.admin_port}"
+            raise StartupError(
+                f"cannot listen on {where} (admin_port): {exc.strerror or exc}"
+            ) from exc
+
+    def listen(self, sockets: list[socket.socket]) -> int:
+        self.server.add_sockets(sockets)
+        return int(sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        self.server.stop()
+        await self.server.close_all_connections()
+
+
 class Server:
     """The HTTP side of one service: start, and drain on shutdown."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.http = HTTPServer(runtime)
+        self.admin = AdminListener(runtime) if runtime.settings.admin_port is not None else None
         self.port = 0
+        self.admin_port: int | None = None
 
-    async def listen(self, sockets: list[socket.socket] | None = None) -> int:
+    async def listen(
+        self,
+        sockets: list[socket.socket] | None = None,
+        admin_sockets: list[socket.socket] | None = None,
+    ) -> int:
         """Start accepting on ``sockets`` (bound already by a pre-fork parent) or on newly
-        bound ones; returns the port (useful with port 0)."""
+        bound ones, and on the admin port if one is set; returns the API port (useful with
+        port 0; ``admin_port`` holds the other)."""
+        if self.admin is not None:
+            # Bound first: a busy admin port must not leave the API listener open.
+            admin_sockets = admin_sockets or AdminListener.bind(self.runtime)
+            self.admin_port = self.admin.listen(admin_sockets)
         if sockets is None:
             settings = self.runtime.settings
             sockets = bind_sockets(settings.port, settings.host, backlog=1024)
@@ -117,3 +175,5 @@ class Server:
             # shortly (bounded by the drain deadline; such requests end or time out quickly).
             await asyncio.sleep(DRAIN_POLL)
         await self.http.close()
+        if self.admin is not None:
+            await self.admin.close()

@@ -82,6 +82,9 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
     """Fork ``settings.workers`` workers and supervise them until a signal; exit status."""
     metrics_dir, made_here = prepare_metrics_dir()
     sockets = bind_sockets(settings.port, settings.host)
+    admin_sockets = None
+    if settings.admin_port is not None:  # every worker answers probes and /metrics there too
+        admin_sockets = bind_sockets(settings.admin_port, settings.host)
     port = sockets[0].getsockname()[1]
     log.info("starting workers", extra={"fields": {"workers": settings.workers, "port": port}})
     stopping = False
@@ -94,7 +97,7 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
 
     children: dict[int, int] = {}
     for index in range(settings.workers):
-        children[_fork(cls, settings, sockets, index)] = index
+        children[_fork(cls, settings, sockets, admin_sockets, index)] = index
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     budget, status = RestartBudget(), 0
@@ -112,7 +115,7 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
             status = status or (1 if code != 0 else 0)
         elif budget.spend():
             log.error("worker %d (pid %d) exited with %d; replacing it", index, pid, code)
-            children[_fork(cls, settings, sockets, index)] = index
+            children[_fork(cls, settings, sockets, admin_sockets, index)] = index
         else:
             log.error(
                 "worker %d keeps dying (%d restarts within %g s); stopping every worker",
@@ -122,7 +125,7 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
             )
             forward(signal.SIGTERM, None)
             status = 1
-    for sock in sockets:
+    for sock in [*sockets, *(admin_sockets or ())]:
         sock.close()
     if made_here:
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -130,7 +133,11 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
 
 
 def _fork(
-    cls: type[MicroService], settings: Settings, sockets: list[socket.socket], index: int
+    cls: type[MicroService],
+    settings: Settings,
+    sockets: list[socket.socket],
+    admin_sockets: list[socket.socket] | None,
+    index: int,
 ) -> int:
     pid = os.fork()
     if pid:
@@ -142,7 +149,9 @@ def _fork(
     try:
         from ..runner import serve
 
-        asyncio.run(serve(cls(settings), sockets=sockets))  # os._exit below never waits on threads
+        asyncio.run(
+            serve(cls(settings), sockets=sockets, admin_sockets=admin_sockets)
+        )  # os._exit below never waits on threads
     except BaseException:
         log.exception("worker %d failed", index)
         code = 1

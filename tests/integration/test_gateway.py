@@ -6,6 +6,7 @@ import json
 import socket
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.integration
 
 GATEWAY = "service_template.examples.gateway:GatewayService"
 COMPUTE = "service_template.examples.compute:ComputeService"
+HELLO = "service_template.examples.hello:HelloService"
 
 
 def closed_port() -> int:
@@ -60,3 +62,37 @@ def test_a_dead_backend_is_named_without_its_address_or_credentials(
     assert entry["url"] == f"http://127.0.0.1:{dead}/api"
     assert "connection refused" in str(entry["msg"])
     assert not any("pa55word" in line for line in gateway.lines)
+
+
+def test_the_gateway_sends_each_backend_its_own_token_and_never_its_own(
+    start_service: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    hello = start_service(HELLO, env={"SERVICE_API_TOKEN": "hello-only-token"})
+    compute = start_service(COMPUTE, env={"SERVICE_API_TOKEN": "compute-only-token"})
+    hello_file = tmp_path / "hello_token"
+    hello_file.write_text("hello-only-token\n", encoding="utf-8")
+    peers = f"hello=http://127.0.0.1:{hello.port}/api,compute=http://127.0.0.1:{compute.port}/api"
+    gateway = start_service(
+        GATEWAY,
+        env={
+            "SERVICE_API_TOKEN": "gateway-only-token",
+            "SERVICE_PEERS": peers,
+            "SERVICE_PEER_TOKEN_FILES": f"hello={hello_file}",
+        },
+    )
+    # The caller shows the gateway's token; the gateway shows hello its own token.
+    reply = json.loads(call(gateway.url, "private_greet", ["you"], "gateway-only-token"))
+    assert reply["result"] == "this is secret: hello you"
+    assert (
+        json.loads(call(gateway.url, "private_greet", ["you"], "hello-only-token"))["error"]["code"]
+        == -32001
+    )  # each service accepts only its own token
+    # Tokens are per service: the gateway's does not open hello.
+    assert (
+        json.loads(call(hello.url, "say_private_hello", ["x"], "gateway-only-token"))["error"][
+            "code"
+        ]
+        == -32001
+    )
+    for service in (hello, compute, gateway):
+        assert not any("only-token" in line for line in service.lines)
