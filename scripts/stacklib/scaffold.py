@@ -134,7 +134,7 @@ def _about(reference: str) -> Callable[[Any], bool]:
             return value in (f"{reference}.yaml", f"{reference}.env")
         if not isinstance(value, dict):
             return False
-        if value.get("name") in (reference, f"{reference}-config"):
+        if value.get("name") in (reference, f"{reference}-config", f"{reference}-api-token"):
             return True
         targets = value.get("targets")
         return isinstance(targets, list) and any(
