@@ -144,6 +144,11 @@ def _about(reference: str) -> Callable[[Any], bool]:
     return wanted
 
 
+def _variables(text: str) -> str:
+    found = re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text)
+    return ", ".join(dict.fromkeys(found)) or "its file"
+
+
 def _names(value: Any) -> set[str]:
     if isinstance(value, dict) and isinstance(value.get("metadata"), dict):
         return {str(value["metadata"].get("name"))}
@@ -184,7 +189,7 @@ class Planner:
         reference = self.reference(compose)
         rename = renamer(reference, self.name, self.target)
         self.python_files()
-        self.compose_service(reference, rename)
+        self.compose_service(reference, rename, compose)
         self.kubernetes(reference, rename)
         self.check()
         return list(self.changes.values())
@@ -254,7 +259,9 @@ class Planner:
             f"tests/integration/test_{name}_service.py", templates.render(integration, name)
         )
 
-    def compose_service(self, reference: Reference, rename: Callable[[str], str]) -> None:
+    def compose_service(
+        self, reference: Reference, rename: Callable[[str], str], compose: model.Compose
+    ) -> None:
         path = self.paths.compose_file
         text = path.read_text(encoding="utf-8")
         lines = text.split("\n")
@@ -262,7 +269,21 @@ class Planner:
         if found is None:
             raise StackError(f"cannot find {reference.name}'s block in {self.shown(path)}")
         block = rename("\n".join(lines[found[0] : found[1]]))
-        self.put(path, textedit.append_to_mapping(text, "services", block))
+        text = textedit.append_to_mapping(text, "services", block)
+        # A secret of the reference's own (compute_token: its API token) gets a twin, so the new
+        # service has a token of its own; shared secrets are mounted as they are.
+        for secret in compose.services[reference.name].secrets:
+            if rename(secret) == secret:
+                continue
+            lines = text.split("\n")
+            entry = textedit.mapping_entry(lines, "secrets", secret)
+            if entry is not None:
+                twin = rename("\n".join(lines[entry[0] : entry[1]]))
+                text = textedit.append_to_mapping(text, "secrets", twin)
+                self.notes.append(
+                    f"{self.name} has a token of its own: set {_variables(twin)} (compose/.env)"
+                )
+        self.put(path, text)
         prometheus = path.parent / "prometheus.yml"
         if prometheus.is_file():
             updated, count = textedit.duplicate_items(

@@ -27,8 +27,6 @@ import pytest
 import yaml
 
 from service_template.config import KNOWN_ENV_VARS, TOKEN_ENV, TOKEN_FILE_ENV, Settings
-
-PEER_TOKENS_ENV = "SERVICE_PEER_TOKEN_FILES"
 from service_template.examples.gateway import PEERS as GATEWAY_PEERS
 from service_template.runner import resolve
 from service_template.service import MicroService
@@ -39,6 +37,7 @@ K8S = REPO / "k8s"
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE_FILE = REPO / "compose" / "compose.yaml"
 OVERLAYS = ("dev", "prod")
+PEER_TOKENS_ENV = "SERVICE_PEER_TOKEN_FILES"
 SERVICEMONITOR_COMPONENT = K8S / "components" / "servicemonitor"
 
 # The runtime's endpoints (the contract's ENDPOINTS section). service_template.http exports no

@@ -98,7 +98,12 @@ def test_the_compose_service_runs_the_template_image_like_its_model(repo: Path) 
     assert demo.command == ("serve", "services.demo:DemoService")
     assert stack.runs_template_image(demo)
     assert demo.environment == compute.environment
-    assert demo.secrets == compute.secrets
+    # A token of its own, mounted where compute mounts its own.
+    assert demo.secrets == {"demo_token": "/run/secrets/api_token"}
+    assert compute.secrets == {"compute_token": "/run/secrets/api_token"}
+    assert stack.secrets["demo_token"].file_text == (
+        "${DEMO_TOKEN_FILE:?a token file, see compose/.env.example}"
+    )
     assert demo.healthcheck == compute.healthcheck
     assert not demo.build and not demo.depends_on and not demo.ports
 
