@@ -4,8 +4,8 @@ Connections are ours (``connection.py``, asyncio + httptools); the web applicati
 GET routes is Tornado's (``routes.py``). Tornado's own defaults would not fit a service anyway
 (100 MiB bodies answered with 400, no body timeout, an hour of idle keep-alive).
 
-With ``admin_port`` set, a second listener (``AdminListener``) serves ``/metrics`` and the
-probes only, so a NetworkPolicy can give Prometheus and the kubelet that port and nothing else.
+With ``admin_port`` set, a second listener (``admin.AdminListener``) serves ``/metrics`` and
+the probes only, so a NetworkPolicy can give Prometheus that port and nothing else.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import contextlib
 import logging
 import socket
 
-from tornado.httpserver import HTTPServer as TornadoHTTPServer
 from tornado.netutil import bind_sockets
 
 from ..runtime import Runtime
-from ..service import StartupError
+from .admin import AdminListener
 from .connection import API_PATH, Connection
-from .routes import make_admin_app, make_app
+from .routes import make_app
 
 log = logging.getLogger("service_template.http")
 
@@ -31,7 +30,6 @@ SWEEP_INTERVAL = 0.5  # seconds between deadline checks; timeouts are this much 
 DRAIN_POLL = 0.05
 # How long a connection accepted before the drain may take to send its first request.
 FIRST_REQUEST_GRACE = 1.0
-ADMIN_MAX_BYTES = 64 * 1024  # largest header section and body on the admin port (GETs only)
 
 
 class HTTPServer:
@@ -79,47 +77,6 @@ class HTTPServer:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
-
-
-class AdminListener:
-    """The admin port: ``/metrics``, ``/livez`` and ``/readyz`` on Tornado's own HTTP server.
-
-    Its callers are the kubelet and Prometheus, a few requests a second, so Tornado's server is
-    fast enough; its limits are the service's (small bodies, the idle and body timeouts) rather
-    than Tornado's defaults. It stays open through the drain, so probes keep getting answers
-    (``/readyz``: 503) until the process exits.
-    """
-
-    def __init__(self, runtime: Runtime) -> None:
-        settings = runtime.settings
-        self.server = TornadoHTTPServer(
-            make_admin_app(runtime),
-            max_body_size=ADMIN_MAX_BYTES,
-            max_header_size=ADMIN_MAX_BYTES,
-            idle_connection_timeout=settings.idle_timeout,
-            body_timeout=settings.body_timeout,
-        )
-
-    @staticmethod
-    def bind(runtime: Runtime) -> list[socket.socket]:
-        """The admin port's sockets; ``StartupError`` when it cannot be bound."""
-        settings = runtime.settings
-        assert settings.admin_port is not None
-        try:
-            return bind_sockets(settings.admin_port, settings.host)
-        except OSError as exc:
-            where = f"{settings.host}:{settings.admin_port}"
-            raise StartupError(
-                f"cannot listen on {where} (admin_port): {exc.strerror or exc}"
-            ) from exc
-
-    def listen(self, sockets: list[socket.socket]) -> int:
-        self.server.add_sockets(sockets)
-        return int(sockets[0].getsockname()[1])
-
-    async def close(self) -> None:
-        self.server.stop()
-        await self.server.close_all_connections()
 
 
 class Server:
