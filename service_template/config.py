@@ -215,6 +215,13 @@ def _mapping(convert_value: Convert) -> Convert:
     return convert
 
 
+def _token_paths(value: Any) -> dict[str, str]:
+    try:
+        return _mapping(_text)(value)  # type: ignore[no-any-return]
+    except ValueError:  # its message would quote the value, which may be a pasted token
+        raise ValueError("expected name=/path/to/token/file,... (the value is not shown)") from None
+
+
 def _names(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         items: list[Any] = value.split(",")
@@ -258,7 +265,7 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "workers": (_integer(1), "server processes"),
     "peers": (_mapping(_url), "other services' URLs: `hello=http://hello:8000/api,...`"),
     "peer_token_files": (
-        _mapping(_text),
+        _token_paths,
         "per peer, a file holding the token sent to it: `hello=/run/secrets/hello_token`",
     ),
     "redact_params": (
@@ -387,7 +394,8 @@ def _suggest(word: str, choices: Iterable[str], prefix: str = "") -> str:
 
 
 def _shown(name: str, raw: Any) -> str:
-    return "" if name == "api_token" else f"={raw!r}"
+    # Not shown: a token, or what should be paths to tokens but might be a pasted token.
+    return "" if name in ("api_token", "peer_token_files") else f"={raw!r}"
 
 
 def _from_mapping(
@@ -504,7 +512,8 @@ def _check_peer_token_files(chosen: Mapping[str, Any]) -> list[str]:
     problems = []
     peers = chosen.get("peers", {})
     for peer, path in chosen.get("peer_token_files", {}).items():
-        where = f"peer_token_files: {peer}={path!r}"
+        # A value without a slash is more likely a pasted token than a path: never echo it.
+        where = f"peer_token_files: {peer}=" + (repr(path) if "/" in path else "(not a path)")
         if peer not in peers:
             known = ", ".join(sorted(peers)) or "none"
             problems.append(f"{where}: no peer of that name in peers (known: {known})")

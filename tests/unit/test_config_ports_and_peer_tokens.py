@@ -101,3 +101,16 @@ def test_peer_token_file_problems_are_reported_at_start(tmp_path: Path) -> None:
         f"peer_token_files: compute={missing!r}: cannot read: No such file or directory",
         f"peer_token_files: helo={empty!r}: no peer of that name in peers (known: compute, hello)",
     ]
+
+
+def test_a_token_pasted_where_a_path_belongs_is_never_echoed() -> None:
+    pasted = "s3cret-pasted-token"
+    for environ in (
+        {"SERVICE_PEERS": PEERS, "SERVICE_PEER_TOKEN_FILES": f"hello={pasted}"},
+        {"SERVICE_PEERS": PEERS, "SERVICE_PEER_TOKEN_FILES": pasted},  # not even name=value
+    ):
+        found = problems(environ)
+        assert found and not any(pasted in problem for problem in found), found
+    assert problems({"SERVICE_PEERS": PEERS, "SERVICE_PEER_TOKEN_FILES": f"hello={pasted}"}) == [
+        "peer_token_files: hello=(not a path): cannot read: No such file or directory"
+    ]
