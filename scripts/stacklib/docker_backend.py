@@ -11,6 +11,7 @@ image's own Python.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
@@ -27,6 +28,9 @@ from .interpolate import read_env_file
 from .local import container_port
 from .model import Compose, Service
 from .ui import UI, tail
+
+# The group compose.yaml adds to the services, so that they read group-readable token files.
+SECRETS_GID = "SECRETS_GID"
 
 UP_TIMEOUT = 1800.0  # the whole `up`, a cold build included
 WAIT_TIMEOUT = 180  # seconds Compose waits for every service to be healthy
@@ -121,8 +125,11 @@ class DockerBackend:
             self.paths.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
             path = self.paths.secrets / f"docker-{secret.name}"
             path.write_text(secrets.token_urlsafe(32))
-            # Compose bind-mounts the file as it is; the services run as uid 10001.
-            path.chmod(0o644)
+            # Compose bind-mounts the file as it is (owner and mode); the services run as uid
+            # 10001 and join SECRETS_GID (compose.yaml), so group read is enough: no world read.
+            path.chmod(0o640)
+            if SECRETS_GID not in configured:
+                state.env[SECRETS_GID] = str(os.getgid())
             state.files.append(str(path))
             state.env[variable] = str(path)
             self.ui.say(

@@ -4,6 +4,9 @@ Connections are ours (``wire.py``, asyncio + httptools); ``/api`` is answered by
 every other path by Tornado's web application (``routes.py``) through ``bridge.py``. Tornado's
 own defaults would not fit a service anyway (100 MiB bodies answered with 400, no body timeout,
 an hour of idle keep-alive). Every bound is in ``limits.py``.
+
+With ``admin_port`` set, a second listener (``admin.AdminListener``) serves ``/metrics`` and
+the probes only, so a NetworkPolicy can give Prometheus that port and nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import socket
 from tornado.netutil import bind_sockets
 
 from ..runtime import Runtime
+from .admin import AdminListener
 from .api import API_PATH, APIEndpoint
 from .bridge import TornadoRoutes
 from .limits import Limits
@@ -25,7 +29,7 @@ from .wire import Connection
 
 log = logging.getLogger("service_template.http")
 
-__all__ = ["API_PATH", "HTTPServer", "Server"]
+__all__ = ["API_PATH", "AdminListener", "HTTPServer", "Server"]
 
 SWEEP_INTERVAL = 0.5  # seconds between deadline checks; timeouts are this much coarse
 DRAIN_POLL = 0.05
@@ -113,11 +117,22 @@ class Server:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.http = HTTPServer(runtime)
+        self.admin = AdminListener(runtime) if runtime.settings.admin_port is not None else None
         self.port = 0
+        self.admin_port: int | None = None
 
-    async def listen(self, sockets: list[socket.socket] | None = None) -> int:
+    async def listen(
+        self,
+        sockets: list[socket.socket] | None = None,
+        admin_sockets: list[socket.socket] | None = None,
+    ) -> int:
         """Start accepting on ``sockets`` (bound already by a pre-fork parent) or on newly
-        bound ones; returns the port (useful with port 0)."""
+        bound ones, and on the admin port if one is set; returns the API port (useful with
+        port 0; ``admin_port`` holds the other)."""
+        if self.admin is not None:
+            # Bound first: a busy admin port must not leave the API listener open.
+            admin_sockets = admin_sockets or AdminListener.bind(self.runtime)
+            self.admin_port = self.admin.listen(admin_sockets)
         if sockets is None:
             settings = self.runtime.settings
             sockets = bind_sockets(settings.port, settings.host, backlog=1024)
@@ -149,3 +164,5 @@ class Server:
             # shortly (bounded by the drain deadline; such requests end or time out quickly).
             await asyncio.sleep(DRAIN_POLL)
         await self.http.close()
+        if self.admin is not None:
+            await self.admin.close()
