@@ -35,15 +35,16 @@ revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(git -C "$repo" log -1 --format=%cI 2>/dev/null || echo unknown)
 
 # The classic builder prints every step: keep its output for a failure only. --force-rm: a
-# failed step leaves no stopped container behind; build_fail removes the images the failed build
-# made (a dangling image per finished step), shows the end of the log without colour codes and
-# ends with one line that names the step, its Dockerfile line and the reason.
+# failed step leaves no stopped container behind; build_fail (with scripts/stacklib/buildlog.py)
+# removes the images the failed build made (a dangling image per finished step), shows the end
+# of the log without colour codes and ends with one line that names the step, its Dockerfile
+# line and the reason.
 build_log=$(mktemp)
 trap 'rm -f "$build_log"' EXIT
 build_fail() {
     local image=$1 dockerfile=$2 explained
     sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$build_log" | tail -n 30 >&2
-    mapfile -t explained < <(python3 "$repo/scripts/ci/build_failure.py" "$build_log" "$dockerfile")
+    mapfile -t explained < <(python3 "$repo/scripts/stacklib/buildlog.py" "$build_log" "$dockerfile")
     if ((${#explained[@]} > 1)); then
         # Newest first, --no-prune: only what this build made goes, never a cached parent.
         docker image rm --no-prune "${explained[@]:1}" >/dev/null 2>&1 || true

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import probe
+from . import buildlog, probe
 from . import state as st
 from .errors import StackError
 from .interpolate import read_env_file
@@ -200,6 +200,18 @@ class DockerBackend:
                     "again",
                     details=[f"last log lines of {name}:", *lines],
                 )
+        if buildlog.is_build_log(text):
+            # A failed image build: the builder's last line quotes the whole RUN in colour.
+            reason, made = buildlog.explain(text, "")
+            if made:  # the image of every finished step: dangling now (--no-prune: cache stays)
+                subprocess.run(
+                    [self.docker, "image", "rm", "--no-prune", *made],
+                    env=self.env(state),
+                    capture_output=True,
+                    timeout=120,
+                    check=False,
+                )
+            return StackError(f"building the image failed: {reason}")
         last = (tail(text, 1) or ["no output"])[0]
         # Compose's output is already on the screen above: the message repeats only its end.
         return StackError(f"docker compose up failed: {last[:300]}")

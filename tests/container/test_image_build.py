@@ -19,7 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from scripts.ci.build_failure import explain
+from scripts.stacklib.buildlog import explain
 
 from .conftest import SESSION, Containers, docker_build
 from .support import REPO, note

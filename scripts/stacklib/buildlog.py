@@ -1,6 +1,6 @@
 """Explain a failed classic-builder ``docker build`` in one line, and list what it left behind.
 
-    python3 scripts/ci/build_failure.py BUILD_LOG DOCKERFILE
+    python3 scripts/stacklib/buildlog.py BUILD_LOG DOCKERFILE
 
 Prints the reason on the first line, e.g.
 ``step 7/31 (Dockerfile line 52, RUN) failed: ERROR: THESE PACKAGES DO NOT MATCH THE HASHES``,
@@ -11,7 +11,8 @@ there before the build and are not listed.
 
 The line is plain text: terminal colour codes are stripped and the failing command is named by
 its Dockerfile line, not quoted (a quoted RUN is long enough to be cut mid-command).
-Standard library only: it runs with any python3, before or without the project's .venv.
+Standard library only and no package imports: scripts/ci/build-images.sh runs it as a script
+with any python3, and the stack (docker_backend) imports it for `up --docker`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ IMAGE = re.compile(r"^ ---> ([0-9a-f]{12})$")
 # is looked for in the step's output above it.
 SUMMARY = re.compile(r"^The command .* returned a non-zero code: (\d+)$")
 REASON = re.compile(r"^(error|fatal|failed)\b|\berror:", re.IGNORECASE)
+
+
+def is_build_log(text: str) -> bool:
+    """Whether ``text`` holds the classic builder's step lines (so ``explain`` applies)."""
+    return any(STEP.match(ANSI.sub("", line)) for line in text.splitlines())
 
 
 def instruction_lines(dockerfile: str) -> list[int]:
