@@ -24,6 +24,7 @@ from pathlib import Path
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 STEP = re.compile(r"^Step (\d+)/(\d+) : (\S+)")
 IMAGE = re.compile(r"^ ---> ([0-9a-f]{12})$")
+RUNNING = re.compile(r"^ ---> Running in ([0-9a-f]{12})$")
 # The classic builder's own summary of a failed RUN: it quotes the whole command, so the reason
 # is looked for in the step's output above it.
 SUMMARY = re.compile(r"^The command .* returned a non-zero code: (\d+)$")
@@ -33,6 +34,23 @@ REASON = re.compile(r"^(error|fatal|failed)\b|\berror:", re.IGNORECASE)
 def is_build_log(text: str) -> bool:
     """Whether ``text`` holds the classic builder's step lines (so ``explain`` applies)."""
     return any(STEP.match(ANSI.sub("", line)) for line in text.splitlines())
+
+
+def failed_container(log: str) -> str | None:
+    """The container of the step that failed, when the builder kept it.
+
+    ``docker build --force-rm`` removes it; Compose's classic build does not, so the stack
+    removes it by this id.
+    """
+    container = None
+    for raw in log.splitlines():
+        line = ANSI.sub("", raw).rstrip()
+        running = RUNNING.match(line)
+        if running:
+            container = running[1]
+        elif STEP.match(line) or IMAGE.match(line):
+            container = None  # that step finished (its container was removed)
+    return container
 
 
 def instruction_lines(dockerfile: str) -> list[int]:

@@ -203,9 +203,14 @@ class DockerBackend:
         if buildlog.is_build_log(text):
             # A failed image build: the builder's last line quotes the whole RUN in colour.
             reason, made = buildlog.explain(text, "")
-            if made:  # the image of every finished step: dangling now (--no-prune: cache stays)
+            container = buildlog.failed_container(text)
+            # Compose keeps the failed step's container, and every finished step left a dangling
+            # image (--no-prune: the cached parents stay). The container goes first: it uses one.
+            leftovers = [["rm", "-f", container]] if container else []
+            leftovers += [["image", "rm", "--no-prune", *made]] if made else []
+            for args in leftovers:
                 subprocess.run(
-                    [self.docker, "image", "rm", "--no-prune", *made],
+                    [self.docker, *args],
                     env=self.env(state),
                     capture_output=True,
                     timeout=120,

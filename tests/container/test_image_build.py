@@ -1,9 +1,9 @@
 """Building the image: a failed build says why in one line and leaves nothing behind, and two
 builds of one commit hold the same dependencies, byte for byte.
 
-Both run the real classic builder. The failed build runs the project's own command
-(scripts/ci/build-images.sh) on a copy of the build inputs whose Dockerfile asks for a
-distribution that is not in the lock.
+Both run the real classic builder. The failed build runs the project's own commands
+(scripts/ci/build-images.sh, and `stack.py up --docker`) on a copy of the build inputs whose
+Dockerfile asks for a distribution that is not in the lock.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ BUILD_INPUTS = [
     "services",
     "scripts",
     "requirements",
+    "compose",
+    ".cache/wheels",
 ]
 # Every file of the environment with its digest, and the distributions it holds: the same
 # listing from two images means the same dependencies (and the same bytecode) were shipped.
@@ -78,7 +80,8 @@ def broken_checkout(tmp_path: Path) -> Path:
     for name in BUILD_INPUTS:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+            ignore = shutil.ignore_patterns("__pycache__", ".env", "api_token*")
+            shutil.copytree(source, copy / name, ignore=ignore)
         else:
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, copy / name)
@@ -124,6 +127,40 @@ def test_a_failed_build_ends_in_one_readable_line_and_leaves_nothing_behind(
     assert all_containers(docker_client) - containers_before == set()
     assert not docker_client.images.list(name=tag)
     note(f"failed build: {last}")
+
+
+def test_stack_up_docker_reports_a_failed_build_in_one_line_and_leaves_nothing_behind(
+    docker_client: docker.DockerClient, base_image: str, broken_checkout: Path
+) -> None:
+    tag = f"service-template:broken-stack-{SESSION}"
+    dangling_before = labelled_dangling(docker_client)
+    containers_before = all_containers(docker_client)
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(Path.home()),  # where the docker CLI finds its compose plugin
+        "SERVICE_IMAGE": tag,
+        "BASE_IMAGE": base_image,
+        "GATEWAY_PORT": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "scripts/stack.py", "up", "--docker", "-d"],
+        cwd=broken_checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode != 0, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"stack: error: building the image failed: step \d+/\d+ \(RUN\) failed: "
+        r"ERROR: No matching distribution found for no-such-dist==1\.0 \(exit 1\)",
+        last,
+    ), last
+    assert labelled_dangling(docker_client) - dangling_before == set()
+    assert all_containers(docker_client) - containers_before == set()
+    note(f"failed build under stack.py up --docker: {last}")
 
 
 @pytest.fixture
