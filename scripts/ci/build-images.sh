@@ -60,6 +60,9 @@ if ! docker build --force-rm --build-arg BASE_IMAGE="$base_image" --build-arg VE
     build_fail "$service_image" "$repo/Dockerfile"
 fi
 log "built $service_image in $((SECONDS - start)) s ($(size_mb "$service_image"))"
+# A rebuild moves the tag: the image it named before is now dangling and nothing will use it.
+# Only final images carry stage=runtime; dangling build and rootfs stages are the layer cache.
+docker image prune -f --filter label=org.service-template.stage=runtime >/dev/null
 
 if [[ -n $prometheus_image ]]; then
     start=$SECONDS

@@ -8,6 +8,7 @@ by permissions; the service itself runs as uid 10001 (test_image.py).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import docker
@@ -17,12 +18,13 @@ from packaging.utils import canonicalize_name
 
 from ..lockfile import read_lock
 from .conftest import Containers
-from .support import note, wait_for
+from .support import REPO, note, wait_for
 
 pytestmark = pytest.mark.container
 
 PYTHON = "/opt/venv/bin/python"
 GATEWAY = "service_template.examples.gateway:GatewayService"
+HELLO = "service_template.examples.hello:HelloService"
 
 # Prints the distributions the service's interpreter sees and the values pip's markers use
 # (PEP 508), computed the way packaging computes them, with the standard library only.
@@ -159,3 +161,33 @@ def test_healthcheck_reports_an_unready_service_as_unhealthy_in_one_line(
     code, output = gateway.exec_run(probe, environment={"SERVICE_PORT": "9"})
     assert code == 1
     assert output.decode().strip() == "unhealthy: [Errno 111] Connection refused"
+
+
+def test_healthcheck_probe_costs_little_cpu_at_the_compose_interval(
+    docker_client: docker.DockerClient, containers: Containers, image: str
+) -> None:
+    probe = docker_client.images.get(image).attrs["Config"]["Healthcheck"]["Test"][1:]
+    hello = containers.start(image, command=["serve", HELLO], read_only=True)
+    wait_for(lambda: hello.exec_run(probe).exit_code == 0, 30, "the probe to pass")
+
+    def cpu_ns() -> int:
+        # The container's cgroup: the probe process and the service's answer, as Docker
+        # accounts them (what `docker stats` shows).
+        return int(hello.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"])
+
+    probes = 10
+    before = cpu_ns()
+    for _ in range(probes):
+        assert hello.exec_run(probe).exit_code == 0
+    per_probe_ms = (cpu_ns() - before) / probes / 1e6
+    compose = (REPO / "compose" / "compose.yaml").read_text()
+    found = re.search(r"interval: \$\{HEALTHCHECK_INTERVAL:-(\d+)s\}", compose)
+    assert found, "compose.yaml's healthcheck interval changed form: update this test"
+    interval = int(found[1])
+    steady = per_probe_ms / (interval * 1000) * 100
+    # Measured about 40 ms (an interpreter start with -I -S); urllib.request cost about 75 ms.
+    assert per_probe_ms < 150, f"one probe costs {per_probe_ms:.0f} ms of CPU"
+    note(
+        f"healthcheck probe: {per_probe_ms:.0f} ms of CPU each; at the Compose interval of "
+        f"{interval} s about {steady:.1f} % of a core per container"
+    )
