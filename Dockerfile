@@ -21,9 +21,11 @@
 # them only and never touches the network. Without them it installs from the package index,
 # still checked against the lock's hashes.
 #
-# Every stage carries the label org.service-template.stage: the classic builder keeps the first
-# stages as untagged images (they are the layer cache), and after a failed build
-# scripts/ci/build-images.sh removes the dangling images with that label.
+# Every stage carries the label org.service-template.stage (build, rootfs, runtime), so what the
+# classic builder leaves behind can be told apart: the untagged images of the first stages are
+# the layer cache; after a failed build scripts/ci/build-images.sh and `stack.py up --docker`
+# remove the images it made (scripts/stacklib/buildlog.py); and
+# `docker image prune --filter label=org.service-template.stage` removes every dangling one.
 ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
 # ---------------------------------------------------------------------------------------------
