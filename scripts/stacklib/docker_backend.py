@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import probe
+from . import buildlog, probe
 from . import state as st
 from .errors import StackError
 from .interpolate import read_env_file
@@ -207,6 +207,23 @@ class DockerBackend:
                     "again",
                     details=[f"last log lines of {name}:", *lines],
                 )
+        if buildlog.is_build_log(text):
+            # A failed image build: the builder's last line quotes the whole RUN in colour.
+            reason, made = buildlog.explain(text, "")
+            container = buildlog.failed_container(text)
+            # Compose keeps the failed step's container, and every finished step left a dangling
+            # image (--no-prune: the cached parents stay). The container goes first: it uses one.
+            leftovers = [["rm", "-f", container]] if container else []
+            leftovers += [["image", "rm", "--no-prune", *made]] if made else []
+            for args in leftovers:
+                subprocess.run(
+                    [self.docker, *args],
+                    env=self.env(state),
+                    capture_output=True,
+                    timeout=120,
+                    check=False,
+                )
+            return StackError(f"building the image failed: {reason}")
         last = (tail(text, 1) or ["no output"])[0]
         # Compose's output is already on the screen above: the message repeats only its end.
         return StackError(f"docker compose up failed: {last[:300]}")

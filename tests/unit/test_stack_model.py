@@ -82,8 +82,8 @@ def test_ports_name_the_variables_that_choose_them(stack: model.Compose) -> None
 
 def test_healthcheck_timing_and_profiles_are_read(stack: model.Compose) -> None:
     check = stack.services["hello"].healthcheck
-    assert check == model.Healthcheck(interval=2.0, timeout=5.0, retries=3, start_period=30.0)
-    assert check.patience() == 36.0
+    assert check == model.Healthcheck(interval=5.0, timeout=5.0, retries=3, start_period=30.0)
+    assert check.patience() == 45.0
     assert stack.services["prometheus"].profiles == ("metrics",)
     assert stack.services["hello"].stop_grace_period == 25.0
 
