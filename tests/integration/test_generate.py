@@ -9,9 +9,7 @@ tier passes, its stack comes up and answers, and ``copier update`` merges a temp
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -19,61 +17,25 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, missing_tool
-from tests.unit.test_stack_scaffold import copy_worktree
+from tests.conftest import REPO
+from tests.generation import COPIER, commit_all, generate, make_template, run
 
 pytestmark = pytest.mark.integration
 
-COPIER = Path(sys.executable).parent / "copier"
 OLD_SLUG = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
 SLUG = "acme-billing"
 IMAGE = "registry.example.com/acme/billing"
-GIT_ID = ["-c", "user.email=test@example.com", "-c", "user.name=test"]
-
-
-def run(*argv: str | Path, cwd: Path, timeout: float = 300, **env: str) -> str:
-    # The caller's SERVICE_* settings must not reach a stack (it rejects unknown ones).
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
-    done = subprocess.run(
-        [str(arg) for arg in argv],
-        cwd=cwd,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, f"{argv} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
-
-
-def commit_all(repo: Path, message: str) -> None:
-    run("git", "add", "-A", cwd=repo)
-    run("git", *GIT_ID, "commit", "-qm", message, cwd=repo)
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not COPIER.exists():
-        missing_tool("copier is not installed: python3 scripts/dev.py bootstrap")
-    repo = copy_worktree(tmp_path_factory.mktemp("template"))
-    run("git", "init", "-q", "-b", "main", cwd=repo)
-    commit_all(repo, "the template")
-    return repo
+    return make_template(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture(scope="module")
 def generated(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("generated") / SLUG
-    run(
-        COPIER, "copy", "--trust", "--defaults", "--vcs-ref", "HEAD",
-        "--data", f"project_slug={SLUG}", "--data", f"image={IMAGE}",
-        "--data", "project_title=Acme Billing",
-        template, project, cwd=template.parent,
-    )  # fmt: skip
-    run("git", "init", "-q", "-b", "main", cwd=project)
-    commit_all(project, "generated from the template")
-    return project
+    return generate(template, project, SLUG, IMAGE, "Acme Billing")
 
 
 def files_naming(root: Path, name: str) -> list[str]:
