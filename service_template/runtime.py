@@ -25,6 +25,7 @@ from .openrpc import build_document
 from .protocol import DeadlineExceeded, Dispatcher, Method
 from .protocol.aio import Resume
 from .service import MicroService
+from .version import project_version
 
 log = logging.getLogger("service_template.runtime")
 
@@ -41,7 +42,7 @@ class Runtime:
         self.name = settings.name or type(service).name
         methods = service.build_registry()
         self.document = build_document(
-            self.name, service.version, methods.values(), _own_doc(type(service))
+            self.name, service.version or project_version(), methods.values(), _own_doc(type(service))
         )
         methods["rpc.discover"] = Method("rpc.discover", self._discover)
         self.methods = methods

@@ -92,7 +92,8 @@ class MicroService:
     host: ClassVar[str] = "127.0.0.1"
     port: ClassVar[int] = 8000
     accessible_at: ClassVar[str | None] = None
-    version: ClassVar[str] = "0.1.0"
+    # Published in the OpenRPC document; None means the project's version (pyproject.toml).
+    version: ClassVar[str | None] = None
     validation_strategies: ClassVar[Sequence[TokenStrategy]] = (HeaderStrategy(),)
 
     def __init__(self, settings: Settings | None = None) -> None:
