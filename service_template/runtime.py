@@ -42,7 +42,10 @@ class Runtime:
         self.name = settings.name or type(service).name
         methods = service.build_registry()
         self.document = build_document(
-            self.name, service.version or project_version(), methods.values(), _own_doc(type(service))
+            self.name,
+            service.version or project_version(),
+            methods.values(),
+            _own_doc(type(service)),
         )
         methods["rpc.discover"] = Method("rpc.discover", self._discover)
         self.methods = methods
