@@ -42,10 +42,6 @@ class Receiver(Protocol):
 
     receiving: bool  # False once the stream was refused for good: the reader then stops
 
-    def route(self, request: Request) -> Handler:
-        """The handler for ``request.path``."""
-        ...
-
     def request_begun(self, first: bool, now: float) -> None:
         """The first byte of a request arrived (``first``: the connection's first request)."""
         ...
@@ -71,8 +67,15 @@ class _Stop(Exception):
 class RequestReader:
     """The parser side of one connection."""
 
-    def __init__(self, receiver: Receiver, limits: Limits, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        receiver: Receiver,
+        limits: Limits,
+        route: Callable[[Request], Handler],
+        clock: Callable[[], float],
+    ) -> None:
         self.receiver = receiver
+        self.route = route  # the handler for a request's path
         self.limits = limits
         self.parser = httptools.HttpRequestParser(self)
         self.current: Request | None = None  # being received
@@ -108,7 +111,8 @@ class RequestReader:
                 version = "version" in str(exc).lower()
                 self.fail(unsupported_version() if version else Refusal.of(400, MALFORMED))
         else:
-            self._account(data, start, in_body, size_before)
+            if self.current is not None:  # a request is still arriving after this read
+                self._account(data, start, in_body, size_before)
 
     def fail(self, refusal: Refusal) -> None:
         """Refuse the request being received (or the stream, if none began) for good."""
@@ -201,7 +205,7 @@ class RequestReader:
             self.fail(unsupported_version())
             raise _Stop
         refusal = check_head(request)  # sets request.path, which routing needs
-        handler = request.handler = self.receiver.route(request)
+        handler = request.handler = self.route(request)
         refusal = request.refusal = refusal or handler.check(request)
         request.limit = limit = handler.body_limit(request)
         if content_length(request) > limit:

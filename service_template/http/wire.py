@@ -26,7 +26,7 @@ from ..protocol.errors import InvalidRequest
 from .framing import CONTINUE, Refusal, response_head
 from .head import at_capacity, too_many_pipelined
 from .reader import RequestReader
-from .request import Handler, Host, Request
+from .request import Host, Request
 
 log = logging.getLogger("service_template.http")
 
@@ -41,7 +41,7 @@ class Connection(asyncio.Protocol):
         self.limits = host.limits
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.reader = RequestReader(self, self.limits, self.loop.time)
+        self.reader = RequestReader(self, self.limits, host.route, self.loop.time)
         self.queue: collections.deque[Request] = collections.deque()  # received, waiting
         self.active: Request | None = None  # being answered
         self.receiving = True  # False once a request was refused for good: parse no further
@@ -107,9 +107,6 @@ class Connection(asyncio.Protocol):
         self._advance()
 
     # -- reader.Receiver ------------------------------------------------------------------------
-
-    def route(self, request: Request) -> Handler:
-        return self.host.route(request)
 
     def request_begun(self, first: bool, now: float) -> None:
         if not first:  # the first request keeps the deadline set when the connection opened
@@ -185,7 +182,8 @@ class Connection(asyncio.Protocol):
                 self.deadline = self.loop.time() + self.limits.idle_timeout
         else:
             self._continue_if_due()
-        self._update_reading()
+        if self.reading != (self.receiving and not self.write_blocked):
+            self._update_reading()
 
     def will_close(self, request: Request) -> bool:
         """Whether the connection closes after the response to ``request``."""
@@ -208,7 +206,13 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if request is not self.active or transport is None or self.closing:
             return  # the connection went away while the request was answered
-        close = self.will_close(request)
+        refusal = request.refusal
+        close = (  # will_close, inlined on the hot path
+            not request.keep_alive
+            or self.host.draining
+            or (refusal is not None and refusal.final)
+            or (not self.queue and (self.eof or not self.receiving) and self.reader.current is None)
+        )
         length = None if body is None else len(body)
         head = response_head(status, length, request.request_id, extra, close)
         if body is None or request.method == "HEAD":
