@@ -13,7 +13,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from service_template.http.framing import Refusal
+from service_template.http.head import check_head
 from service_template.http.limits import Limits
 from service_template.http.request import Request
 from service_template.http.wire import Connection
@@ -219,3 +222,52 @@ def test_a_100_continue_waits_for_the_earlier_response() -> None:
         assert transport.out.endswith(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     run(test)
+
+
+def head_of(url: bytes, headers: dict[str, str], version: str = "1.1") -> Request:
+    request = Request()
+    request.url = url
+    request.headers = headers
+    request.version = version
+    return request
+
+
+@pytest.mark.parametrize(
+    ("url", "path", "target"),
+    [
+        (b"/api?x=1", "/api", "/api?x=1"),
+        (b"http://host:8000/api", "/api", "/api"),
+        (b"https://host/api?q=/x", "/api", "/api?q=/x"),
+        (b"http://host", "/", "/"),
+        (b"http://host?q", "/", "/?q"),
+        (b"*", "*", "*"),
+    ],
+)
+def test_the_request_target_forms_give_the_path(url: bytes, path: str, target: str) -> None:
+    request = head_of(url, {"host": "a"})
+    assert check_head(request) is None
+    assert (request.path, request.target) == (path, target)
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "version"),
+    [
+        (b"api", {"host": "a"}, "1.1"),  # neither origin nor absolute form
+        (b"/api", {}, "1.1"),  # HTTP/1.1 without Host
+    ],
+)
+def test_a_bad_target_or_a_missing_host_is_a_400(
+    url: bytes, headers: dict[str, str], version: str
+) -> None:
+    refusal = check_head(head_of(url, headers, version))
+    assert refusal is not None
+    assert refusal.status == 400
+
+
+def test_http_1_0_needs_no_host_but_two_hosts_are_refused_in_any_version() -> None:
+    assert check_head(head_of(b"/api", {}, "1.0")) is None
+    request = head_of(b"/api", {"host": "a"}, "1.0")
+    request.repeated = [("host", "b")]
+    refusal = check_head(request)
+    assert refusal is not None
+    assert refusal.status == 400
