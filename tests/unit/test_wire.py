@@ -271,3 +271,32 @@ def test_http_1_0_needs_no_host_but_two_hosts_are_refused_in_any_version() -> No
     refusal = check_head(request)
     assert refusal is not None
     assert refusal.status == 400
+
+
+def test_while_output_is_unread_nothing_is_read_or_dispatched_until_it_drains() -> None:
+    def test() -> None:
+        handler = Echo()
+        conn, transport = connect(handler)
+        conn.pause_writing()  # the transport is above its high-water mark
+        assert not transport.reading
+        conn.data_received(post(b"1") + post(b"2"))  # already in flight when reading paused
+        assert handler.seen == []  # received, not dispatched
+        assert transport.out == b""
+        conn.resume_writing()  # below the low-water mark again
+        assert [body for _, body in answers(bytes(transport.out))] == [b"1", b"2"]
+        assert transport.reading
+
+    run(test)
+
+
+def test_output_left_unread_past_the_write_timeout_closes_the_connection() -> None:
+    def test() -> None:
+        conn, transport = connect(Echo(), write_timeout=5.0)
+        conn.pause_writing()
+        now = conn.loop.time()
+        assert not conn.due(now + 4.0)
+        assert conn.due(now + 5.5)
+        conn.expire(now + 5.5)
+        assert transport.closed
+
+    run(test)
