@@ -256,7 +256,7 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "max_response_bytes": (_integer(1024), "largest /api response; a bigger one is error -32603"),
     "max_connections": (_integer(1), "open connections per process; more get 503 and close"),
     "max_batch": (_integer(1), "most calls in one JSON-RPC batch"),
-    "header_timeout": (_seconds, "seconds to receive a request's headers (from its first byte)"),
+    "header_timeout": (_seconds, "seconds for request headers (from connect, then 1st byte)"),
     "body_timeout": (_seconds, "seconds allowed to receive a request body"),
     "idle_timeout": (_seconds, "seconds an idle keep-alive connection stays open"),
     "write_timeout": (_seconds, "seconds a client may leave its responses unread before a cut"),

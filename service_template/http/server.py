@@ -22,6 +22,7 @@ from ..runtime import Runtime
 from .admin import AdminListener
 from .api import API_PATH, APIEndpoint
 from .bridge import TornadoRoutes
+from .framing import refresh_date
 from .limits import Limits
 from .request import Handler, Request
 from .routes import make_app
@@ -87,6 +88,7 @@ class HTTPServer:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
+            refresh_date()
             now = loop.time()
             for conn in list(self.connections):
                 if conn.due(now):
