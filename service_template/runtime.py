@@ -22,7 +22,7 @@ from .config import Settings
 from .logs import CallLog
 from .metrics import Metrics, make_registry
 from .openrpc import build_document
-from .protocol import DeadlineExceeded, Dispatcher, Method
+from .protocol import DeadlineExceeded, Dispatcher, Method, codec
 from .protocol.aio import Resume
 from .service import MicroService
 
@@ -157,7 +157,8 @@ class Runtime:
         self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any], limit: float
     ) -> Any:
         loop = asyncio.get_running_loop()
-        call = functools.partial(self._run, functools.partial(method.func, *args, **kwargs))
+        # The result is encoded in the same thread: a large one costs the loop nothing.
+        call = functools.partial(self._run, functools.partial(_encoded, method.func, args, kwargs))
         deadline = asyncio.timeout(limit)
         try:
             with self._in_flight():
@@ -270,6 +271,10 @@ class Runtime:
             pool.shutdown(wait=False, cancel_futures=True)
         with self._threads_lock:
             return self.threads_busy == 0
+
+
+def _encoded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return codec.preencode(func(*args, **kwargs))
 
 
 def _own_doc(cls: type) -> str | None:

@@ -258,6 +258,25 @@ def encode(value: Any) -> bytes:
     return json.dumps(value, allow_nan=False, ensure_ascii=True, separators=(",", ":")).encode()
 
 
+class Encoded:
+    """A value already encoded by ``dumps`` (in a worker thread, off the event loop): the
+    dispatcher splices ``data`` into the response instead of encoding the value again."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def preencode(value: Any) -> Any:
+    """``Encoded(dumps(value))``, or ``value`` itself when it cannot be JSON (whoever encodes
+    it next reports why)."""
+    try:
+        return Encoded(dumps(value))
+    except (TypeError, ValueError, OverflowError):
+        return value
+
+
 _FLOAT_FREE = frozenset({int, str, bool, type(None)})
 
 

@@ -3,7 +3,8 @@
 Pure protocol: no sockets, no HTTP, no Tornado. The caller supplies three seams:
 
 - ``invoke(method, args, kwargs)``: runs a method (thread pool, deadline, ...) and returns its
-  result or raises; ``RPCError`` passes to the client as is.
+  result or raises; ``RPCError`` passes to the client as is. A result may come already
+  encoded (``codec.Encoded``, made in the thread that ran the method).
 - ``CallContext.authorized()``: whether the request carries a valid token (asked only for
   private methods, at most once per request).
 - ``CallContext.record(...)``: called once per call with its outcome, for metrics and logs.
@@ -242,6 +243,11 @@ class Dispatcher:
                 result = await self.invoke(entry, args, kwargs)
             if request_id is NO_ID:
                 reply = None
+            elif type(result) is codec.Encoded:  # encoded where it was made (a thread)
+                reply = b'{"jsonrpc":"2.0","result":%b,"id":%b}' % (
+                    result.data,
+                    codec.encode(request_id),
+                )
             else:
                 reply = _result_bytes(request_id, result, method)
                 if codec.suspect(result, reply):  # orjson writes NaN and infinities as null
