@@ -241,11 +241,15 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "log_calls": (_flag, "log one JSON line per call"),
     "max_body_bytes": (_integer(1024), "largest request body accepted (413 above)"),
     "max_batch": (_integer(1), "most calls in one JSON-RPC batch"),
+    "max_containers": (_integer(1), "most arrays and objects in one request body (-32700 above)"),
     "body_timeout": (_seconds, "seconds allowed to receive a request body"),
     "idle_timeout": (_seconds, "seconds an idle keep-alive connection stays open"),
     "call_timeout": (_seconds, "default deadline of a call, in seconds"),
     "method_timeouts": (_mapping(_seconds), "per-method deadlines: `a=1.5,users.get=3`"),
-    "max_concurrency": (_integer(1), "calls in flight before answering 503"),
+    "max_concurrency": (
+        _integer(1),
+        "calls in flight (batch members included) before refusing with -32003",
+    ),
     "thread_pool_size": (_integer(1), "threads that run blocking methods"),
     "drain_timeout": (_seconds, "seconds to finish in-flight calls after SIGTERM"),
     "readiness_timeout": (_seconds, "seconds a readiness check may take"),
@@ -274,6 +278,7 @@ class Settings:
     log_calls: bool = True
     max_body_bytes: int = 1048576
     max_batch: int = 100
+    max_containers: int = 50000
     body_timeout: float = 15.0
     idle_timeout: float = 60.0
     call_timeout: float = 30.0

@@ -75,6 +75,7 @@ class Runtime:
             offload=self.offload,
             admission=self,
             deadline=self.deadline,
+            max_containers=settings.max_containers,
         )
         self.checks = service.readiness_checks()
         plain_checks = sum(not inspect.iscoroutinefunction(c) for c in self.checks.values())

@@ -123,6 +123,7 @@ class Dispatcher:
         inline_limit: int = INLINE_LIMIT,
         admission: Admission | None = None,
         deadline: Callable[[Method], float] | None = None,
+        max_containers: int = codec.MAX_CONTAINERS,
     ) -> None:
         self.methods = dict(methods)
         self.invoke = invoke
@@ -133,6 +134,7 @@ class Dispatcher:
         self.inline_limit = inline_limit
         self.admission = admission
         self.deadline = deadline
+        self.max_containers = max_containers
 
     async def dispatch(self, body: bytes, ctx: CallContext) -> bytes | None:
         """Answer one HTTP body. ``None`` means no response at all (only notifications).
@@ -144,9 +146,10 @@ class Dispatcher:
         large = len(body) > self.inline_limit
         try:
             if large and self.offload is not None:
-                payload = await self.offload(functools.partial(codec.loads, body))
+                decode = functools.partial(codec.loads, body, self.max_containers)
+                payload = await self.offload(decode)
             else:
-                payload = codec.loads(body)
+                payload = codec.loads(body, self.max_containers)
         except ParseError as exc:
             ctx.record(INVALID, None, None, exc.code, time.perf_counter() - started)
             return _error_bytes(None, exc)  # section 5: id is null when it cannot be known

@@ -290,3 +290,17 @@ def test_a_blocked_plain_readiness_check_holds_one_thread_of_its_own(start_servi
     wait_until(
         lambda: request(service.port, "GET", "/readyz").status == 200, 5, "readiness recovers"
     )
+
+
+def test_max_containers_is_a_setting(start_service):
+    service = start_service(
+        "tests.integration.services:ProbeService", env={"SERVICE_MAX_CONTAINERS": "10"}
+    )
+    fits = rpc(service.port, "echo", [[[]] * 7])  # envelope, params, the list, 7 lists: 10
+    assert fits.json()["result"] == [[]] * 7
+    refused = rpc(service.port, "echo", [[[]] * 8], request_id=5)
+    assert refused.status == 200
+    doc = refused.json()
+    assert doc["id"] is None
+    assert doc["error"]["code"] == -32700
+    assert doc["error"]["data"] == {"reason": "more than 10 arrays and objects"}
