@@ -272,6 +272,11 @@ def _preview(value: Any) -> str:
 def _rpc_error(error: dict[str, Any], retry_after: float | None) -> errors.RPCError:
     exc = errors.error_from_dict(error)
     if isinstance(exc, errors.ServerOverloaded):
+        if retry_after is None and isinstance(exc.data, dict):
+            # A batch member refused for want of a slot: the delay is in its data.
+            given = exc.data.get("retry_after")
+            if isinstance(given, int | float) and not isinstance(given, bool) and given >= 0:
+                retry_after = float(given)
         return ServerOverloaded(exc.message, exc.data, retry_after=retry_after)
     return exc
 

@@ -257,12 +257,16 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "max_connections": (_integer(1), "open connections per process; more get 503 and close"),
     "max_batch": (_integer(1), "most calls in one JSON-RPC batch"),
     "header_timeout": (_seconds, "seconds for request headers (from connect, then 1st byte)"),
+    "max_containers": (_integer(1), "most arrays and objects in one request body (-32700 above)"),
     "body_timeout": (_seconds, "seconds allowed to receive a request body"),
     "idle_timeout": (_seconds, "seconds an idle keep-alive connection stays open"),
     "write_timeout": (_seconds, "seconds a client may leave its responses unread before a cut"),
     "call_timeout": (_seconds, "default deadline of a call, in seconds"),
     "method_timeouts": (_mapping(_seconds), "per-method deadlines: `a=1.5,users.get=3`"),
-    "max_concurrency": (_integer(1), "calls in flight before answering 503"),
+    "max_concurrency": (
+        _integer(1),
+        "calls in flight (batch members included) before refusing with -32003",
+    ),
     "thread_pool_size": (_integer(1), "threads that run blocking methods"),
     "drain_timeout": (_seconds, "seconds to finish in-flight calls after SIGTERM"),
     "readiness_timeout": (_seconds, "seconds a readiness check may take"),
@@ -303,6 +307,7 @@ class Settings:
     max_connections: int = 1024
     max_batch: int = 100
     header_timeout: float = 10.0
+    max_containers: int = 50000
     body_timeout: float = 15.0
     idle_timeout: float = 60.0
     write_timeout: float = 30.0

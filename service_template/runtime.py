@@ -22,7 +22,7 @@ from .config import Settings
 from .logs import CallLog
 from .metrics import Metrics, make_registry
 from .openrpc import build_document
-from .protocol import DeadlineExceeded, Dispatcher, Method
+from .protocol import DeadlineExceeded, Dispatcher, Method, codec
 from .protocol.aio import Resume
 from .service import MicroService
 from .version import project_version
@@ -79,6 +79,7 @@ class Runtime:
             offload=self.offload,
             admission=self,
             deadline=self.deadline,
+            max_containers=settings.max_containers,
         )
         self.checks = service.readiness_checks()
         plain_checks = sum(not inspect.iscoroutinefunction(c) for c in self.checks.values())
@@ -118,15 +119,15 @@ class Runtime:
         The deadline counts from the start of the call; the rest runs in this same task
         (see ``protocol.aio.Resume``).
         """
-        limit = self.deadline(method)
         if not method.is_async:
-            return await self._invoke_in_pool(method, args, kwargs, limit)
+            return await self._invoke_in_pool(method, args, kwargs, self.deadline(method))
         started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
         coro = method.func(*args, **kwargs)
         try:
             first = coro.send(None)
         except StopIteration as done:
             return done.value
+        limit = self.deadline(method)
         deadline = asyncio.timeout_at(started + limit)
         with self._in_flight():
             try:
@@ -161,7 +162,8 @@ class Runtime:
         self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any], limit: float
     ) -> Any:
         loop = asyncio.get_running_loop()
-        call = functools.partial(self._run, functools.partial(method.func, *args, **kwargs))
+        # The result is encoded in the same thread: a large one costs the loop nothing.
+        call = functools.partial(self._run, functools.partial(_encoded, method.func, args, kwargs))
         deadline = asyncio.timeout(limit)
         try:
             with self._in_flight():
@@ -274,6 +276,10 @@ class Runtime:
             pool.shutdown(wait=False, cancel_futures=True)
         with self._threads_lock:
             return self.threads_busy == 0
+
+
+def _encoded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return codec.preencode(func(*args, **kwargs))
 
 
 def _own_doc(cls: type) -> str | None:

@@ -304,6 +304,28 @@ def test_503_with_retry_after_raises_server_overloaded_with_the_delay():
     assert isinstance(caught.value, errors.ServerOverloaded)
 
 
+def test_a_batch_member_refused_for_want_of_a_slot_carries_its_retry_after():
+    def answer(request: httpx.Request) -> httpx.Response:
+        first, second = json.loads(request.content)
+        overloaded = _error(-32003, "Server overloaded", {"retry_after": 1})
+        return httpx.Response(
+            200,
+            json=[
+                {"jsonrpc": "2.0", "id": first["id"], "result": 3},
+                {"jsonrpc": "2.0", "id": second["id"], "error": overloaded},
+            ],
+        )
+
+    with answering(answer) as remote:
+        with remote.batch() as batch:
+            ran = batch.methods.add(1, 2)
+            refused = batch.methods.add(3, 4)
+        assert ran.result() == 3
+        with pytest.raises(ServerOverloaded) as caught:
+            refused.result()
+    assert caught.value.retry_after == 1.0
+
+
 def test_503_with_retry_after_as_an_http_date_and_no_body():
     when = formatdate(time.time() + 30, usegmt=True)
     response = httpx.Response(503, text="busy", headers={"Retry-After": when})

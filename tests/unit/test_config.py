@@ -386,6 +386,7 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_MAX_CONNECTIONS": "10",
         "SERVICE_MAX_BATCH": "10",
         "SERVICE_HEADER_TIMEOUT": "1",
+        "SERVICE_MAX_CONTAINERS": "10",
         "SERVICE_BODY_TIMEOUT": "1",
         "SERVICE_IDLE_TIMEOUT": "1",
         "SERVICE_WRITE_TIMEOUT": "1",
