@@ -1,8 +1,8 @@
 """Response framing: status lines, the cached ``Date`` header, response heads, refusals.
 
 Heads are built from pre-encoded pieces (this is the hot path); the ``Date`` line is formatted
-at most once per second, not per response (RFC 9110 6.6.1: an origin server with a clock MUST
-send Date).
+at most once per second by the server's sweeper, not per response (RFC 9110 6.6.1: an origin
+server with a clock MUST send Date).
 """
 
 from __future__ import annotations
@@ -47,13 +47,21 @@ class _DateCache:
 _date = _DateCache()
 
 
-def date_line() -> bytes:
-    """``Date: <IMF-fixdate>\\r\\n`` for the current second (formatted once per second)."""
+def refresh_date() -> None:
+    """Format the ``Date`` line again if the second changed (the server's sweeper calls this
+    twice a second, so responses only read a cached line)."""
     second = int(time.time())
     if second != _date.second:
         _date.line = b"Date: %s\r\n" % formatdate(second, usegmt=True).encode("ascii")
         _date.second = second
+
+
+def date_line() -> bytes:
+    """``Date: <IMF-fixdate>\\r\\n``, at most half a second old while a server runs."""
     return _date.line
+
+
+refresh_date()
 
 
 Headers = tuple[tuple[str, str], ...]
@@ -65,7 +73,7 @@ def response_head(
     """The status line and headers of a response with a JSON body of ``length`` bytes (None:
     no body at all), ending with the blank line."""
     head = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
-    head += date_line()
+    head += _date.line
     if length is not None:
         head += _JSON_LENGTH % length
     head += b"X-Request-Id: %s\r\n" % request_id.encode("latin-1")

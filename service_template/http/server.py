@@ -18,6 +18,7 @@ from tornado.netutil import bind_sockets
 from ..runtime import Runtime
 from .api import API_PATH, APIEndpoint
 from .bridge import TornadoRoutes
+from .framing import refresh_date
 from .limits import Limits
 from .request import Handler, Request
 from .routes import make_app
@@ -83,6 +84,7 @@ class HTTPServer:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
+            refresh_date()
             now = loop.time()
             for conn in list(self.connections):
                 if conn.due(now):
