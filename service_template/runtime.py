@@ -114,15 +114,15 @@ class Runtime:
         The deadline counts from the start of the call; the rest runs in this same task
         (see ``protocol.aio.Resume``).
         """
-        limit = self.deadline(method)
         if not method.is_async:
-            return await self._invoke_in_pool(method, args, kwargs, limit)
+            return await self._invoke_in_pool(method, args, kwargs, self.deadline(method))
         started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
         coro = method.func(*args, **kwargs)
         try:
             first = coro.send(None)
         except StopIteration as done:
             return done.value
+        limit = self.deadline(method)
         deadline = asyncio.timeout_at(started + limit)
         with self._in_flight():
             try:

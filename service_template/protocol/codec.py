@@ -240,28 +240,36 @@ def dumps(value: Any) -> bytes:
     JSON has no NaN or Infinity: a value holding one (at any depth) raises ``ValueError``, on
     either encoder. Never emits ``NaN`` tokens, never turns them into ``null``.
     """
-    data, suspect = dumps_unchecked(value)
-    if suspect:
+    data = encode(value)
+    if suspect(value, data):
         check_finite(value)
     return data
 
 
-def dumps_unchecked(value: Any) -> tuple[bytes, bool]:
-    """``dumps`` without its last check: ``(data, suspect)``.
-
-    ``suspect`` is true when ``data`` contains ``null`` written by orjson, which could stand for
-    a NaN or an infinity: the caller must then run ``check_finite(value)`` (a walk in Python,
-    which a caller may prefer to run off its event loop for a large value).
-    """
+def encode(value: Any) -> bytes:
+    """``dumps`` without its last check: orjson writes NaN and infinities as ``null``, so a
+    caller must run ``check_finite(value)`` when ``suspect(value, data)`` says so (a walk in
+    Python, which a caller may prefer to run off its event loop for a large value)."""
     if _orjson is not None:
         try:
-            data: bytes = _orjson.dumps(value)
+            return _orjson.dumps(value)  # type: ignore[no-any-return]
         except (TypeError, _orjson.JSONEncodeError):
             pass  # fall through: the stdlib handles big ints, int keys and surrogates
-        else:
-            return data, b"null" in data
-    text = json.dumps(value, allow_nan=False, ensure_ascii=True, separators=(",", ":"))
-    return text.encode(), False
+    return json.dumps(value, allow_nan=False, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+_FLOAT_FREE = frozenset({int, str, bool, type(None)})
+
+
+def suspect(value: Any, data: bytes) -> bool:
+    """Whether ``data`` (``encode(value)``) could hold a NaN or an infinity written as null.
+
+    Cheap for the usual results: a scalar that is not a float is never suspect, and any other
+    value only when ``data`` contains ``null`` at all.
+    """
+    if type(value) in _FLOAT_FREE:
+        return False
+    return b"null" in data
 
 
 def check_finite(value: Any) -> None:
