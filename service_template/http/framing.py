@@ -33,6 +33,12 @@ _STATUS_LINES = {
     status: b"HTTP/1.1 %d %s\r\n" % (status, reason) for status, reason in REASONS.items()
 }
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# The head of the most common response (200, JSON body, keep-alive), formatted in one step:
+# % (DATE.line, content length, request id).
+OK_HEAD = (
+    b"HTTP/1.1 200 OK\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\n"
+    b"X-Request-Id: %s\r\n\r\n"
+)
 _JSON_LENGTH = b"Content-Type: application/json\r\nContent-Length: %d\r\n"
 
 
@@ -44,21 +50,21 @@ class _DateCache:
         self.line = b""
 
 
-_date = _DateCache()
+DATE = _DateCache()  # DATE.line: the current Date header line
 
 
 def refresh_date() -> None:
     """Format the ``Date`` line again if the second changed (the server's sweeper calls this
     twice a second, so responses only read a cached line)."""
     second = int(time.time())
-    if second != _date.second:
-        _date.line = b"Date: %s\r\n" % formatdate(second, usegmt=True).encode("ascii")
-        _date.second = second
+    if second != DATE.second:
+        DATE.line = b"Date: %s\r\n" % formatdate(second, usegmt=True).encode("ascii")
+        DATE.second = second
 
 
 def date_line() -> bytes:
     """``Date: <IMF-fixdate>\\r\\n``, at most half a second old while a server runs."""
-    return _date.line
+    return DATE.line
 
 
 refresh_date()
@@ -73,7 +79,7 @@ def response_head(
     """The status line and headers of a response with a JSON body of ``length`` bytes (None:
     no body at all), ending with the blank line."""
     head = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
-    head += _date.line
+    head += DATE.line
     if length is not None:
         head += _JSON_LENGTH % length
     head += b"X-Request-Id: %s\r\n" % request_id.encode("latin-1")

@@ -23,7 +23,7 @@ import socket
 import struct
 
 from ..protocol.errors import InvalidRequest
-from .framing import CONTINUE, Refusal, response_head
+from .framing import CONTINUE, DATE, OK_HEAD, Refusal, response_head
 from .head import at_capacity, too_many_pipelined
 from .reader import RequestReader
 from .request import Host, Request
@@ -108,32 +108,29 @@ class Connection(asyncio.Protocol):
 
     # -- reader.Receiver ------------------------------------------------------------------------
 
-    def request_begun(self, first: bool, now: float) -> None:
-        if not first:  # the first request keeps the deadline set when the connection opened
-            self.deadline = now + self.limits.header_timeout
-
-    def head_received(self, request: Request) -> None:
-        # The body is due body_timeout after the request's first byte.
-        self.deadline = self.reader.began_at + self.limits.body_timeout
-        if request.continue_owed:
-            self._continue_if_due()
+    def continue_due(self) -> None:
+        self._continue_if_due()
 
     def request_received(self, request: Request) -> None:
         self.deadline = None  # no timeout while the request is answered: calls have deadlines
+        if (
+            self.active is None
+            and not self.queue
+            and request.refusal is None
+            and not self.write_blocked
+            and not self.closing
+        ):
+            # The common case, nothing before it: serve it now. (A handler that answers at
+            # once goes through _finish and _advance, which take care of what follows.)
+            assert request.handler is not None
+            self.active = request
+            request.handler.serve(request, self)
+            return
         if len(self.queue) >= self.limits.max_pipelined:
             # Past the pipelining bound (only reachable within one read): refuse this one and
             # read no further; every request before it is still answered, in order.
             request.refusal = too_many_pipelined(self.limits.max_pipelined)
             self.receiving = False
-        elif self.active is None and not self.queue and not self.write_blocked and not self.closing:
-            # The common case, nothing before it: serve it now. (A handler that answers at
-            # once goes through _finish and _advance, which take care of what follows.)
-            refusal = request.refusal
-            if refusal is None:
-                assert request.handler is not None
-                self.active = request
-                request.handler.serve(request, self)
-                return
         self.queue.append(request)
         self._advance()
 
@@ -150,11 +147,31 @@ class Connection(asyncio.Protocol):
     # -- answering ------------------------------------------------------------------------------
 
     def _advance(self) -> None:
-        """Start waiting requests in order while nothing else is answered and the client
-        reads its output. A loop, not recursion: a handler that answers at once re-enters here
-        and returns, and this loop takes the next request."""
+        """Go on after a response (or a newly queued request): start what waits, then settle
+        reading, deadlines and a deferred ``100 Continue``."""
         if self._advancing:
             return
+        if self.queue:
+            self._take_queued()
+        if self.closing or self.active is not None or self.queue:
+            self._update_reading()
+            return
+        # Nothing owed: the connection is between requests (or receiving one).
+        if self.eof:
+            self._close()
+            return
+        if self.reader.current is None:
+            if self.deadline is None:
+                self.deadline = self.loop.time() + self.limits.idle_timeout
+        else:
+            self._continue_if_due()
+        if self.reading != (self.receiving and not self.write_blocked):
+            self._update_reading()
+
+    def _take_queued(self) -> None:
+        """Start waiting requests in order while nothing else is answered and the client
+        reads its output. A loop, not recursion: a handler that answers at once re-enters
+        _advance, which returns at once, and this loop takes the next request."""
         self._advancing = True
         try:
             while (
@@ -170,20 +187,6 @@ class Connection(asyncio.Protocol):
                     request.handler.serve(request, self)
         finally:
             self._advancing = False
-        if self.closing or self.active is not None or self.queue:
-            self._update_reading()
-            return
-        # Nothing owed: the connection is between requests (or receiving one).
-        if self.eof:
-            self._close()
-            return
-        if self.reader.current is None:
-            if self.deadline is None:
-                self.deadline = self.loop.time() + self.limits.idle_timeout
-        else:
-            self._continue_if_due()
-        if self.reading != (self.receiving and not self.write_blocked):
-            self._update_reading()
 
     def will_close(self, request: Request) -> bool:
         """Whether the connection closes after the response to ``request``."""
@@ -213,8 +216,11 @@ class Connection(asyncio.Protocol):
             or (refusal is not None and refusal.final)
             or (not self.queue and (self.eof or not self.receiving) and self.reader.current is None)
         )
-        length = None if body is None else len(body)
-        head = response_head(status, length, request.request_id, extra, close)
+        if status == 200 and body is not None and not extra and not close:
+            head = OK_HEAD % (DATE.line, len(body), request.request_id.encode("latin-1"))
+        else:
+            length = None if body is None else len(body)
+            head = response_head(status, length, request.request_id, extra, close)
         if body is None or request.method == "HEAD":
             # HEAD: the headers say what a GET would get; no body follows (RFC 9110 9.3.2).
             transport.write(head)
