@@ -59,7 +59,7 @@ class GatewayService(MicroService):
 
     @private_api_method
     async def private_greet(self, name: str) -> str:
-        """Forward to hello's private method with this service's own token."""
+        """Forward to hello's private method with hello's token (``SERVICE_PEER_TOKEN_FILES``)."""
         return await self._call("hello", "say_private_hello", name)  # type: ignore[no-any-return]
 
     @readiness_check
