@@ -92,7 +92,13 @@ class HTTPServer:
             now = loop.time()
             for conn in list(self.connections):
                 if conn.due(now):
-                    conn.expire(now)
+                    try:
+                        conn.expire(now)
+                    except Exception:
+                        # One connection's fault must never stop the sweeper: every deadline
+                        # of every connection depends on it. Log the bug, drop the connection.
+                        log.exception("expiring a connection failed; closing it")
+                        conn.abort()
 
     def stop_listening(self) -> None:
         for listener in self.listeners:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import select
 import socket
@@ -281,9 +282,21 @@ class Connection(asyncio.Protocol):
         self.closing = self.lingering = True
         self.receiving = False
         self.deadline = self.loop.time() + self.limits.linger_seconds
-        if transport.can_write_eof():
-            transport.write_eof()
+        try:
+            if transport.can_write_eof():
+                transport.write_eof()
+        except OSError:
+            # The client is gone already (it closed before our answer): nothing to linger for.
+            # Raised here, this would end the sweeper that called us, and with it every
+            # deadline (tests/integration/test_http_hardening.py::
+            # test_timeouts_keep_firing_after_a_client_closes_mid_request).
+            self._abort()
+            return
         self._update_reading()
+
+    def abort(self) -> None:
+        """Close at once (the server's last resort for a connection that misbehaved)."""
+        self._abort()
 
     def _abort(self) -> None:
         """Close at once, dropping unsent output, with a reset (not a FIN after the output)."""
@@ -294,7 +307,8 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             # SO_LINGER 0: the kernel would otherwise keep trying to send the buffered output.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            with contextlib.suppress(OSError):  # a socket the peer has already torn down
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         transport.abort()
 
     def due(self, now: float) -> bool:
