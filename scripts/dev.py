@@ -24,9 +24,9 @@ VENV = REPO / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".pyproject.sha256"
 EXAMPLES = {
-    "hello": "service_template.examples.hello:HelloService",
-    "compute": "service_template.examples.compute:ComputeService",
-    "gateway": "service_template.examples.gateway:GatewayService",
+    "hello": "services.hello:HelloService",
+    "compute": "services.compute:ComputeService",
+    "gateway": "services.gateway:GatewayService",
 }
 
 

@@ -37,8 +37,8 @@ from .support import (
 
 pytestmark = pytest.mark.container
 
-HELLO = "service_template.examples.hello:HelloService"
-COMPUTE = "service_template.examples.compute:ComputeService"
+HELLO = "services.hello:HelloService"
+COMPUTE = "services.compute:ComputeService"
 PYTHON = "/opt/venv/bin/python"
 HARDENED: dict[str, Any] = {
     "read_only": True,

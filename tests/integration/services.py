@@ -38,6 +38,7 @@ from service_template import (
     readiness_check,
 )
 
+
 log = logging.getLogger("tests.integration.services")
 
 # Upper bound on any sleep a test asks for: a plain method's thread cannot be cancelled and
@@ -353,15 +354,6 @@ def wait_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]:
     except ConnectionResetError:
         pass  # closed with a reset: closed all the same
     return received, time.monotonic() - started
-
-
-def wait_until(predicate: Callable[[], bool], limit: float, what: str) -> None:
-    """Poll ``predicate`` (bounded in time) until it holds."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {limit}s")
-        time.sleep(0.02)
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

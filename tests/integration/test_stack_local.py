@@ -335,8 +335,8 @@ def test_a_pinned_port_is_used(repo: Path) -> None:
             "services.gateway.depends_on: unknown service 'computer'",
         ),
         (
-            '    command: ["serve", "service_template.examples.hello:HelloService"]',
-            '    command: ["serve", "service_template.examples.hello:HelloService"]\n'
+            '    command: ["serve", "services.hello:HelloService"]',
+            '    command: ["serve", "services.hello:HelloService"]\n'
             "    depends_on: [gateway]",
             "dependency cycle: ",
         ),

@@ -51,7 +51,7 @@ def test_template_services_are_told_apart_from_third_party_images(stack: model.C
 
 def test_commands_environment_and_merged_anchors_are_read(stack: model.Compose) -> None:
     gateway = stack.services["gateway"]
-    assert gateway.command == ("serve", "service_template.examples.gateway:GatewayService")
+    assert gateway.command == ("serve", "services.gateway:GatewayService")
     assert gateway.environment["SERVICE_PEERS"] == (
         "hello=http://hello:8000/api,compute=http://compute:8000/api"
     )
