@@ -24,6 +24,7 @@ __all__ = [
     "resolve_url",
 ]
 
+
 class ServiceNotFound(LookupError):
     """No peer of that name is configured; the message lists the names that are."""
 

@@ -106,5 +106,5 @@ class ServiceFactory:
 def _stop(service: ServiceProcess) -> None:
     try:
         service.stop(timeout=10)
-    except Exception:  # noqa: BLE001 - a hung or vanished process: make sure it is gone
+    except Exception:
         service.kill()

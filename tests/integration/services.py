@@ -24,7 +24,6 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +36,6 @@ from service_template import (
     public_method,
     readiness_check,
 )
-
 
 log = logging.getLogger("tests.integration.services")
 

@@ -13,9 +13,7 @@ def test_the_gateway_calls_its_peers_by_name() -> None:
         hello = services.in_process("services.hello:HelloService")
         compute = services.in_process("services.compute:ComputeService")
         peers = f"hello={hello.url},compute={compute.url}"
-        gateway = services.process(
-            "services.gateway:GatewayService", env={"SERVICE_PEERS": peers}
-        )
+        gateway = services.process("services.gateway:GatewayService", env={"SERVICE_PEERS": peers})
         client = services.client(gateway.url)
         assert client.methods.greet_and_add("you", 2, 3) == {"greeting": "hello you", "sum": 5}
         assert client.methods.private_greet("x") == "this is secret: hello x"

@@ -9,4 +9,3 @@ def test_the_gateway_exposes_its_calls_and_one_private_method() -> None:
     registry = service.build_registry()
     assert sorted(registry) == ["add", "greet", "greet_and_add", "private_greet"]
     assert [name for name, m in registry.items() if m.requires_auth] == ["private_greet"]
-

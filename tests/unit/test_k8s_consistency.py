@@ -27,9 +27,9 @@ import pytest
 import yaml
 
 from service_template.config import KNOWN_ENV_VARS, TOKEN_ENV, TOKEN_FILE_ENV, Settings
-from services.gateway import PEERS as GATEWAY_PEERS
 from service_template.runner import resolve
 from service_template.service import MicroService
+from services.gateway import PEERS as GATEWAY_PEERS
 from tests.conftest import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from service_template import MicroService, StartupError
-from tests.integration.services import ProbeService
 from service_template.loader import load_service_class
+from tests.integration.services import ProbeService
 
 SERVICES = """
 from service_template import MicroService, public_method
