@@ -8,12 +8,14 @@ sleeps) and stops it at the end of the test with SIGTERM, killing it only if it 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
+from scripts.stacklib import definition
 from service_template.testing import (
     ServiceFactory,
     ServiceProcess,
@@ -21,7 +23,15 @@ from service_template.testing import (
     wait_http,
 )
 
-__all__ = ["REPO", "TOKEN", "ServiceProcess", "launch", "missing_tool", "wait_http"]
+__all__ = [
+    "REPO",
+    "TOKEN",
+    "ServiceProcess",
+    "defined_stack",
+    "launch",
+    "missing_tool",
+    "wait_http",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "test-token-0123456789"
@@ -48,6 +58,15 @@ def start_service() -> Iterator[Callable[..., ServiceProcess]]:
             return factory.process(target, **options)
 
         yield start
+
+
+@functools.cache
+def defined_stack() -> definition.Definition:
+    """The services of compose/compose.yaml and who calls whom: Compose's own reading where
+    Compose is installed (always in CI, where its absence fails), the stack's reader elsewhere.
+    Tests take the set of services from here, never from a list of their own."""
+    required = os.environ.get("ST_REQUIRE_TOOLS") == "1" or None
+    return definition.load(REPO / "compose" / "compose.yaml", {}, use_compose=required)
 
 
 def missing_tool(message: str) -> None:
