@@ -1,15 +1,15 @@
 """``new NAME``: a service of your own, consistent everywhere the stack is described.
 
 What it makes: ``services/NAME.py`` (one public and one private method), its unit and integration
-tests, a Compose service, and Kubernetes resources. The Compose service and the manifests are
-modelled on an existing service that calls no peers (``compute`` in the template): its Compose
-block, ``k8s/base/<it>.yaml`` and ``.env`` are copied with the name changed, and every entry that
-is *about* it elsewhere (kustomization lists, the prod overlay's autoscaler and disruption budget,
-the ServiceMonitor, the Prometheus scrape target) gets a twin. Entries that are about calls
-between services (NetworkPolicies, SERVICE_PEERS) are left alone: the new service calls no one.
+tests, a Compose service, and its Kubernetes resources and entries (base manifest and settings,
+kustomization lists, the prod overlay's autoscaler and disruption budget, the dev overlay's
+replicas and settings, the ServiceMonitor, the Prometheus scrape target). Everything is rendered
+from the templates in ``templates.py`` and ``manifests.py``, never copied from another service,
+so it works whichever services the project has, none included. The new service calls no one,
+so NetworkPolicies and SERVICE_PEERS are left alone.
 
 All changes are computed and checked in memory first; a refusal changes nothing, and a failure
-while writing restores every file it had touched.
+while writing restores every file it had touched. ``remove NAME`` (remove.py) undoes it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import argparse
 import keyword
 import os
 import re
-import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from . import model, reader, templates, textedit
+from . import manifests, model, reader, templates, textedit
 from . import state as st
 from .context import SCRIPT, Context
 from .errors import StackError
@@ -38,19 +37,11 @@ _NAME = re.compile(r"[a-z][a-z0-9]*")
 
 @dataclass(frozen=True)
 class Change:
-    """One file's new content; ``original`` is None for a file that does not exist yet."""
+    """One file's new content (None: delete it); ``original`` is None for a new file."""
 
     path: Path
-    content: str
+    content: str | None
     original: str | None
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The existing service the new one is modelled on."""
-
-    name: str
-    target: str  # its serve TARGET, module:Class
 
 
 def check_name(name: str) -> None:
@@ -64,65 +55,11 @@ def check_name(name: str) -> None:
         )
 
 
-def renamer(reference: Reference, name: str, target: str) -> Callable[[str], str]:
-    """A function that turns text about the reference service into text about the new one."""
-    old_class, new_class = reference.target.rpartition(":")[2], target.rpartition(":")[2]
-    pairs = [
-        (old_class, new_class),
-        (reference.name, name),
-        (reference.name.upper(), name.upper()),
-        (reference.name.capitalize(), name.capitalize()),
-    ]
-
-    def rename(text: str) -> str:
-        text = text.replace(reference.target, target)
-        for old, new in pairs:
-            # Whole words only; "_" separates too, as in COMPUTE_SERVICE_HOST.
-            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(old)}(?![A-Za-z0-9])", new, text)
-        return wrap_comments(text)
-
-    return rename
-
-
-def wrap_comments(text: str, width: int = YAML_WIDTH) -> str:
-    """Comment lines a longer name pushed past ``width``, wrapped at the same indentation."""
-    out = []
-    for line in text.split("\n"):
-        stripped = line.lstrip(" ")
-        if len(line) <= width or not stripped.startswith("# "):
-            out.append(line)
-            continue
-        prefix = line[: len(line) - len(stripped)] + "# "
-        out += [prefix + part for part in textwrap.wrap(stripped[2:], width - len(prefix))]
-    return "\n".join(out)
-
-
-def _about(reference: str) -> Callable[[Any], bool]:
-    """Whether a list item is about the reference service (see the module docstring)."""
-
-    def wanted(value: Any) -> bool:
-        if isinstance(value, str):
-            return value in (f"{reference}.yaml", f"{reference}.env")
-        if not isinstance(value, dict):
-            return False
-        if value.get("name") in (reference, f"{reference}-config"):
-            return True
-        targets = value.get("targets")
-        return isinstance(targets, list) and any(
-            str(t).partition(":")[0] == reference for t in targets
-        )
-
-    return wanted
-
-
-def _names(value: Any) -> set[str]:
+def taken_names(value: Any) -> set[str]:
+    """The names a Kubernetes object takes (its metadata.name), if it is one."""
     if isinstance(value, dict) and isinstance(value.get("metadata"), dict):
         return {str(value["metadata"].get("name"))}
     return set()
-
-
-def _object_of(reference: str) -> Callable[[Any], bool]:
-    return lambda value: reference in _names(value) and value.get("kind") != "Namespace"
 
 
 class Planner:
@@ -152,11 +89,9 @@ class Planner:
             self.paths.compose_file, self.environ, self.shown(self.paths.compose_file)
         )
         self.refuse_if_taken(compose)
-        reference = self.reference(compose)
-        rename = renamer(reference, self.name, self.target)
         self.python_files()
-        self.compose_service(reference, rename)
-        self.kubernetes(reference, rename)
+        self.compose_service(compose)
+        self.kubernetes()
         self.check()
         return list(self.changes.values())
 
@@ -186,32 +121,10 @@ class Planner:
                     value = yaml.safe_load(document)
                 except yaml.YAMLError:
                     continue
-                if _names(value) & {name, f"{name}-config"}:
+                if taken_names(value) & {name, f"{name}-config"}:
                     taken.append(f"a resource named {name} in {self.shown(path)}")
         if taken:
             raise StackError(f"{name!r} is taken ({taken[0]}); choose another name", status=2)
-
-    def reference(self, compose: model.Compose) -> Reference:
-        """The first Compose service that runs the template image on its own (no build, no
-        dependencies, no peers, no profile) and has base manifests."""
-        base = self.k8s / "base"
-        for service in compose.services.values():
-            command = service.command or ()
-            if (
-                compose.runs_template_image(service)
-                and not (service.build or service.depends_on or service.profiles)
-                and "SERVICE_PEERS" not in service.environment
-                and len(command) == 2
-                and command[0] == "serve"
-                and (base / f"{service.name}.yaml").is_file()
-                and (base / f"{service.name}.env").is_file()
-            ):
-                return Reference(service.name, command[1])
-        raise StackError(
-            "no service to model the new one on: new needs a Compose service that runs the "
-            "template image without build, depends_on, profiles or SERVICE_PEERS, with "
-            "k8s/base/<it>.yaml and .env"
-        )
 
     def python_files(self) -> None:
         init = self.repo / templates.PACKAGE / "__init__.py"
@@ -225,54 +138,53 @@ class Planner:
             f"tests/integration/test_{name}_service.py", templates.render(integration, name)
         )
 
-    def compose_service(self, reference: Reference, rename: Callable[[str], str]) -> None:
+    def compose_service(self, compose: model.Compose) -> None:
         path = self.paths.compose_file
         text = path.read_text(encoding="utf-8")
-        lines = text.split("\n")
-        found = textedit.mapping_entry(lines, "services", reference.name)
-        if found is None:
-            raise StackError(f"cannot find {reference.name}'s block in {self.shown(path)}")
-        block = rename("\n".join(lines[found[0] : found[1]]))
+        for anchor in ("&service", "&environment"):
+            if anchor not in text:
+                raise StackError(
+                    f"{self.shown(path)} has no {anchor} anchor for the shared service settings "
+                    "the new service merges; restore the x-service/x-environment blocks"
+                )
+        # The first service of the template image builds it; the others run it by its tag.
+        block = manifests.compose_service(self.name, builds_image=compose.template_image is None)
         self.put(path, textedit.append_to_mapping(text, "services", block))
-        prometheus = path.parent / "prometheus.yml"
-        if prometheus.is_file():
-            updated, count = textedit.duplicate_items(
-                prometheus.read_text(encoding="utf-8"), _about(reference.name), rename
-            )
-            if count:
-                self.put(prometheus, updated)
 
-    def kubernetes(self, reference: Reference, rename: Callable[[str], str]) -> None:
+    def edited(self, path: Path) -> str:
+        """The file's content with the changes planned so far."""
+        change = self.changes.get(path)
+        if change is not None and change.content is not None:
+            return change.content
+        return path.read_text(encoding="utf-8")
+
+    def kubernetes(self) -> None:
+        name = self.name
         base = self.k8s / "base"
-        manifest = (base / f"{reference.name}.yaml").read_text(encoding="utf-8")
-        body = manifest.split("\n")
-        first = next(i for i, line in enumerate(body) if line.strip() and not line.startswith("#"))
-        header = (
-            f"# {self.name}: made by `{SCRIPT} new` from {reference.name}.yaml;\n"
-            f"# the service itself is {templates.PACKAGE}/{self.name}.py.\n"
-        )
-        self.put(base / f"{self.name}.yaml", header + rename("\n".join(body[first:])))
-        self.put(base / f"{self.name}.env", rename((base / f"{reference.name}.env").read_text()))
-        for path in self.yaml_files():
-            if path == base / f"{reference.name}.yaml":
+        self.put(base / f"{name}.yaml", manifests.render(manifests.BASE_MANIFEST, name))
+        self.put(base / f"{name}.env", manifests.render(manifests.BASE_ENV, name))
+        for entry in manifests.ENTRIES:
+            path = self.repo / entry.path
+            if not path.is_file():
+                self.notes.append(f"{entry.path} is gone, so {name} has no entry there")
                 continue
-            text = path.read_text(encoding="utf-8")
-            if path.name == "kustomization.yaml":
-                updated, _ = textedit.duplicate_items(text, _about(reference.name), rename)
-            else:
-                updated, _ = textedit.duplicate_documents(text, _object_of(reference.name), rename)
-            self.put(path, updated)
-        kustomization = base / "kustomization.yaml"
-        if kustomization not in self.changes:
-            raise StackError(
-                f"{self.shown(kustomization)} does not list {reference.name}.yaml; cannot add "
-                f"{self.name} the same way"
-            )
+            text, fragment = self.edited(path), manifests.render(entry.template, name)
+            if entry.key is None:
+                self.put(path, text.rstrip("\n") + "\n---\n" + fragment)
+                continue
+            try:
+                self.put(path, textedit.append_to_list(text, entry.key, fragment))
+            except ValueError:
+                raise StackError(
+                    f"{entry.path} has no {entry.key}: list to add {name} to; nothing changed"
+                ) from None
 
     def check(self) -> None:
         """Every changed file must parse and stay within the lint width, and the Compose file
         must describe the service."""
         for change in self.changes.values():
+            if change.content is None:
+                continue
             where = self.shown(change.path)
             before = set((change.original or "").split("\n"))
             if any(len(line) > YAML_WIDTH for line in set(change.content.split("\n")) - before):
@@ -284,7 +196,7 @@ class Planner:
                     raise StackError(f"new would break {where} ({exc}); nothing changed") from exc
             elif change.path.suffix == ".py":
                 compile(change.content, where, "exec")
-        text = self.changes[self.paths.compose_file].content
+        text = self.changes[self.paths.compose_file].content or ""
         compose = reader.parse(text, self.paths.compose_file, self.environ, "the new Compose file")
         service = compose.services.get(self.name)
         if service is None or service.command != ("serve", self.target):
@@ -308,7 +220,10 @@ def write(changes: list[Change], writer: Callable[[Path, str], None] | None = No
             for folder in missing:
                 folder.mkdir()
                 made.append(folder)
-            writer(change.path, change.content)
+            if change.content is None:
+                change.path.unlink()
+            else:
+                writer(change.path, change.content)
             written.append(change)
     except BaseException:
         for change in reversed(written):

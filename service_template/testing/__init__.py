@@ -96,9 +96,13 @@ class ServiceFactory:
         self._stack.callback(_stop, started)
         return started
 
-    def client(self, url: str, token: str | None = None, **options: Any) -> RemoteClient:
-        """A ``RemoteClient`` for ``url`` sending ``token`` (default: the factory's)."""
-        client = RemoteClient(url, token=token or self.token, **options)
+    def client(
+        self, url: str, token: str | None = None, *, anonymous: bool = False, **options: Any
+    ) -> RemoteClient:
+        """A ``RemoteClient`` for ``url`` sending ``token``, else the factory's; ``anonymous=True``
+        sends none. Closed at the end."""
+        sent = None if anonymous else token or self.token
+        client = RemoteClient(url, token=sent, **options)
         self._stack.callback(client.close)
         return client
 

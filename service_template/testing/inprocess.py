@@ -44,10 +44,13 @@ class RunningService:
     def port(self) -> int:
         return urlsplit(self.url).port or 0
 
-    def client(self, token: str | None = None, **options: Any) -> RemoteClient:
-        """A ``RemoteClient`` bound to this service (with its token unless ``token`` is given);
-        closed when the service stops."""
-        client = RemoteClient(self.url, token=token or self.token, **options)
+    def client(
+        self, token: str | None = None, *, anonymous: bool = False, **options: Any
+    ) -> RemoteClient:
+        """A ``RemoteClient`` bound to this service, closed when the service stops. It sends
+        ``token``, else the service's own; ``anonymous=True`` sends none."""
+        sent = None if anonymous else token or self.token
+        client = RemoteClient(self.url, token=sent, **options)
         self._clients.append(client)
         return client
 
