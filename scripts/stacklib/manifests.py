@@ -14,9 +14,12 @@ NetworkPolicy names it: deny-by-default and the Prometheus rule already cover it
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 from . import templates
+
+YAML_WIDTH = 100  # the repository's yamllint line-length
 
 # The Compose block. `<<: *service` and `<<: *environment` are the file's shared settings.
 COMPOSE_SERVICE = """\
@@ -324,9 +327,22 @@ ENTRIES = (
 
 
 def render(template: str, name: str) -> str:
-    """``template`` for the service ``name``."""
+    """``template`` for the service ``name``, its comments wrapped to the lint width."""
     target = f"{templates.PACKAGE}.{name}:{templates.class_name(name)}"
-    return template.format(name=name, NAME=name.upper(), target=target)
+    return wrap_comments(template.format(name=name, NAME=name.upper(), target=target))
+
+
+def wrap_comments(text: str, width: int = YAML_WIDTH) -> str:
+    """Comment lines a long name pushed past ``width``, wrapped at the same indentation."""
+    out = []
+    for line in text.split("\n"):
+        stripped = line.lstrip(" ")
+        if len(line) <= width or not stripped.startswith("# "):
+            out.append(line)
+            continue
+        prefix = line[: len(line) - len(stripped)] + "# "
+        out += [prefix + part for part in textwrap.wrap(stripped[2:], width - len(prefix))]
+    return "\n".join(out)
 
 
 def compose_service(name: str, builds_image: bool) -> str:

@@ -95,6 +95,7 @@ from services.{name} import {cls}
 pytestmark = pytest.mark.integration
 
 PROJECT = Path(__file__).resolve().parents[2]
+TARGET = "services.{name}:{cls}"
 
 
 @pytest.fixture
@@ -122,8 +123,9 @@ def test_private_greet_answers_a_caller_with_the_token(service: RunningService) 
 def test_it_serves_as_compose_and_kubernetes_run_it() -> None:
     # The target of its Compose `command` and Deployment `args`, as a real process.
     with ServiceFactory() as services:
-        process = services.process("services.{name}:{cls}", cwd=PROJECT)
-        assert services.client(process.url).methods.greet("you") == "hello you, this is {name}"
+        process = services.process(TARGET, cwd=PROJECT)
+        answer = services.client(process.url).methods.greet("you")
+        assert answer == "hello you, this is {name}"
         process.stop_cleanly()
 '''
 

@@ -13,7 +13,9 @@ TARGET = "services.hello:HelloService"
 def test_say_hello_answers_anyone() -> None:
     with ServiceFactory() as services:
         hello = services.in_process(TARGET)
-        assert services.client(hello.url, anonymous=True).methods.say_hello("world") == "hello world"
+        assert (
+            services.client(hello.url, anonymous=True).methods.say_hello("world") == "hello world"
+        )
 
 
 def test_the_private_greeting_needs_the_configured_token() -> None:

@@ -17,7 +17,7 @@ from scripts.stacklib import reader, scaffold
 from scripts.stacklib.cli import main
 from scripts.stacklib.state import Paths
 from scripts.stacklib.ui import UI
-from tests.conftest import REPO, missing_tool
+from tests.conftest import REPO, defined_stack, missing_tool
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -83,24 +83,31 @@ def test_new_writes_the_module_its_tests_and_reports_each_file(repo: Path) -> No
         "from services.demo import DemoService"
         in (repo / "tests" / "unit" / "test_demo_service.py").read_text()
     )
-    assert (
-        'TARGET = "services.demo:DemoService"'
-        in (repo / "tests" / "integration" / "test_demo_service.py").read_text()
-    )
+    integration = (repo / "tests" / "integration" / "test_demo_service.py").read_text()
+    # The generated tests use the runtime's test kit, never the template's own tests/ package.
+    assert "from service_template.testing import" in integration
+    assert "from tests" not in integration and "import tests" not in integration
+    assert 'TARGET = "services.demo:DemoService"' in integration
     for shown in ("created services/demo.py", "updated compose/compose.yaml", "k8s/base/demo.yaml"):
         assert shown in err
 
 
-def test_the_compose_service_runs_the_template_image_like_its_model(repo: Path) -> None:
+def test_the_compose_service_runs_the_template_image_like_the_others(repo: Path) -> None:
     run_new(repo, "demo")
     stack = reader.load(repo / "compose" / "compose.yaml", {})
-    demo, compute = stack.services["demo"], stack.services["compute"]
+    demo = stack.services["demo"]
     assert demo.command == ("serve", "services.demo:DemoService")
     assert stack.runs_template_image(demo)
-    assert demo.environment == compute.environment
-    assert demo.secrets == compute.secrets
-    assert demo.healthcheck == compute.healthcheck
-    assert not demo.build and not demo.depends_on and not demo.ports
+    assert set(demo.environment) == {"SERVICE_API_TOKEN_FILE", "SERVICE_LOG_LEVEL"}
+    assert demo.secrets == {"api_token": "/run/secrets/api_token"}
+    assert demo.healthcheck is not None and demo.healthcheck.interval is not None
+    for other in stack.services.values():
+        if stack.runs_template_image(other) and other.name != "demo":
+            # Same shared settings, from the file's x-service and x-environment anchors.
+            assert (other.healthcheck, other.secrets) == (demo.healthcheck, demo.secrets)
+    assert not demo.depends_on and not demo.ports
+    # One service builds the image; the template's stack already has one.
+    assert not demo.build
 
 
 def test_every_edited_file_only_gains_lines_so_comments_stay(repo: Path) -> None:
@@ -116,7 +123,7 @@ def test_every_edited_file_only_gains_lines_so_comments_stay(repo: Path) -> None
         assert removed == [], f"{name} lost lines"
 
 
-def test_the_kubernetes_resources_exist_for_every_place_compute_has_them(repo: Path) -> None:
+def test_the_kubernetes_resources_exist_for_every_place_a_service_needs_them(repo: Path) -> None:
     run_new(repo, "demo")
     k8s = repo / "k8s"
     assert named(k8s / "base" / "demo.yaml", "demo") == ["ServiceAccount", "Service", "Deployment"]
@@ -129,9 +136,8 @@ def test_the_kubernetes_resources_exist_for_every_place_compute_has_them(repo: P
     assert {"name": "demo-config", "envs": ["demo.env"]}.items() <= next(
         g for g in base["configMapGenerator"] if g["name"] == "demo-config"
     ).items()
-    assert (k8s / "base" / "demo.env").read_text() == (
-        (k8s / "base" / "compute.env").read_text().replace("compute", "demo")
-    )
+    settings = (k8s / "base" / "demo.env").read_text().splitlines()
+    assert "SERVICE_HOST=0.0.0.0" in settings and "SERVICE_PORT=8000" in settings
     assert named(k8s / "overlays" / "prod" / "autoscaling.yaml", "demo") == [
         "HorizontalPodAutoscaler"
     ]
@@ -218,7 +224,7 @@ def test_an_invalid_name_is_refused_and_nothing_changes(repo: Path, name: str) -
     assert snapshot(repo) == before
 
 
-@pytest.mark.parametrize("name", ["hello", "gateway", "prometheus"])
+@pytest.mark.parametrize("name", sorted(defined_stack().services))
 def test_a_name_of_the_stack_is_taken_and_nothing_changes(repo: Path, name: str) -> None:
     before = snapshot(repo)
     status, _, err = run_new(repo, name)
@@ -236,14 +242,16 @@ def test_a_name_with_a_module_or_manifest_already_there_is_taken(repo: Path) -> 
     assert snapshot(repo) == before
 
 
-def test_a_repository_without_a_service_to_model_on_is_refused(repo: Path) -> None:
-    compose = repo / "compose" / "compose.yaml"
-    compose.write_text(compose.read_text().replace("    pull_policy: never\n", "    build: ..\n"))
-    before = snapshot(repo)
-    status, _, err = run_new(repo, "demo")
-    assert status == 1
-    assert "no service to model the new one on" in err
-    assert snapshot(repo) == before
+def test_in_a_stack_with_no_service_of_its_own_the_new_one_builds_the_image(repo: Path) -> None:
+    stack = defined_stack()
+    # Callers first: a service others call cannot be removed before them.
+    for name in sorted(stack.app_names(), key=lambda n: len(stack.callers_of(n))):
+        assert main(["remove", name], repo, environ={}, ui=UI(io.StringIO(), io.StringIO())) == 0
+    assert run_new(repo, "demo")[0] == 0
+    assert run_new(repo, "billing")[0] == 0
+    services = reader.load(repo / "compose" / "compose.yaml", {}).services
+    assert services["demo"].build and not services["billing"].build
+    assert "pull_policy: never" in (repo / "compose" / "compose.yaml").read_text()
 
 
 def test_a_failing_write_restores_every_file_already_written(repo: Path) -> None:
