@@ -9,6 +9,7 @@ sleeps) and stops it at the end of the test with SIGTERM, killing it only if it 
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "TOKEN",
     "ServiceProcess",
     "defined_stack",
+    "fresh_name",
     "launch",
     "missing_tool",
     "wait_http",
@@ -67,6 +69,15 @@ def defined_stack() -> definition.Definition:
     Tests take the set of services from here, never from a list of their own."""
     required = os.environ.get("ST_REQUIRE_TOOLS") == "1" or None
     return definition.load(REPO / "compose" / "compose.yaml", {}, use_compose=required)
+
+
+def fresh_name(base: str, *avoid: str) -> str:
+    """A valid service name from ``base`` (``demo``, ``demo1``, ...) that the project does not
+    use yet, so tests of ``new`` pass whatever services a user has made."""
+    taken = set(defined_stack().services) | set(avoid)
+    taken |= {path.stem for path in (REPO / "services").glob("*.py")}
+    taken |= {path.stem for path in (REPO / "k8s" / "base").glob("*.*")}
+    return next(name for n in itertools.count() if (name := f"{base}{n or ''}") not in taken)
 
 
 def missing_tool(message: str) -> None:

@@ -201,7 +201,14 @@ def remove_items(text: str, wanted: Callable[[Any], bool]) -> tuple[str, int]:
             continue
         end = _block_end(lines, parent, _indent(lines[parent]), sibling=False)
         if not any(_ITEM.match(lines[i]) for i in range(parent + 1, end)):
+            # Comments that were inside the list now describe it: they go above its key.
+            indent = " " * _indent(lines[parent])
+            numbers = [i for i in range(parent + 1, end) if lines[i].strip()]
+            comments = [indent + lines[i].strip() for i in numbers]
+            for number in reversed(numbers):
+                del lines[number]
             lines[parent] = lines[parent].rstrip() + " []"
+            lines[parent:parent] = comments
     return "\n".join(lines), len(chosen)
 
 

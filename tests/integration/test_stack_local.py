@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import fresh_name
 from tests.unit.test_stack_scaffold import copy_worktree
 
 pytestmark = pytest.mark.integration
@@ -30,6 +31,7 @@ PROC = Path("/proc")
 # pass whatever services the project itself has.
 FIXTURE = Path(__file__).resolve().parents[1] / "stackfixture" / "compose.yaml"
 FIXTURE_SERVICES = ["greeter", "adder", "front"]
+DEMO = fresh_name("demo")  # a name the project does not use yet
 
 
 def environment() -> dict[str, str]:
@@ -403,7 +405,7 @@ def test_up_docker_without_an_engine_is_a_one_line_error_and_leaves_nothing(repo
 
 def test_new_then_its_own_tests_then_up_runs_it(template_repo: Path) -> None:
     repo = template_repo
-    new = stack(repo, "new", "demo")
+    new = stack(repo, "new", DEMO)
     assert new.returncode == 0, new.stderr
     tests = subprocess.run(
         [
@@ -413,8 +415,8 @@ def test_new_then_its_own_tests_then_up_runs_it(template_repo: Path) -> None:
             "-p",
             "no:cacheprovider",
             "-q",
-            "tests/unit/test_demo_service.py",
-            "tests/integration/test_demo_service.py",
+            f"tests/unit/test_{DEMO}_service.py",
+            f"tests/integration/test_{DEMO}_service.py",
             "tests/unit/test_k8s_consistency.py",
         ],
         cwd=repo,
@@ -429,13 +431,13 @@ def test_new_then_its_own_tests_then_up_runs_it(template_repo: Path) -> None:
 
     up = stack(repo, "up", "-d")
     assert up.returncode == 0, up.stderr
-    assert any(line.split()[:1] == ["demo"] and "ready" in line for line in up.stdout.splitlines())
-    greeting = stack(repo, "call", "demo", "greet", "world")
-    assert json.loads(greeting.stdout) == "hello world, this is demo"
-    private = stack(repo, "call", "demo", "private_greet", "world")
-    assert json.loads(private.stdout) == "hello world, this is demo, privately"
+    assert any(line.split()[:1] == [DEMO] and "ready" in line for line in up.stdout.splitlines())
+    greeting = stack(repo, "call", DEMO, "greet", "world")
+    assert json.loads(greeting.stdout) == f"hello world, this is {DEMO}"
+    private = stack(repo, "call", DEMO, "private_greet", "world")
+    assert json.loads(private.stdout) == f"hello world, this is {DEMO}, privately"
     smoke = stack(repo, "smoke")
-    assert "PASS demo: ready, rpc.discover -> demo (2 methods)" in smoke.stdout
+    assert f"PASS {DEMO}: ready, rpc.discover -> {DEMO} (2 methods)" in smoke.stdout
     groups = recorded_groups(repo)
     assert stack(repo, "down").returncode == 0
     assert_nothing_left(repo, groups)

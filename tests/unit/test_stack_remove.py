@@ -10,9 +10,15 @@ import pytest
 import yaml
 
 from scripts.stacklib.cli import main
+from scripts.stacklib.templates import class_name
 from scripts.stacklib.ui import UI
-from tests.conftest import defined_stack
+from tests.conftest import defined_stack, fresh_name
 from tests.unit.test_stack_scaffold import copy_worktree, snapshot
+
+# Names the project does not use yet: these tests pass whatever services it has.
+DEMO = fresh_name("demo")
+ALPHA, BETA = fresh_name("alpha"), fresh_name("beta")
+BETA_CLS = class_name(BETA)
 
 
 def run(repo: Path, *argv: str) -> tuple[int, str, str]:
@@ -28,28 +34,28 @@ def repo(tmp_path: Path) -> Path:
 
 def test_remove_undoes_new_to_the_byte(repo: Path) -> None:
     before = snapshot(repo)
-    assert run(repo, "new", "demo")[0] == 0
-    status, _, err = run(repo, "remove", "demo")
+    assert run(repo, "new", DEMO)[0] == 0
+    status, _, err = run(repo, "remove", DEMO)
     assert status == 0, err
-    assert "deleted services/demo.py" in err and "updated compose/compose.yaml" in err
+    assert f"deleted services/{DEMO}.py" in err and "updated compose/compose.yaml" in err
     assert snapshot(repo) == before
 
 
 def test_a_service_that_another_calls_is_refused_naming_the_callers(repo: Path) -> None:
-    assert run(repo, "new", "alpha")[0] == 0
-    assert run(repo, "new", "beta")[0] == 0
+    assert run(repo, "new", ALPHA)[0] == 0
+    assert run(repo, "new", BETA)[0] == 0
     compose = repo / "compose" / "compose.yaml"
     text = compose.read_text()
-    beta = '    command: ["serve", "services.beta:BetaService"]\n    environment:\n'
+    beta = f'    command: ["serve", "services.{BETA}:{BETA_CLS}"]\n    environment:\n'
     compose.write_text(
-        text.replace(beta, beta + "      SERVICE_PEERS: alpha=http://alpha:8000/api\n")
+        text.replace(beta, beta + f"      SERVICE_PEERS: {ALPHA}=http://{ALPHA}:8000/api\n")
     )
     before = snapshot(repo)
-    status, out, err = run(repo, "remove", "alpha")
+    status, out, err = run(repo, "remove", ALPHA)
     assert status == 2 and out == ""
     assert err == (
-        "stack: error: beta calls alpha (SERVICE_PEERS in compose/compose.yaml): remove beta "
-        "first, or take alpha out of its peers\n"
+        f"stack: error: {BETA} calls {ALPHA} (SERVICE_PEERS in compose/compose.yaml): "
+        f"remove {BETA} first, or take {ALPHA} out of its peers\n"
     )
     assert snapshot(repo) == before
 
