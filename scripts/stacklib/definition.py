@@ -45,9 +45,14 @@ class StackService:
     environment: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     profiles: tuple[str, ...] = ()
-    published: bool = False  # has `ports:`, so it is reachable from outside the stack
+    published_ports: tuple[int, ...] = ()  # container ports in `ports:`, reachable from outside
     template_image: bool = False  # runs the template's image (a service of this project)
     peers: Mapping[str, str] = field(default_factory=dict)  # its SERVICE_PEERS, parsed
+
+    @property
+    def published(self) -> bool:
+        """Whether anything outside the stack can reach it (it has ``ports:``)."""
+        return bool(self.published_ports)
 
     @property
     def target(self) -> str | None:
@@ -146,7 +151,7 @@ def from_compose_config(document: Mapping[str, Any]) -> Definition:
             environment=environment,
             depends_on=tuple(sorted(body.get("depends_on") or {})),
             profiles=tuple(body.get("profiles") or ()),
-            published=bool(body.get("ports")),
+            published_ports=tuple(int(p["target"]) for p in body.get("ports") or []),
             template_image=bool(body.get("build")) or body.get("image") in built,
             peers=_peers(name, environment),
         )
@@ -163,7 +168,7 @@ def from_model(compose: Compose) -> Definition:
             environment=dict(service.environment),
             depends_on=tuple(sorted(d.service for d in service.depends_on)),
             profiles=service.profiles,
-            published=bool(service.ports),
+            published_ports=tuple(port.target for port in service.ports),
             template_image=compose.runs_template_image(service),
             peers=_peers(name, service.environment),
         )

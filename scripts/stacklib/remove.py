@@ -1,11 +1,11 @@
 """``remove NAME``: take a service out of the project everywhere ``new`` puts one.
 
-It deletes the service's module and its two test files, its Compose block (and other services'
-``depends_on`` entries for it), its Kubernetes base manifest and settings, and every entry about
-it: kustomization lists, the overlays' autoscaler, disruption budget, replicas and settings, the
-ServiceMonitor, the Prometheus scrape target, and the NetworkPolicies that select it or only
-let it in or out. If it is the service that builds the template image, its ``build:`` moves to
-the next service that runs the image.
+It deletes the service's module and its test files (unit, integration, container), its Compose
+block (and other services' ``depends_on`` entries for it), its Kubernetes base manifest and
+settings, and every entry about it: kustomization lists, the overlays' autoscaler, disruption
+budget, replicas and settings, the ServiceMonitor, the Prometheus scrape target, and the
+NetworkPolicies that select it or only let it in or out. If it is the service that builds the
+template image, its ``build:`` moves to the next service that runs the image.
 
 It refuses to remove a service another one calls (SERVICE_PEERS, read through the stack's
 definition), naming the callers, and a service that is not the project's own (a third-party
@@ -145,6 +145,7 @@ class Remover:
             f"{module.replace('.', '/')}.py" if module else None,
             f"tests/unit/test_{self.name}_service.py",
             f"tests/integration/test_{self.name}_service.py",
+            f"tests/container/test_{self.name}_service.py",
             f"k8s/base/{self.name}.yaml",
             f"k8s/base/{self.name}.env",
         ]
