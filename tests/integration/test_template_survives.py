@@ -1,7 +1,9 @@
 """The template survives its user's first changes, proven in scratch copies of the repository.
 
 Two copies (the files git lists), each changed as a user would, then its own unit and
-integration tiers run in it, with lint, and its Kubernetes overlays rendered:
+integration tiers run in it, with lint, its Kubernetes overlays rendered and its Compose file
+rendered by Compose (``config``; no ``up``: the integration tier has no Docker engine, and the
+container tier's stack tests take minutes each):
 
 - ``new``: ``stack.py new billing`` (or the first free name like it);
 - ``replaced``: every service of the project removed with ``stack.py remove`` (callers first),
@@ -134,11 +136,16 @@ def test_every_tier_of_the_changed_copy_passes(
     copy, output = runs[label]
     assert output.startswith("exit 0\n"), output
     assert " passed" in output and " failed" not in output
+    expected = sorted([*defined_stack().app_names(), NAME]) if label == "new" else [NAME]
     for overlay in ("dev", "prod"):
         deployments = [d for d in kustomize(copy, overlay) if d["kind"] == "Deployment"]
         names = sorted(str(d["metadata"]["name"]) for d in deployments)  # type: ignore[index]
-        expected = sorted([*defined_stack().app_names(), NAME]) if label == "new" else [NAME]
         assert names == expected
+    # Compose itself accepts the changed file (`docker compose config`, no engine needed).
+    if definition.compose_command() is None:
+        missing_tool("Compose is not installed: run scripts/ci/install-tools.sh .venv")
+    rendered = definition.load(copy / "compose" / "compose.yaml", {}, use_compose=True)
+    assert rendered.app_names() == expected
 
 
 def test_the_replaced_copy_has_no_trace_of_the_removed_services(
