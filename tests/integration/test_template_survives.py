@@ -1,9 +1,9 @@
 """The template survives its user's first changes, proven in scratch copies of the repository.
 
-Two copies (the files git lists), each changed as a user would, then its own unit and
-integration tiers run in it, with lint, its Kubernetes overlays rendered and its Compose file
-rendered by Compose (``config``; no ``up``: the integration tier has no Docker engine, and the
-container tier's stack tests take minutes each):
+Two copies (the files git lists), each changed as a user would, then its own lint, mypy, unit
+and integration tiers run in it, its Kubernetes overlays rendered and its Compose file rendered
+by Compose (``config``; no ``up``: the integration tier has no Docker engine, and the container
+tier's stack tests take minutes each):
 
 - ``new``: ``stack.py new billing`` (or the first free name like it);
 - ``replaced``: every service of the project removed with ``stack.py remove`` (callers first),
@@ -66,9 +66,11 @@ def scratch(tmp_path: Path, label: str) -> Path:
 
 
 def start_tiers(copy: Path, *extra: str) -> subprocess.Popen[str]:
-    """The copy's lint, then its unit and integration tiers, in the background."""
+    """The copy's lint and type check, then its unit and integration tiers, in the background."""
+    # What `dev.py lint` runs (ruff, mypy --strict), then the tiers.
     script = (
         f"{BIN / 'ruff'} check . && {BIN / 'ruff'} format --check . && "
+        f"{BIN / 'mypy'} --cache-dir .cache/mypy && "
         f"{sys.executable} -m pytest -q -p no:cacheprovider tests/unit tests/integration "
         f"--ignore={THIS} " + " ".join(extra)
     )
