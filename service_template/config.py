@@ -47,6 +47,7 @@ CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG_FILE"
 # Read by the CLI client commands (call, methods, ...), not by a service; known so it is no typo.
 CLIENT_TOKEN_ENV = ENV_PREFIX + "CLIENT_TOKEN"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_PORT = 8000
 DEFAULT_REDACT_PARAMS = frozenset(
     {"password", "token", "secret", "api_token", "api_key", "authorization"}
 )
@@ -216,6 +217,13 @@ def _mapping(convert_value: Convert) -> Convert:
     return convert
 
 
+def _token_paths(value: Any) -> dict[str, str]:
+    try:
+        return _mapping(_text)(value)  # type: ignore[no-any-return]
+    except ValueError:  # its message would quote the value, which may be a pasted token
+        raise ValueError("expected name=/path/to/token/file,... (the value is not shown)") from None
+
+
 def _names(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         items: list[Any] = value.split(",")
@@ -225,7 +233,7 @@ def _names(value: Any) -> frozenset[str]:
         raise ValueError(f"expected a list of names, got {_kind(value)}")
     if not all(isinstance(item, str) for item in items):
         raise ValueError("expected a list of names")
-    # Lower case: the log redactor compares parameter names case-insensitively.
+    # Lower case for display; the log redactor compares names without case or separators.
     return DEFAULT_REDACT_PARAMS | {item.strip().lower() for item in items if item.strip()}
 
 
@@ -235,6 +243,10 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "name": (_optional(_text), "service name (class attribute `name`)"),
     "host": (_text, "address to listen on (class attribute `host`)"),
     "port": (_integer(0, 65535), "TCP port, 0 for any free one (class attribute `port`)"),
+    "admin_port": (
+        _optional(_integer(0, 65535)),
+        "port for /metrics and the probes only; when set, /metrics leaves `port`",
+    ),
     "accessible_at": (_optional(_url), "URL peers use to reach it; default http://host:port/api"),
     "target": (_optional(_text), "`module:Class` that `serve` runs when given no TARGET"),
     "api_token": (_secret, "token that private methods require"),
@@ -242,9 +254,14 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "log_level": (_level, "DEBUG, INFO, WARNING or ERROR"),
     "log_calls": (_flag, "log one JSON line per call"),
     "max_body_bytes": (_integer(1024), "largest request body accepted (413 above)"),
+    "max_header_bytes": (_integer(1024), "largest request head, and trailer section (431 above)"),
+    "max_response_bytes": (_integer(1024), "largest /api response; a bigger one is error -32603"),
+    "max_connections": (_integer(1), "open connections per process; more get 503 and close"),
     "max_batch": (_integer(1), "most calls in one JSON-RPC batch"),
+    "header_timeout": (_seconds, "seconds to receive a request's headers (from its first byte)"),
     "body_timeout": (_seconds, "seconds allowed to receive a request body"),
     "idle_timeout": (_seconds, "seconds an idle keep-alive connection stays open"),
+    "write_timeout": (_seconds, "seconds a client may leave its responses unread before a cut"),
     "call_timeout": (_seconds, "default deadline of a call, in seconds"),
     "method_timeouts": (_mapping(_seconds), "per-method deadlines: `a=1.5,users.get=3`"),
     "max_concurrency": (_integer(1), "calls in flight before answering 503"),
@@ -255,7 +272,14 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "workers": (_integer(1), "server processes"),
     # The one peers parser (peers.py): the orchestrator and the manifest checks use it too.
     "peers": (parse_peers, "other services' URLs: `hello=http://hello:8000/api,...`"),
-    "redact_params": (_names, "parameter names hidden in logs, added to the defaults"),
+    "peer_token_files": (
+        _token_paths,
+        "per peer, a file holding the token sent to it: `hello=/run/secrets/hello_token`",
+    ),
+    "redact_params": (
+        _names,
+        "names hidden in logs besides secret-looking ones (`*token*`, `*secret*`, `auth`...)",
+    ),
 }
 
 
@@ -268,7 +292,8 @@ class Settings:
 
     name: str | None = None
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = DEFAULT_PORT
+    admin_port: int | None = None
     accessible_at: str | None = None
     target: str | None = None
     api_token: Secret | None = None
@@ -276,9 +301,14 @@ class Settings:
     log_level: str = "INFO"
     log_calls: bool = True
     max_body_bytes: int = 1048576
+    max_header_bytes: int = 65536
+    max_response_bytes: int = 4194304
+    max_connections: int = 1024
     max_batch: int = 100
+    header_timeout: float = 10.0
     body_timeout: float = 15.0
     idle_timeout: float = 60.0
+    write_timeout: float = 30.0
     call_timeout: float = 30.0
     method_timeouts: dict[str, float] = field(default_factory=dict)
     max_concurrency: int = 256
@@ -288,6 +318,7 @@ class Settings:
     metrics_enabled: bool = True
     workers: int = 1
     peers: dict[str, str] = field(default_factory=dict)
+    peer_token_files: dict[str, str] = field(default_factory=dict)
     redact_params: frozenset[str] = DEFAULT_REDACT_PARAMS
 
     @classmethod
@@ -321,6 +352,10 @@ class Settings:
                     continue
                 if value is not None:  # blank optional text means "not set", like None
                     chosen[name] = value
+        problems.extend(_check_peer_token_files(chosen))
+        admin_port = chosen.get("admin_port")
+        if admin_port and admin_port == chosen.get("port", DEFAULT_PORT):
+            problems.append(f"admin_port: {admin_port} is also the API port; choose another")
         if problems:
             raise ConfigError(problems)
         return cls(**chosen)
@@ -338,6 +373,19 @@ class Settings:
                 value = dict(value)
             result[f.name] = value
         return result
+
+    def peer_token(self, peer: str) -> Secret | None:
+        """The token to send to ``peer``.
+
+        With ``peer_token_files`` set, each peer gets only its own token (None for a peer not
+        listed: its private methods will refuse), and this service's ``api_token`` is never
+        sent anywhere. Without it, every peer gets ``api_token`` (one token shared by the
+        stack). The file is read when called (``load`` checked that it is readable).
+        """
+        if not self.peer_token_files:
+            return self.api_token
+        path = self.peer_token_files.get(peer)
+        return None if path is None else Secret(_read_token(path))
 
     def timeout_for(self, method: str) -> float:
         """The deadline of one call to ``method``: its own timeout, else ``call_timeout``."""
@@ -359,7 +407,8 @@ def _suggest(word: str, choices: Iterable[str], prefix: str = "") -> str:
 
 
 def _shown(name: str, raw: Any) -> str:
-    return "" if name == "api_token" else f"={raw!r}"
+    # Not shown: a token, or what should be paths to tokens but might be a pasted token.
+    return "" if name in ("api_token", "peer_token_files") else f"={raw!r}"
 
 
 def _from_mapping(
@@ -458,13 +507,39 @@ def _from_environ(environ: Mapping[str, str], problems: list[str]) -> _Layer:
             problems.append(f"{TOKEN_ENV} and {TOKEN_FILE_ENV}: set only one of them")
         else:
             try:
-                # Files written by editors and `echo` end in a newline that is not the token.
-                token = Path(token_file).read_text(encoding="utf-8").rstrip("\r\n")
+                token = _read_token(token_file)
                 layer["api_token"] = (token, where)
             except (OSError, UnicodeDecodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                 problems.append(f"{where}: cannot read: {reason or exc}")
     return layer
+
+
+def _read_token(path: str) -> str:
+    # Files written by editors and `echo` end in a newline that is not the token.
+    return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+
+
+def _check_peer_token_files(chosen: Mapping[str, Any]) -> list[str]:
+    """Problems with ``peer_token_files``: unknown peers, unreadable or empty files."""
+    problems = []
+    peers = chosen.get("peers", {})
+    for peer, path in chosen.get("peer_token_files", {}).items():
+        # A value without a slash is more likely a pasted token than a path: never echo it.
+        where = f"peer_token_files: {peer}=" + (repr(path) if "/" in path else "(not a path)")
+        if peer not in peers:
+            known = ", ".join(sorted(peers)) or "none"
+            problems.append(f"{where}: no peer of that name in peers (known: {known})")
+            continue
+        try:
+            token = _read_token(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            problems.append(f"{where}: cannot read: {reason or exc}")
+            continue
+        if not token:
+            problems.append(f"{where}: the file is empty")
+    return problems
 
 
 def env_table_markdown() -> str:

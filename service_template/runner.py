@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -75,7 +76,12 @@ def serve_forever(service: MicroService) -> None:
         os._exit(0)
 
 
-async def serve(service: MicroService, *, sockets: list[socket.socket] | None = None) -> bool:
+async def serve(
+    service: MicroService,
+    *,
+    sockets: list[socket.socket] | None = None,
+    admin_sockets: list[socket.socket] | None = None,
+) -> bool:
     """Serve on the running loop until a signal or ``service.stop()``, then drain.
 
     Returns False if work was left running in the thread pool (see ``serve_forever``)."""
@@ -84,7 +90,7 @@ async def serve(service: MicroService, *, sockets: list[socket.socket] | None = 
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(signum, stop.set)
-    async with running(service, sockets=sockets, stop=stop):
+    async with running(service, sockets=sockets, admin_sockets=admin_sockets, stop=stop):
         await stop.wait()
     return service._clean_exit
 
@@ -94,6 +100,7 @@ async def running(
     service: MicroService,
     *,
     sockets: list[socket.socket] | None = None,
+    admin_sockets: list[socket.socket] | None = None,
     stop: asyncio.Event | None = None,
 ) -> AsyncIterator[str]:
     """Start ``service`` on the running loop and yield its URL; drain on exit.
@@ -111,19 +118,22 @@ async def running(
     await service.on_start()
     try:
         try:
-            port = await server.listen(sockets)
+            port = await server.listen(sockets, admin_sockets)
         except OSError as exc:
             where = f"{service.settings.host}:{service.settings.port}"
             raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
         host = service.settings.host
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - display only
         service.url = service.settings.accessible_at or f"http://{shown}:{port}/api"
-        log.info(
-            "listening",
-            extra={
-                "fields": {"service": runtime.name, "url": service.url, "host": host, "port": port}
-            },
-        )
+        fields = {"service": runtime.name, "url": service.url, "host": host, "port": port}
+        if server.admin_port is not None:
+            fields["admin_port"] = server.admin_port
+        log.info("listening", extra={"fields": fields})
+        # What start-up made lives as long as the process: freeze it, so that a full garbage
+        # collection (which pauses every thread, the event loop's too) scans only what requests
+        # made since. Measured: 30-90 ms pauses while a large body is decoded, a few ms frozen.
+        gc.collect()
+        gc.freeze()
         try:
             yield service.url
         finally:

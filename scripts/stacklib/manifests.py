@@ -27,7 +27,23 @@ COMPOSE_SERVICE = """\
     <<: *service
 {image}    command: ["serve", "{target}"]
     environment:
-      <<: *environment"""
+      <<: *environment
+    secrets:
+      - source: {name}_token
+        target: api_token"""
+# Its token's file: every service has a token of its own (compose/.env names the file).
+COMPOSE_SECRET = """\
+  {name}_token:
+    file: ${{{NAME}_TOKEN_FILE:?a token file, see compose/.env.example}}"""  # noqa: S105
+ENV_EXAMPLE_TOKEN = "{NAME}_TOKEN_FILE=./secrets/{name}"  # noqa: S105 - a path, not a token
+# The dev overlay generates each service's token; production's come from the operator.
+# (A public token, marked so in its value and in the overlay: hence the noqa.)
+DEV_SECRET = """\
+- name: {name}-api-token
+  literals: [api-token=dev-only-insecure-{name}-token-committed-to-git]
+  options:
+    labels:
+      app.kubernetes.io/part-of: service-template"""  # noqa: S105
 # The image is built by one service of the stack and run by the others by its tag. (These two
 # are inserted as they are, not formatted.)
 COMPOSE_RUNS_IMAGE = """\
@@ -94,6 +110,11 @@ spec:
       port: 8000
       targetPort: http
       protocol: TCP
+    # /metrics and the probes only (SERVICE_ADMIN_PORT); the ServiceMonitor scrapes it here.
+    - name: admin
+      port: 9000
+      targetPort: admin
+      protocol: TCP
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -121,7 +142,7 @@ spec:
         app.kubernetes.io/part-of: service-template
       annotations:
         prometheus.io/scrape: "true"
-        prometheus.io/port: "8000"
+        prometheus.io/port: "9000"
         prometheus.io/path: /metrics
     spec:
       serviceAccountName: {name}
@@ -150,6 +171,10 @@ spec:
             - name: http
               containerPort: 8000
               protocol: TCP
+            # SERVICE_ADMIN_PORT: /metrics, /livez and /readyz; the API port has no /metrics.
+            - name: admin
+              containerPort: 9000
+              protocol: TCP
           envFrom:
             - configMapRef:
                 name: {name}-config
@@ -163,20 +188,21 @@ spec:
             limits:
               cpu: "1"
               memory: 256Mi
-          # Startup: up to 30 x 2 s for the first /livez; liveness and readiness wait for it.
+          # Probes go to the admin port, where Prometheus scrapes too (the API port has no
+          # /metrics). Startup: up to 30 x 2 s for the first /livez; the others wait for it.
           startupProbe:
             httpGet:
               path: /livez
-              port: http
+              port: admin
             periodSeconds: 2
             timeoutSeconds: 2
             failureThreshold: 30
-          # A restart needs 3 x 10 s of failures: longer than a drain, during which the closed
-          # listener answers no probe, so a draining pod is never killed mid-drain.
+          # A restart needs 3 x 10 s of failures: /livez passes through a drain anyway (the
+          # admin listener stays open until exit), so a draining pod is never killed mid-drain.
           livenessProbe:
             httpGet:
               path: /livez
-              port: http
+              port: admin
             periodSeconds: 10
             timeoutSeconds: 3
             failureThreshold: 3
@@ -185,7 +211,7 @@ spec:
           readinessProbe:
             httpGet:
               path: /readyz
-              port: http
+              port: admin
             periodSeconds: 5
             timeoutSeconds: 3
             failureThreshold: 2
@@ -217,8 +243,9 @@ spec:
             sizeLimit: 64Mi
         - name: api-token
           secret:
-            # Made by the overlay: a generator in dev, by the operator in prod (see README.md).
-            secretName: service-template-api-token
+            # This service's own token. Made by the overlay: a generator in dev, by the operator
+            # in prod (see k8s/README.md).
+            secretName: {name}-api-token
             defaultMode: 0440
             items:
               - key: api-token
@@ -232,6 +259,8 @@ BASE_ENV = """\
 # changing a value here rolls the Deployment.
 SERVICE_HOST=0.0.0.0
 SERVICE_PORT=8000
+# /metrics and the probes on a port of their own (the container port named admin).
+SERVICE_ADMIN_PORT=9000
 SERVICE_LOG_LEVEL=INFO
 SERVICE_CALL_TIMEOUT=15
 SERVICE_DRAIN_TIMEOUT=20
@@ -297,7 +326,7 @@ spec:
       app.kubernetes.io/name: {name}
       app.kubernetes.io/part-of: service-template
   endpoints:
-    - port: http
+    - port: admin
       path: /metrics
       interval: 30s
       scrapeTimeout: 10s
@@ -319,6 +348,7 @@ ENTRIES = (
     Entry("k8s/base/kustomization.yaml", "configMapGenerator", KUSTOMIZE_CONFIG_MAP),
     Entry("k8s/overlays/dev/kustomization.yaml", "replicas", DEV_REPLICAS),
     Entry("k8s/overlays/dev/kustomization.yaml", "configMapGenerator", DEV_CONFIG_MAP),
+    Entry("k8s/overlays/dev/kustomization.yaml", "secretGenerator", DEV_SECRET),
     Entry("k8s/overlays/prod/autoscaling.yaml", None, AUTOSCALER),
     Entry("k8s/overlays/prod/disruption-budgets.yaml", None, DISRUPTION_BUDGET),
     Entry("k8s/components/servicemonitor/servicemonitors.yaml", None, SERVICE_MONITOR),
@@ -350,3 +380,8 @@ def compose_service(name: str, builds_image: bool) -> str:
     image = COMPOSE_BUILDS_IMAGE if builds_image else COMPOSE_RUNS_IMAGE
     target = f"{templates.PACKAGE}.{name}:{templates.class_name(name)}"
     return COMPOSE_SERVICE.format(name=name, target=target, image=image)
+
+
+def compose_secret(name: str) -> str:
+    """The top-level Compose secret holding the service's own token."""
+    return COMPOSE_SECRET.format(name=name, NAME=name.upper())

@@ -15,9 +15,11 @@ while writing restores every file it had touched. ``remove NAME`` (remove.py) un
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import keyword
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,8 @@ from .errors import StackError
 MAX_LENGTH = 20  # keeps every generated line within the lint width
 YAML_WIDTH = 100  # the repository's yamllint line-length
 _NAME = re.compile(r"[a-z][a-z0-9]*")
+# The repository's own top-level packages: a service module must not take their names either.
+_OWN_PACKAGES = frozenset({"service_template", "services", "tests", "scripts", "bench"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,31 @@ def check_name(name: str) -> None:
             "and a Kubernetes name), e.g. billing",
             status=2,
         )
+    shadowed = shadowed_module(name)
+    if shadowed:
+        raise StackError(
+            f"{name!r} cannot name a service: it is {shadowed}, and a module of that name would "
+            f"shadow it wherever the service's folder is on the import path; choose another "
+            f"name, e.g. {name}svc",
+            status=2,
+        )
+
+
+def shadowed_module(name: str) -> str | None:
+    """What an importable module called ``name`` is, or None when the name is free.
+
+    Checked: the standard library, the top-level modules of every distribution installed in
+    this environment (the runtime's dependencies and the tools), and this repository's packages.
+    """
+    # "test" (CPython's regression tests) is left out of stdlib_module_names but ships with it.
+    if name in sys.stdlib_module_names or name == "test":
+        return "a standard-library module"
+    if name in _OWN_PACKAGES:
+        return "one of this repository's packages"
+    owners = importlib.metadata.packages_distributions().get(name)
+    if owners:
+        return f"the module of the installed distribution {sorted(owners)[0]!r}"
+    return None
 
 
 def taken_names(value: Any) -> set[str]:
@@ -149,7 +178,18 @@ class Planner:
                 )
         # The first service of the template image builds it; the others run it by its tag.
         block = manifests.compose_service(self.name, builds_image=compose.template_image is None)
-        self.put(path, textedit.append_to_mapping(text, "services", block))
+        text = textedit.append_to_mapping(text, "services", block)
+        # Every service has a token of its own: its secret, and the variable naming its file.
+        text = textedit.append_to_mapping(text, "secrets", manifests.compose_secret(self.name))
+        self.put(path, text)
+        example = path.parent / ".env.example"
+        if example.is_file():
+            line = manifests.ENV_EXAMPLE_TOKEN.format(name=self.name, NAME=self.name.upper())
+            self.put(example, _after_last_token_line(example.read_text(encoding="utf-8"), line))
+        self.notes.append(
+            f"{self.name} has a token of its own: set {self.name.upper()}_TOKEN_FILE "
+            "(compose/.env); `stack.py up` makes a dev token when it is unset"
+        )
 
     def edited(self, path: Path) -> str:
         """The file's content with the changes planned so far."""
@@ -207,6 +247,15 @@ class Planner:
                 f"the Dockerfile does not copy {templates.PACKAGE}/ into the image: `up --docker` "
                 f"needs it (COPY {templates.PACKAGE}/ next to service_template/)"
             )
+
+
+def _after_last_token_line(text: str, line: str) -> str:
+    """``text`` with ``line`` after its last ``*_TOKEN_FILE=`` line (at the end without one)."""
+    lines = text.split("\n")
+    last = max((i for i, entry in enumerate(lines) if "_TOKEN_FILE=" in entry), default=None)
+    if last is None:
+        return text.rstrip("\n") + "\n" + line + "\n"
+    return "\n".join([*lines[: last + 1], line, *lines[last + 1 :]])
 
 
 def write(changes: list[Change], writer: Callable[[Path, str], None] | None = None) -> None:

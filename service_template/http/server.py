@@ -1,8 +1,12 @@
 """The HTTP server of one service process: listeners, connection sweeper, drain.
 
-Connections are ours (``connection.py``, asyncio + httptools); the web application for the
-GET routes is Tornado's (``routes.py``). Tornado's own defaults would not fit a service anyway
-(100 MiB bodies answered with 400, no body timeout, an hour of idle keep-alive).
+Connections are ours (``wire.py``, asyncio + httptools); ``/api`` is answered by ``api.py``,
+every other path by Tornado's web application (``routes.py``) through ``bridge.py``. Tornado's
+own defaults would not fit a service anyway (100 MiB bodies answered with 400, no body timeout,
+an hour of idle keep-alive). Every bound is in ``limits.py``.
+
+With ``admin_port`` set, a second listener (``admin.AdminListener``) serves ``/metrics`` and
+the probes only, so a NetworkPolicy can give Prometheus that port and nothing else.
 """
 
 from __future__ import annotations
@@ -15,12 +19,17 @@ import socket
 from tornado.netutil import bind_sockets
 
 from ..runtime import Runtime
-from .connection import API_PATH, Connection
+from .admin import AdminListener
+from .api import API_PATH, APIEndpoint
+from .bridge import TornadoRoutes
+from .limits import Limits
+from .request import Handler, Request
 from .routes import make_app
+from .wire import Connection
 
 log = logging.getLogger("service_template.http")
 
-__all__ = ["API_PATH", "HTTPServer", "Server"]
+__all__ = ["API_PATH", "AdminListener", "HTTPServer", "Server"]
 
 SWEEP_INTERVAL = 0.5  # seconds between deadline checks; timeouts are this much coarse
 DRAIN_POLL = 0.05
@@ -29,14 +38,41 @@ FIRST_REQUEST_GRACE = 1.0
 
 
 class HTTPServer:
-    """Accepts connections and enforces their deadlines."""
+    """Accepts connections, routes their requests and enforces their deadlines (the
+    connections' ``request.Host``)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.limits = Limits.from_settings(runtime.settings)
         self.app = make_app(runtime)
+        self.api = APIEndpoint(runtime, self.limits)
+        self.routes = TornadoRoutes(self.app, self.limits)
         self.connections: set[Connection] = set()
         self.listeners: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
+
+    # -- request.Host ---------------------------------------------------------------------------
+
+    @property
+    def draining(self) -> bool:
+        return self.runtime.draining
+
+    def route(self, request: Request) -> Handler:
+        return self.api if request.path == API_PATH else self.routes
+
+    def count_rejection(self, status: int) -> None:
+        self.runtime.count_rejection(status)
+
+    def opened(self, conn: Connection) -> bool:
+        if len(self.connections) >= self.limits.max_connections:
+            return False
+        self.connections.add(conn)
+        return True
+
+    def closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+
+    # -- listening ------------------------------------------------------------------------------
 
     async def listen(self, sockets: list[socket.socket]) -> None:
         loop = asyncio.get_running_loop()
@@ -53,7 +89,7 @@ class HTTPServer:
             await asyncio.sleep(SWEEP_INTERVAL)
             now = loop.time()
             for conn in list(self.connections):
-                if conn.deadline is not None and now >= conn.deadline:
+                if conn.due(now):
                     conn.expire(now)
 
     def stop_listening(self) -> None:
@@ -81,11 +117,22 @@ class Server:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.http = HTTPServer(runtime)
+        self.admin = AdminListener(runtime) if runtime.settings.admin_port is not None else None
         self.port = 0
+        self.admin_port: int | None = None
 
-    async def listen(self, sockets: list[socket.socket] | None = None) -> int:
+    async def listen(
+        self,
+        sockets: list[socket.socket] | None = None,
+        admin_sockets: list[socket.socket] | None = None,
+    ) -> int:
         """Start accepting on ``sockets`` (bound already by a pre-fork parent) or on newly
-        bound ones; returns the port (useful with port 0)."""
+        bound ones, and on the admin port if one is set; returns the API port (useful with
+        port 0; ``admin_port`` holds the other)."""
+        if self.admin is not None:
+            # Bound first: a busy admin port must not leave the API listener open.
+            admin_sockets = admin_sockets or AdminListener.bind(self.runtime)
+            self.admin_port = self.admin.listen(admin_sockets)
         if sockets is None:
             settings = self.runtime.settings
             sockets = bind_sockets(settings.port, settings.host, backlog=1024)
@@ -117,3 +164,5 @@ class Server:
             # shortly (bounded by the drain deadline; such requests end or time out quickly).
             await asyncio.sleep(DRAIN_POLL)
         await self.http.close()
+        if self.admin is not None:
+            await self.admin.close()

@@ -2,9 +2,11 @@
 
 The parent binds the socket, forks the workers and then only supervises: it forwards SIGTERM and
 SIGINT to every worker, so each drains its own in-flight calls, and exits 0 once all have exited
-cleanly. A worker that dies on its own is replaced. Metrics aggregate across workers through
-prometheus_client's multiprocess mode; its directory is emptied at start so counts from an
-earlier run never leak in.
+cleanly. A worker that dies on its own is replaced, within a restart budget that is a rate
+(``MAX_RESTARTS`` per ``RESTART_WINDOW`` seconds): a worker that crashes once a day is replaced
+for ever, one that crashes in a loop stops the whole server with status 1. Metrics aggregate
+across workers through prometheus_client's multiprocess mode; its directory is emptied at start
+so counts from an earlier run never leak in.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import os
 import shutil
 import signal
 import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +35,35 @@ if TYPE_CHECKING:
 log = logging.getLogger("service_template.workers")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MAX_RESTARTS = 10
+RESTART_WINDOW = 60.0
+
+
+class RestartBudget:
+    """At most ``limit`` restarts in any ``window`` seconds (a sliding window).
+
+    ``clock`` is injectable for tests; it must be monotonic.
+    """
+
+    def __init__(
+        self,
+        limit: int = MAX_RESTARTS,
+        window: float = RESTART_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._recent: deque[float] = deque()
+
+    def spend(self) -> bool:
+        """Record one restart and say whether it is allowed (False: too many too fast)."""
+        now = self._clock()
+        while self._recent and now - self._recent[0] >= self.window:
+            self._recent.popleft()
+        if len(self._recent) >= self.limit:
+            return False
+        self._recent.append(now)
+        return True
 
 
 def prepare_metrics_dir() -> tuple[Path, bool]:
@@ -48,6 +82,9 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
     """Fork ``settings.workers`` workers and supervise them until a signal; exit status."""
     metrics_dir, made_here = prepare_metrics_dir()
     sockets = bind_sockets(settings.port, settings.host)
+    admin_sockets = None
+    if settings.admin_port is not None:  # every worker answers probes and /metrics there too
+        admin_sockets = bind_sockets(settings.admin_port, settings.host)
     port = sockets[0].getsockname()[1]
     log.info("starting workers", extra={"fields": {"workers": settings.workers, "port": port}})
     stopping = False
@@ -60,10 +97,10 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
 
     children: dict[int, int] = {}
     for index in range(settings.workers):
-        children[_fork(cls, settings, sockets, index)] = index
+        children[_fork(cls, settings, sockets, admin_sockets, index)] = index
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    restarts, status = 0, 0
+    budget, status = RestartBudget(), 0
     while children:
         try:
             pid, wait_status = os.wait()
@@ -76,15 +113,19 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
         code = os.waitstatus_to_exitcode(wait_status)
         if stopping:
             status = status or (1 if code != 0 else 0)
-        elif restarts < MAX_RESTARTS:
-            restarts += 1
+        elif budget.spend():
             log.error("worker %d (pid %d) exited with %d; replacing it", index, pid, code)
-            children[_fork(cls, settings, sockets, index)] = index
+            children[_fork(cls, settings, sockets, admin_sockets, index)] = index
         else:
-            log.error("worker %d keeps dying; stopping every worker", index)
+            log.error(
+                "worker %d keeps dying (%d restarts within %g s); stopping every worker",
+                index,
+                budget.limit,
+                budget.window,
+            )
             forward(signal.SIGTERM, None)
             status = 1
-    for sock in sockets:
+    for sock in [*sockets, *(admin_sockets or ())]:
         sock.close()
     if made_here:
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -92,7 +133,11 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
 
 
 def _fork(
-    cls: type[MicroService], settings: Settings, sockets: list[socket.socket], index: int
+    cls: type[MicroService],
+    settings: Settings,
+    sockets: list[socket.socket],
+    admin_sockets: list[socket.socket] | None,
+    index: int,
 ) -> int:
     pid = os.fork()
     if pid:
@@ -104,7 +149,9 @@ def _fork(
     try:
         from ..runner import serve
 
-        asyncio.run(serve(cls(settings), sockets=sockets))  # os._exit below never waits on threads
+        asyncio.run(
+            serve(cls(settings), sockets=sockets, admin_sockets=admin_sockets)
+        )  # os._exit below never waits on threads
     except BaseException:
         log.exception("worker %d failed", index)
         code = 1

@@ -22,6 +22,21 @@ from .support import REPO, TOKEN, compose_variables, note
 
 COMPOSE_FILE = REPO / "compose" / "compose.yaml"
 COMPOSE_VARIABLES = compose_variables(COMPOSE_FILE)
+# Each service has a token of its own, in the file its <NAME>_TOKEN_FILE variable names.
+TOKEN_VARIABLES = sorted(v for v in COMPOSE_VARIABLES if v.endswith("_TOKEN_FILE"))
+# The token files' group, which the services join (SECRETS_GID): neither root's nor theirs when
+# the tests run as root; the caller's own group otherwise (chown needs root).
+SECRETS_GID = 4711 if os.geteuid() == 0 else os.getgid()
+
+
+def token_for(service: str) -> str:
+    """The token the stack's service ``service`` checks (and its callers send it)."""
+    return f"{service}-{TOKEN}"
+
+
+def token_services() -> list[str]:
+    """The services that have a token of their own, from the Compose file's variables."""
+    return [variable.removesuffix("_TOKEN_FILE").lower() for variable in TOKEN_VARIABLES]
 
 
 @dataclass
@@ -102,17 +117,17 @@ def up_stack(
     """The whole stack up and healthy (``up --wait``); at the end ``down``, and nothing of it
     (container, network, volume) may be left."""
     folder = tmp_path_factory.mktemp("compose")
-    token_file = folder / "api_token"
-    token_file.write_text(TOKEN + "\n")
-    token_file.chmod(0o644)  # the services run as uid 10001
+    lines = [f"SERVICE_IMAGE={image}", f"PROMETHEUS_IMAGE={prometheus_image}"]
+    for service, variable in zip(token_services(), TOKEN_VARIABLES, strict=True):
+        token_file = folder / f"{service}_token"
+        token_file.write_text(token_for(service) + "\n")
+        # As compose/README.md says: group read for the group the services join, no world read.
+        os.chown(token_file, -1, SECRETS_GID)
+        token_file.chmod(0o640)
+        lines.append(f"{variable}={token_file}")
+    lines += [f"SECRETS_GID={SECRETS_GID}", "GATEWAY_PORT=0", "PROMETHEUS_PORT=0"]
     env_file = folder / "compose.env"
-    env_file.write_text(
-        f"SERVICE_IMAGE={image}\n"
-        f"PROMETHEUS_IMAGE={prometheus_image}\n"
-        f"API_TOKEN_FILE={token_file}\n"
-        "GATEWAY_PORT=0\n"
-        "PROMETHEUS_PORT=0\n"
-    )
+    env_file.write_text("\n".join(lines) + "\n")
     env = {
         key: value
         for key, value in os.environ.items()

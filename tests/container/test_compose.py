@@ -12,6 +12,7 @@ changes nothing. Published host ports are chosen by the engine (port 0), so noth
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import urlencode
 
@@ -20,8 +21,8 @@ import pytest
 
 from tests.conftest import defined_stack
 
-from .compose_stack import Stack
-from .support import TOKEN, get, note, wait_for
+from .compose_stack import SECRETS_GID, Stack, token_for, token_services
+from .support import get, note, wait_for
 
 pytestmark = pytest.mark.container
 
@@ -39,10 +40,32 @@ def test_every_service_of_the_stack_turns_healthy(stack: Stack) -> None:
 def test_the_token_is_in_no_containers_environment(
     stack: Stack, docker_client: docker.DockerClient
 ) -> None:
-    # The token is a mounted secret file, so `docker inspect` shows it nowhere.
+    # The tokens are mounted secret files, so `docker inspect` shows them nowhere.
     for row in stack.ps().values():
         config = docker_client.containers.get(row["ID"]).attrs["Config"]
-        assert not any(TOKEN in item for item in config.get("Env") or []), row["Service"]
+        for token in map(token_for, token_services()):
+            assert not any(token in item for item in config.get("Env") or []), row["Service"]
+
+
+def test_each_service_reads_its_token_file_by_group_without_world_read(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    # Outside Swarm, Compose bind-mounts a file secret with the host file's owner and mode
+    # (it ignores uid/gid/mode with a warning); the services read it through SECRETS_GID.
+    probe = (
+        "import os, stat, json; s = os.stat('/run/secrets/api_token'); "
+        "print(json.dumps([oct(stat.S_IMODE(s.st_mode)), s.st_gid, os.getuid(), os.getgroups(), "
+        "open('/run/secrets/api_token').read().strip()]))"
+    )
+    rows = stack.ps()
+    for name in token_services():
+        token = token_for(name)
+        container = docker_client.containers.get(rows[name]["ID"])
+        code, output = container.exec_run(["/opt/venv/bin/python", "-c", probe])
+        assert code == 0, output
+        mode, gid, uid, groups, read = json.loads(output)
+        assert (mode, gid, uid, read) == ("0o640", SECRETS_GID, 10001, token), name
+        assert SECRETS_GID in groups
 
 
 def test_only_what_compose_publishes_is_published_and_only_on_loopback(stack: Stack) -> None:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .compose_stack import Stack
+from .compose_stack import Stack, token_for
 from .support import TOKEN, note, result_of, rpc, status_of, wait_for
 
 pytestmark = pytest.mark.container
@@ -32,11 +32,12 @@ def test_private_greet_refuses_a_missing_or_wrong_token_and_forwards_with_its_ow
     stack: Stack,
 ) -> None:
     url = api(stack)
-    for token in (None, "wrong-" + TOKEN):
+    for token in (None, "wrong-" + TOKEN, token_for("hello")):
+        # ... hello's token is hello's: the gateway does not accept it from a caller ...
         answer = rpc(url, "private_greet", ["x"], token=token)
         assert answer.get("error", {}).get("code") == ACCESS_DENIED, answer
-    answer = rpc(url, "private_greet", ["x"], token=TOKEN)
-    # The gateway forwards with its own token to hello's private method.
+    answer = rpc(url, "private_greet", ["x"], token=token_for("gateway"))
+    # ... but sends it to hello's private method (SERVICE_PEER_TOKEN_FILES).
     assert result_of(answer) == "this is secret: hello x"
 
 

@@ -381,9 +381,14 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_LOG_LEVEL": "DEBUG",
         "SERVICE_LOG_CALLS": "1",
         "SERVICE_MAX_BODY_BYTES": "2048",
+        "SERVICE_MAX_HEADER_BYTES": "2048",
+        "SERVICE_MAX_RESPONSE_BYTES": "2048",
+        "SERVICE_MAX_CONNECTIONS": "10",
         "SERVICE_MAX_BATCH": "10",
+        "SERVICE_HEADER_TIMEOUT": "1",
         "SERVICE_BODY_TIMEOUT": "1",
         "SERVICE_IDLE_TIMEOUT": "1",
+        "SERVICE_WRITE_TIMEOUT": "1",
         "SERVICE_CALL_TIMEOUT": "1",
         "SERVICE_METHOD_TIMEOUTS": "a=1",
         "SERVICE_MAX_CONCURRENCY": "1",
@@ -393,6 +398,8 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_METRICS_ENABLED": "0",
         "SERVICE_WORKERS": "2",
         "SERVICE_PEERS": "a=http://a/api",
+        "SERVICE_PEER_TOKEN_FILES": f"a={token_file}",
+        "SERVICE_ADMIN_PORT": "9000",
         "SERVICE_REDACT_PARAMS": "x",
     }
     assert set(values) == KNOWN_ENV_VARS - {"SERVICE_API_TOKEN"}
