@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,9 +32,17 @@ from .model import Compose
 
 COMPOSE_CONFIG = "docker compose config"
 READER = "the stack's reader"
-# A stand-in for the variables the file requires (`${API_TOKEN_FILE:?...}`): rendering the
-# model needs a value, never the file itself.
-_REQUIRED_FOR_RENDERING = {"API_TOKEN_FILE": os.devnull}
+# Variables the file requires (`${HELLO_TOKEN_FILE:?...}`: every service's token file) get a
+# stand-in when unset: rendering the model to read the stack's shape must not need the secrets.
+_REQUIRED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
+
+
+def _stand_ins(compose_file: Path) -> dict[str, str]:
+    try:
+        text = compose_file.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return dict.fromkeys(_REQUIRED.findall(text), os.devnull)
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,7 @@ def compose_command() -> list[str] | None:
 
 def render(compose_file: Path, environ: Mapping[str, str], command: list[str]) -> dict[str, Any]:
     """Compose's normalised model of the file, every profile included (no engine needed)."""
-    env = {**_REQUIRED_FOR_RENDERING, **environ}
+    env = {**_stand_ins(compose_file), **environ}
     args = [*command, "-f", str(compose_file), "--profile", "*", "config", "--format", "json"]
     try:
         result = subprocess.run(

@@ -39,7 +39,7 @@ def about(name: str) -> Callable[[Any], bool]:
             return value in (f"{name}.yaml", f"{name}.env")
         if not isinstance(value, dict):
             return False
-        if value.get("name") in (name, f"{name}-config"):
+        if value.get("name") in (name, f"{name}-config", f"{name}-api-token"):
             return True
         targets = value.get("targets")
         return isinstance(targets, list) and any(str(t).partition(":")[0] == name for t in targets)
@@ -167,10 +167,26 @@ class Remover:
         while start > 0 and not lines[start - 1].strip():
             start -= 1  # the blank line that separated it from the block before
         del lines[start:end]
+        # Its own token: the top-level secret (and the blank line new put before it).
+        secret = textedit.mapping_entry(lines, "secrets", f"{self.name}_token")
+        if secret is not None:
+            first = secret[0]
+            while first > 0 and not lines[first - 1].strip():
+                first -= 1
+            del lines[first : secret[1]]
         text = self.without_dependencies("\n".join(lines))
         if build_lines:
             text = self.move_build(text, build_lines)
         self.put(path, text)
+        example = path.parent / ".env.example"
+        if example.is_file():
+            variable = f"{self.name.upper()}_TOKEN_FILE="
+            kept = [
+                line
+                for line in example.read_text(encoding="utf-8").split("\n")
+                if not line.startswith(variable)
+            ]
+            self.put(example, "\n".join(kept))
 
     def without_dependencies(self, text: str) -> str:
         """Every other service's ``depends_on`` entry for the removed one, taken out."""

@@ -87,9 +87,9 @@ def test_healthcheck_timing_and_profiles_are_read(stack: model.Compose) -> None:
 def test_an_unset_required_secret_file_is_kept_as_a_problem_not_an_error(
     stack: model.Compose,
 ) -> None:
-    secret = stack.secrets["hello_token"]
+    secret = stack.secrets["api_token"]
     assert secret.file is None
-    assert secret.problem is not None and "HELLO_TOKEN_FILE" in secret.problem
+    assert secret.problem is not None and "API_TOKEN_FILE" in secret.problem
 
 
 def test_the_environment_wins_over_defaults(tmp_path: Path) -> None:
