@@ -5,8 +5,8 @@ tests, a Compose service, and its Kubernetes resources and entries (base manifes
 kustomization lists, the prod overlay's autoscaler and disruption budget, the dev overlay's
 replicas and settings, the ServiceMonitor, the Prometheus scrape target). Everything is rendered
 from the templates in ``templates.py`` and ``manifests.py``, never copied from another service,
-so it works whichever services the project has, none included. The new service calls no one,
-so NetworkPolicies and SERVICE_PEERS are left alone.
+so it works whichever services the project has, none included. `--called-by` names who may
+call it: each caller gets it as a peer, and the prod NetworkPolicies let exactly them in.
 
 All changes are computed and checked in memory first; a refusal changes nothing, and a failure
 while writing restores every file it had touched. ``remove NAME`` (remove.py) undoes it.
@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from . import manifests, model, reader, templates, textedit
+from . import callers, manifests, model, reader, templates, textedit
 from . import state as st
 from .context import SCRIPT, Context
 from .errors import StackError
@@ -94,9 +94,16 @@ def taken_names(value: Any) -> set[str]:
 class Planner:
     """Computes every change for one new service without writing anything."""
 
-    def __init__(self, paths: st.Paths, name: str, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        paths: st.Paths,
+        name: str,
+        environ: Mapping[str, str],
+        called_by: tuple[str, ...] = (),
+    ) -> None:
         self.paths = paths
         self.name = name
+        self.called_by = called_by
         self.environ = environ
         self.repo = paths.repo
         self.k8s = paths.repo / "k8s"
@@ -121,6 +128,7 @@ class Planner:
         self.python_files()
         self.compose_service(compose)
         self.kubernetes()
+        self.callers(compose)
         self.check()
         return list(self.changes.values())
 
@@ -219,6 +227,52 @@ class Planner:
                     f"{entry.path} has no {entry.key}: list to add {name} to; nothing changed"
                 ) from None
 
+    def callers(self, compose: model.Compose) -> None:
+        """Let each of ``called_by`` call the new service (see callers.py)."""
+        name = self.name
+        compose_file = self.paths.compose_file
+        policies = self.k8s / "overlays" / "prod" / "network-policies.yaml"
+        for caller in self.called_by:
+            if caller == callers.INGRESS:
+                self.put(compose_file, callers.compose_publish(self.edited(compose_file), name))
+                ingress = self.k8s / "overlays" / "prod" / "ingress.yaml"
+                if ingress.is_file():
+                    self.put(ingress, callers.ingress_rule(self.edited(ingress), name))
+                    self.notes.append(
+                        f"{name} is routed at https://{name}.example.com/api by "
+                        f"{self.shown(ingress)}: set the host and TLS Secret for your domain"
+                    )
+            else:
+                service = compose.services.get(caller)
+                if service is None or not compose.runs_template_image(service):
+                    known = ", ".join(
+                        s.name for s in compose.services.values() if compose.runs_template_image(s)
+                    )
+                    raise StackError(
+                        f"--called-by {caller}: not a service of the stack (there: {known}; or "
+                        f"`{callers.INGRESS}` for the public); nothing changed",
+                        status=2,
+                    )
+                self.put(
+                    compose_file, callers.compose_caller(self.edited(compose_file), caller, name)
+                )
+                env_file, deployment = (
+                    self.k8s / "base" / f"{caller}.env",
+                    self.k8s / "base" / f"{caller}.yaml",
+                )
+                if env_file.is_file():
+                    self.put(env_file, callers.env_file_caller(self.edited(env_file), name))
+                if deployment.is_file():
+                    self.put(
+                        deployment, callers.deployment_caller(self.edited(deployment), caller, name)
+                    )
+            if policies.is_file():
+                text = self.edited(policies).rstrip("\n")
+                self.put(policies, text + "\n---\n" + callers.policies(name, caller))
+                self.notes.append(
+                    f"{self.shown(policies)}: {caller} may call {name} (prod NetworkPolicies)"
+                )
+
     def check(self) -> None:
         """Every changed file must parse and stay within the lint width, and the Compose file
         must describe the service."""
@@ -227,7 +281,9 @@ class Planner:
                 continue
             where = self.shown(change.path)
             before = set((change.original or "").split("\n"))
-            if any(len(line) > YAML_WIDTH for line in set(change.content.split("\n")) - before):
+            linted = change.path.suffix in (".yaml", ".yml", ".py")  # env files have no width
+            new_lines = set(change.content.split("\n")) - before
+            if linted and any(len(line) > YAML_WIDTH for line in new_lines):
                 raise StackError(f"new would write lines over {YAML_WIDTH} columns in {where}")
             if change.path.suffix in (".yaml", ".yml"):
                 try:
@@ -298,7 +354,8 @@ def _write_atomically(path: Path, content: str) -> None:
 
 def command(ctx: Context, args: argparse.Namespace) -> int:
     """Create the service NAME everywhere; print what changed and what to do next."""
-    planner = Planner(ctx.paths, args.name, ctx.environ)
+    called_by = tuple(dict.fromkeys(c.strip() for c in args.called_by.split(",") if c.strip()))
+    planner = Planner(ctx.paths, args.name, ctx.environ, called_by)
     changes = planner.plan()
     write(changes)
     for change in changes:

@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from service_template.config import KNOWN_ENV_VARS, TOKEN_ENV, TOKEN_FILE_ENV, Settings
+from service_template.peers import parse_peers
 from service_template.runner import resolve
 from service_template.service import MicroService
 from tests.conftest import defined_stack, missing_tool
@@ -39,6 +40,7 @@ DOCKERFILE = REPO / "Dockerfile"
 COMPOSE_FILE = REPO / "compose" / "compose.yaml"
 OVERLAYS = ("dev", "prod")
 PEER_TOKENS_ENV = "SERVICE_PEER_TOKEN_FILES"
+PEERS_ENV = "SERVICE_PEERS"
 SERVICEMONITOR_COMPONENT = K8S / "components" / "servicemonitor"
 
 # The runtime's endpoints (the contract's ENDPOINTS section). service_template.http exports no
@@ -715,9 +717,9 @@ def test_network_policies_let_prometheus_scrape_every_service_and_nothing_else()
     prometheus = Pod("prometheus", PROMETHEUS_NAMESPACE, {"app": "prometheus"}, {})
     for pod in app_pods(docs):
         assert connection_allowed(docs, prometheus, pod, pod.ports["admin"])
-        # The admin port only: not the API (except the gateway's, which anyone may call), not
-        # any other port.
-        if pod.name != "gateway":
+        # The admin port only: not the API (except a public service's, which anyone may call:
+        # those Compose publishes), not any other port.
+        if pod.name not in {s.name for s in defined_stack().app_services() if s.published}:
             assert not connection_allowed(docs, prometheus, pod, pod.ports["http"])
         assert not connection_allowed(docs, prometheus, pod, pod.ports["admin"] + 1)
 
@@ -783,9 +785,11 @@ def test_settings_fixed_in_compose_are_the_same_here(overlay: str) -> None:
         fixed = {
             name: value
             for name, value in compose.items()
-            if "$" not in value and name not in (TOKEN_FILE_ENV, PEER_TOKENS_ENV)
+            if "$" not in value and name not in (TOKEN_FILE_ENV, PEER_TOKENS_ENV, PEERS_ENV)
         }
         assert {name: environ.get(name) for name in fixed} == fixed
+        # The peers by meaning: Compose may fold a long value (a space after each comma).
+        assert parse_peers(environ.get(PEERS_ENV, "")) == parse_peers(compose.get(PEERS_ENV, ""))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
