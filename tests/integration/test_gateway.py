@@ -14,9 +14,9 @@ from tests.conftest import TOKEN, ServiceProcess
 
 pytestmark = pytest.mark.integration
 
-GATEWAY = "service_template.examples.gateway:GatewayService"
-COMPUTE = "service_template.examples.compute:ComputeService"
-HELLO = "service_template.examples.hello:HelloService"
+GATEWAY = "services.gateway:GatewayService"
+COMPUTE = "services.compute:ComputeService"
+HELLO = "services.hello:HelloService"
 
 
 def closed_port() -> int:

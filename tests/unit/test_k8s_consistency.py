@@ -19,6 +19,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +221,13 @@ def as_argv(command: str | list[str] | None) -> list[str] | None:
     if command is None or isinstance(command, list):
         return command
     return shlex.split(command)
+
+
+def _without_tag(image: str) -> str:
+    """"reg:5000/team/x:1.2@sha256:..." -> "reg:5000/team/x"."""
+    name = image.split("@", maxsplit=1)[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':')[0]}" if head else last.split(":")[0]
 
 
 def image_repository(image: str) -> str:
@@ -759,10 +767,15 @@ def test_base_image_is_the_one_compose_runs() -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_deployment_runs_the_image_as_compose_runs_that_service(overlay: str) -> None:
     image = dockerfile()
+    # One image runs every service; production's is the one pyproject.toml names for releases.
+    images = {_without_tag(container(d)["image"]) for d in deployments(overlay)}
+    assert len(images) == 1, images
+    if overlay == "prod":
+        pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+        assert images == {pyproject["tool"]["stack"]["image"]}
     for deployment in deployments(overlay):
         spec = container(deployment)
         service = compose_services()[deployment["metadata"]["name"]]
-        assert image_repository(spec["image"]) == "service-template"
         # The image's ENTRYPOINT runs unchanged in both; the arguments choose the service.
         assert spec.get("command", image["ENTRYPOINT"]) == image["ENTRYPOINT"]
         assert as_argv(service.get("entrypoint")) in (None, image["ENTRYPOINT"])
