@@ -4,7 +4,7 @@ environment on first use, then runs what you ask for inside it.
 
     python3 scripts/dev.py test [PYTEST ARGS]   lint (ruff, mypy --strict), then every test tier
     python3 scripts/dev.py lint                 ruff check, ruff format --check, mypy --strict
-    python3 scripts/dev.py serve [NAME|TARGET]  run one example service (hello, compute, gateway)
+    python3 scripts/dev.py serve [NAME|TARGET]  run one service of services/ (NAME: its module)
     python3 scripts/dev.py bootstrap            only make/refresh .venv
     python3 scripts/dev.py lock [--upgrade]     re-resolve the lock files in requirements/
 
@@ -16,6 +16,7 @@ changed; `lock --upgrade` moves every pin to the newest version the ranges allow
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import subprocess
@@ -32,11 +33,7 @@ LOCKS = REPO / "requirements"
 # Every lock holds one resolution for all platforms (uv's --universal) from Python 3.11 up, with
 # the hash of every file of each pinned version, so one lock serves Linux, macOS and Windows.
 LOCK_PYTHON = "3.11"
-EXAMPLES = {
-    "hello": "service_template.examples.hello:HelloService",
-    "compute": "service_template.examples.compute:ComputeService",
-    "gateway": "service_template.examples.gateway:GatewayService",
-}
+SERVICES = REPO / "services"  # where the project's services live (`stack.py new` adds one)
 
 
 def say(message: str) -> None:
@@ -80,6 +77,33 @@ def bootstrap(check: bool = True) -> None:
         first = (missing.stdout.strip().splitlines() or ["pip check failed"])[0]
         sys.exit(f"dev: the lock does not cover pyproject.toml ({first}); run: {LOCK_COMMAND}")
     STAMP.write_text(wanted + "\n")
+
+
+def service_targets() -> dict[str, str]:
+    """Module name -> ``services.module:Class`` for each module of services/ that defines a
+    MicroService subclass; read with ``ast``, so nothing is imported (or needs .venv)."""
+    found = {}
+    for path in sorted(SERVICES.glob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            bases = [ast.unparse(base) for base in getattr(node, "bases", [])]
+            if isinstance(node, ast.ClassDef) and any(b.endswith("MicroService") for b in bases):
+                found[path.stem] = f"{SERVICES.name}.{path.stem}:{node.name}"
+                break
+    return found
+
+
+def serve_target(wanted: str | None) -> str:
+    """The target ``serve`` runs: TARGET as given, NAME's module, or the first service."""
+    if wanted and ":" in wanted:
+        return wanted
+    targets = service_targets()
+    if not targets:
+        sys.exit("dev: no service in services/; make one with `python3 scripts/stack.py new NAME`")
+    if wanted is None:
+        return next(iter(targets.values()))
+    if wanted not in targets:
+        sys.exit(f"dev: no service {wanted!r} in services/ (there: {', '.join(targets)})")
+    return targets[wanted]
 
 
 LOCK_COMMAND = "python3 scripts/dev.py lock"
@@ -159,7 +183,7 @@ def main(argv: list[str]) -> int:
             return status
         return run(str(PYTHON), "-m", "pytest", *rest)
     if command == "serve":
-        target = EXAMPLES.get(rest[0], rest[0]) if rest else EXAMPLES["hello"]
+        target = serve_target(rest[0] if rest else None)
         if "SERVICE_API_TOKEN" not in os.environ and "SERVICE_API_TOKEN_FILE" not in os.environ:
             # A throwaway token for local trials only; your own is never echoed.
             os.environ["SERVICE_API_TOKEN"] = "dev-token-change-me"  # noqa: S105 - dev only

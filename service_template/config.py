@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .peers import parse_peers
+
 __all__ = [
     "DEFAULT_REDACT_PARAMS",
     "ENV_PREFIX",
@@ -272,7 +274,8 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "readiness_timeout": (_seconds, "seconds a readiness check may take"),
     "metrics_enabled": (_flag, "serve Prometheus metrics on /metrics"),
     "workers": (_integer(1), "server processes"),
-    "peers": (_mapping(_url), "other services' URLs: `hello=http://hello:8000/api,...`"),
+    # The one peers parser (peers.py): the orchestrator and the manifest checks use it too.
+    "peers": (parse_peers, "other services' URLs: `hello=http://hello:8000/api,...`"),
     "peer_token_files": (
         _token_paths,
         "per peer, a file holding the token sent to it: `hello=/run/secrets/hello_token`",

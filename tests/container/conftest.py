@@ -25,6 +25,7 @@ from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.networks import Network
 
+from .compose_stack import Stack, up_stack
 from .support import FACTS, REPO, note
 
 IMAGE = "service-template:test"
@@ -270,6 +271,21 @@ def module_containers(docker_client: docker.DockerClient, network: Network) -> I
     made = Containers(docker_client, network)
     yield made
     made.remove_all()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    compose: list[str],
+    docker_client: docker.DockerClient,
+    image: str,
+    prometheus_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """The template's Compose stack, up and healthy, shared by every module that tests it;
+    down at the end of the session, leaving nothing."""
+    yield from up_stack(
+        f"st-test-{SESSION}", compose, docker_client, image, prometheus_image, tmp_path_factory
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

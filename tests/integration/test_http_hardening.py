@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from service_template.testing import wait_until
 from tests.conftest import TOKEN, ServiceProcess, launch
 from tests.integration.services import (
     api_head,
@@ -25,7 +26,6 @@ from tests.integration.services import (
     read_response,
     rpc,
     wait_closed,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration

@@ -60,3 +60,24 @@ def test_only_its_own_layer_imports_a_library(library: str, allowed: tuple[str, 
         if library in imported_roots(path) and not rel(path).startswith(allowed)
     ]
     assert not offenders, f"{library} imported outside {allowed}: {offenders}"
+
+
+def test_the_peers_parser_uses_only_the_standard_library() -> None:
+    # scripts/stacklib imports it to read SERVICE_PEERS the way the runtime does.
+    path = PACKAGE / "peers.py"
+    assert not imported_roots(path) - set(sys.stdlib_module_names) - {"__future__"}
+
+
+def test_no_runtime_module_imports_the_test_kit() -> None:
+    # service_template.testing is for users' tests; the runtime never depends on it.
+    offenders = [
+        rel(path)
+        for path in modules()
+        if not rel(path).startswith("testing/")
+        and "testing" in path.read_text()
+        and any(
+            isinstance(node, ast.ImportFrom) and (node.module or "").endswith("testing")
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    ]
+    assert not offenders, f"the runtime imports the test kit: {offenders}"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from service_template import MicroService, StartupError
-from service_template.examples.hello import HelloService
 from service_template.loader import load_service_class
+from tests.integration.services import ProbeService
 
 SERVICES = """
 from service_template import MicroService, public_method
@@ -57,7 +57,7 @@ def error_for(target: str) -> str:
 
 
 def test_a_module_target_gives_the_class() -> None:
-    assert load_service_class("service_template.examples.hello:HelloService") is HelloService
+    assert load_service_class("tests.integration.services:ProbeService") is ProbeService
 
 
 def test_a_file_target_gives_the_class(tmp_path: Path) -> None:
