@@ -2,8 +2,10 @@
 """Developer entry point that needs nothing but Python 3.11+: makes the project's virtual
 environment on first use, then runs what you ask for inside it.
 
-    python3 scripts/dev.py test [PYTEST ARGS]   lint (ruff, mypy --strict), then every test tier
+    python3 scripts/dev.py test                 lint (ruff, mypy --strict), then every test tier
+    python3 scripts/dev.py test PATH... [ARGS]  just those tests (pytest ARGS such as -k, -x)
     python3 scripts/dev.py lint                 ruff check, ruff format --check, mypy --strict
+    python3 scripts/dev.py fix                  apply ruff's fixes and format the code
     python3 scripts/dev.py serve [NAME|TARGET]  run one service of services/ (NAME: its module)
     python3 scripts/dev.py bootstrap            only make/refresh .venv
     python3 scripts/dev.py lock [--upgrade]     re-resolve the lock files in requirements/
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tomllib
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -168,30 +171,60 @@ def lint() -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    command, rest = (argv[0], argv[1:]) if argv else ("test", [])
-    bootstrap(check=command != "lock")
-    if command == "bootstrap":
-        return 0
-    if command == "lock":
-        return lock(upgrade="--upgrade" in rest)
-    if command == "lint":
-        return lint()
-    if command == "test":
+def fix() -> int:
+    """ruff's safe fixes, then its formatter: what `lint` would otherwise complain about."""
+    ruff = str(VENV / "bin" / "ruff")
+    for cmd in ((ruff, "check", "--fix", "."), (ruff, "format", ".")):
+        say(" ".join(["ruff", *cmd[1:]]))
+        run(*cmd)  # what is left unfixed, `lint` reports
+    return lint()
+
+
+def test(args: list[str]) -> int:
+    """The whole suite lints first (as CI does); a run of chosen tests is the inner loop."""
+    if not args:
         status = lint()
         if status:
             return status
-        return run(str(PYTHON), "-m", "pytest", *rest)
-    if command == "serve":
-        target = serve_target(rest[0] if rest else None)
-        if "SERVICE_API_TOKEN" not in os.environ and "SERVICE_API_TOKEN_FILE" not in os.environ:
-            # A throwaway token for local trials only; your own is never echoed.
-            os.environ["SERVICE_API_TOKEN"] = "dev-token-change-me"  # noqa: S105 - dev only
-            say("private methods take X-Api-Token: dev-token-change-me (set SERVICE_API_TOKEN)")
-        say(f"serving {target}")
-        os.execv(PYTHON, [str(PYTHON), "-m", "service_template", "serve", target, *rest[1:]])
-    say(f"unknown command {command!r}; see the docstring: {__file__}")
-    return 2
+    return run(str(PYTHON), "-m", "pytest", *args)
+
+
+def serve(args: list[str]) -> int:
+    target = serve_target(args[0] if args else None)
+    if "SERVICE_API_TOKEN" not in os.environ and "SERVICE_API_TOKEN_FILE" not in os.environ:
+        # A throwaway token for local trials only; your own is never echoed.
+        os.environ["SERVICE_API_TOKEN"] = "dev-token-change-me"  # noqa: S105 - dev only
+        say("private methods take X-Api-Token: dev-token-change-me (set SERVICE_API_TOKEN)")
+    say(f"serving {target}")
+    os.execv(PYTHON, [str(PYTHON), "-m", "service_template", "serve", target, *args[1:]])
+
+
+def show_help() -> int:
+    try:
+        print(__doc__)
+    except BrokenPipeError:  # `dev.py --help | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command, rest = (argv[0], argv[1:]) if argv else ("test", [])
+    commands: dict[str, Callable[[], int]] = {
+        "bootstrap": lambda: 0,
+        "lock": lambda: lock(upgrade="--upgrade" in rest),
+        "lint": lint,
+        "fix": fix,
+        "test": lambda: test(rest),
+        "serve": lambda: serve(rest),
+    }
+    if command in ("-h", "--help", "help"):
+        return show_help()
+    handler = commands.get(command)
+    if handler is None:
+        say(f"unknown command {command!r}; `python3 scripts/dev.py --help` lists them")
+        return 2
+    bootstrap(check=command != "lock")
+    return handler()
 
 
 if __name__ == "__main__":

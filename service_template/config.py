@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .logtext import LOG_FORMATS
 from .peers import parse_peers
 
 __all__ = [
@@ -172,6 +173,13 @@ def _level(value: Any) -> str:
     return level
 
 
+def _log_format(value: Any) -> str:
+    chosen = _text(value).lower()
+    if chosen not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+    return chosen
+
+
 def _secret(value: Any) -> Secret:
     # Messages here never include the value: they end up in logs and on terminals.
     if isinstance(value, Secret):
@@ -252,7 +260,8 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "api_token": (_secret, "token that private methods require"),
     "debug": (_flag, "send exception details to clients; never in production"),
     "log_level": (_level, "DEBUG, INFO, WARNING or ERROR"),
-    "log_calls": (_flag, "log one JSON line per call"),
+    "log_format": (_log_format, "`json`, `text` for people, or `auto`: text on a terminal"),
+    "log_calls": (_flag, "log one line per call"),
     "max_body_bytes": (_integer(1024), "largest request body accepted (413 above)"),
     "max_header_bytes": (_integer(1024), "largest request head, and trailer section (431 above)"),
     "max_response_bytes": (_integer(1024), "largest /api response; a bigger one is error -32603"),
@@ -303,6 +312,7 @@ class Settings:
     api_token: Secret | None = None
     debug: bool = False
     log_level: str = "INFO"
+    log_format: str = "auto"
     log_calls: bool = True
     max_body_bytes: int = 1048576
     max_header_bytes: int = 65536

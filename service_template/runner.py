@@ -48,7 +48,7 @@ def resolve(
 
 def run(cls: type[MicroService], settings: Settings) -> int:
     """Serve until stopped; the process exit status."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     if settings.workers > 1:
         from .http.workers import run_workers
 

@@ -241,7 +241,7 @@ class MicroService:
         from .logs import configure_logging
         from .runner import serve_forever
 
-        configure_logging(self.settings.log_level)
+        configure_logging(self.settings.log_level, log_format=self.settings.log_format)
         serve_forever(self)
 
     def stop(self) -> None:
