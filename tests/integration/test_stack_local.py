@@ -34,9 +34,14 @@ FIXTURE_SERVICES = ["greeter", "adder", "front"]
 DEMO = fresh_name("demo")  # a name the project does not use yet
 
 
-def environment() -> dict[str, str]:
+def environment(repo: Path | None = None) -> dict[str, str]:
     # The caller's SERVICE_* settings must not reach the stack (it would reject unknown ones).
-    return {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
+    if repo is not None:
+        # The copy's own packages first, even when this suite itself runs in a copy (whose
+        # PYTHONPATH names that copy: tests/integration/test_template_survives.py).
+        env["PYTHONPATH"] = str(repo)
+    return env
 
 
 def stack(
@@ -45,7 +50,7 @@ def stack(
     return subprocess.run(
         [sys.executable, str(repo / "scripts" / "stack.py"), *args],
         cwd=repo,
-        env={**environment(), **env},
+        env={**environment(repo), **env},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -163,7 +168,7 @@ def attach(repo: Path) -> Attached:
     process = subprocess.Popen(
         [sys.executable, str(repo / "scripts" / "stack.py"), "up"],
         cwd=repo,
-        env=environment(),
+        env=environment(repo),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -420,7 +425,7 @@ def test_new_then_its_own_tests_then_up_runs_it(template_repo: Path) -> None:
             "tests/unit/test_k8s_consistency.py",
         ],
         cwd=repo,
-        env=environment(),
+        env=environment(repo),
         capture_output=True,
         text=True,
         timeout=240,
