@@ -167,7 +167,12 @@ def attach(ctx: Context, recorded: st.State) -> int:
                 lambda: st.same_run(ctx.paths, recorded) and bool(ctx.local.running(recorded)),
                 time.sleep,
             )
-        if not st.same_run(ctx.paths, recorded):
+        # A `down` elsewhere holds the state lock while it stops the services and clears the
+        # state, so the services may be gone before the state is: wait for its lock, then look
+        # (test_a_down_elsewhere_ends_an_attached_up).
+        with st.locked(ctx.paths):
+            stopped_elsewhere = not st.same_run(ctx.paths, recorded)
+        if stopped_elsewhere:
             ctx.ui.say(f"the stack was stopped by `{SCRIPT} down`")
             return 0
         ctx.ui.say("every service has exited")
