@@ -237,7 +237,7 @@ class Planner:
                 self.put(compose_file, callers.compose_publish(self.edited(compose_file), name))
                 ingress = self.k8s / "overlays" / "prod" / "ingress.yaml"
                 if ingress.is_file():
-                    self.put(ingress, callers.ingress_rule(self.edited(ingress), name))
+                    self.put(ingress, callers.ingress(self.edited(ingress), name))
                     self.notes.append(
                         f"{name} is routed at https://{name}.example.com/api by "
                         f"{self.shown(ingress)}: set the host and TLS Secret for your domain"
