@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="local backend: serve NAME on this port instead of a free one",
     )
     up.add_argument("--timeout", type=float, metavar="S", help="readiness limit per service")
+    up.add_argument(
+        "--replace", action="store_true", help="stop a stack running in the background first"
+    )
+    up.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="local backend: do not restart services when their code changes",
+    )
     add("down", lifecycle.down, "stop everything the stack runs and remove it")
     add("status", views.status, "health and key metrics of each service")
     smoke = add("smoke", views.smoke, "check each service's /readyz and one call (for CI)")

@@ -21,6 +21,7 @@ from .context import SCRIPT, Context, started
 from .errors import StackError
 from .local import Plan, make_plan
 from .model import Compose
+from .reload import Reloader
 from .views import docker_rows, local_rows
 
 HEADERS = ("SERVICE", "URL", "STATE", "READINESS")
@@ -53,8 +54,9 @@ def teardown(ctx: Context, recorded: st.State) -> None:
                 raise StackError(f"docker resources of {recorded.project} remain ({listed})")
 
 
-def stop_previous(ctx: Context) -> None:
-    """Before a new ``up``: stop a stack left running, unless its ``up`` is still attached."""
+def stop_previous(ctx: Context, replace: bool) -> None:
+    """Before a new ``up``: refuse while a stack runs (unless ``replace``); a stack whose
+    attached ``up`` is gone, or whose services all exited, is cleaned up first."""
     previous = st.load(ctx.paths)
     if previous is None:
         return
@@ -64,7 +66,18 @@ def stop_previous(ctx: Context) -> None:
             f"the stack is already up and attached to `stack.py up` (pid {owner}); stop it there "
             f"with Ctrl-C or run `{SCRIPT} down`"
         )
-    how = "left behind by an orchestrator that is gone" if owner else "running in the background"
+    alive = previous.backend == "docker" or bool(ctx.local.running(previous))
+    if owner is None and alive and not replace:
+        raise StackError(
+            f"a {previous.backend} stack is already running (started {started(previous)}); "
+            f"`{SCRIPT} down` stops it, or `up --replace` replaces it"
+        )
+    if owner is not None:
+        how = "left behind by an orchestrator that is gone"
+    elif alive:
+        how = "running in the background (--replace)"
+    else:
+        how = "whose services have all exited"
     ctx.ui.say(f"stopping the {previous.backend} stack {how} (started {started(previous)})")
     teardown(ctx, previous)
 
@@ -96,6 +109,7 @@ def up(ctx: Context, args: argparse.Namespace) -> int:
         owner_pid=None if args.detach else os.getpid(),
         owner_start=None if args.detach else procs.start_time(os.getpid()),
         profiles=list(args.profile),
+        reload=not args.detach and not args.docker and not args.no_reload,
     )
     # Checks that need nothing started come first, so a refusal leaves nothing to clean.
     plan = None
@@ -107,7 +121,7 @@ def up(ctx: Context, args: argparse.Namespace) -> int:
             shown = ctx.paths.shown(ctx.paths.compose_file)
             raise StackError(f"no service of {shown} runs the template image")
     with st.locked(ctx.paths):
-        stop_previous(ctx)
+        stop_previous(ctx, args.replace)
         try:
             start(ctx, recorded, compose, plan=plan, pins=pins, limit=args.timeout)
         except BaseException:
@@ -160,13 +174,7 @@ def attach(ctx: Context, recorded: st.State) -> int:
         if recorded.backend == "docker":
             follow_docker(ctx, recorded)
         else:
-            files = {name: ctx.paths.log(name) for name in recorded.services}
-            logs.follow(
-                files,
-                ctx.ui.print,
-                lambda: st.same_run(ctx.paths, recorded) and bool(ctx.local.running(recorded)),
-                time.sleep,
-            )
+            follow_local(ctx, recorded)
         if not st.same_run(ctx.paths, recorded):
             ctx.ui.say(f"the stack was stopped by `{SCRIPT} down`")
             return 0
@@ -179,6 +187,33 @@ def attach(ctx: Context, recorded: st.State) -> int:
             teardown(ctx, recorded)
     ctx.ui.say("stopped; nothing is left running")
     return status
+
+
+def follow_local(ctx: Context, recorded: st.State) -> None:
+    """Print the services' logs while any runs, reloading each whose code changes."""
+    files = {name: ctx.paths.log(name) for name in recorded.services}
+    reloader = Reloader(ctx.local, recorded, ctx.ui) if recorded.reload else None
+
+    def keep_going() -> bool:
+        if reloader is not None and reloader.busy.locked():
+            return True  # a service is between its old process and its new one
+        try:
+            current = st.load(ctx.paths)
+        except StackError:
+            return False
+        if current is None or current.started_at != recorded.started_at:
+            return False
+        # From the file: a reload or an `attach` elsewhere may have changed the processes.
+        return bool(ctx.local.running(current))
+
+    if reloader is not None:
+        reloader.start()
+        ctx.ui.say("reloading services when their code changes")
+    try:
+        logs.follow(files, ctx.ui.print, keep_going, time.sleep)
+    finally:
+        if reloader is not None:
+            reloader.stop()
 
 
 def follow_docker(ctx: Context, recorded: st.State) -> None:
