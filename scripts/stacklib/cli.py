@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 
-from . import lifecycle, remove, scaffold, views
+from . import foreground, lifecycle, remove, scaffold, views
 from . import state as st
 from .context import Context
 from .errors import StackError
@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument(
         "args", nargs="*", metavar="ARGS", help="JSON or text; name=value for named params"
     )
+    attach = add(
+        "attach",
+        foreground.command,
+        "run one local service in this terminal (breakpoint() works); the rest keeps running",
+    )
+    attach.add_argument("service", metavar="SERVICE")
     new = add("new", scaffold.command, "create a service: module, tests, Compose and Kubernetes")
     new.add_argument("name", metavar="NAME", help="lower-case letters and digits, e.g. billing")
     gone = add(

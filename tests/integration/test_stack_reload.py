@@ -333,8 +333,10 @@ def test_attach_runs_one_service_in_the_foreground_where_breakpoint_works(demo: 
             assert pending.result(timeout=30) == "alpha 1"
         assert pid_of(demo, "beta") == beta_pid
         assert call(url_of(demo, "beta"), "version") == "beta 1"
-        terminal.send("\x03")  # Ctrl-C at the terminal ends the foreground service
-        terminal.expect("back in the background")
+        terminal.send("\x03")  # Ctrl-C at the terminal ends the foreground service...
+        terminal.expect("Program interrupted")  # ...once pdb, which took the Ctrl-C, goes on
+        terminal.send("c\n")
+        terminal.expect("alpha is back in the background at")
         assert terminal.close() == 0
     finally:
         if terminal.process.poll() is None:
