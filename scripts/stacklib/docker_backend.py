@@ -23,7 +23,6 @@ from typing import Any
 from . import probe
 from . import state as st
 from .errors import StackError
-from .interpolate import read_env_file
 from .local import container_port
 from .model import Compose, Service
 from .ui import UI, tail
@@ -108,13 +107,13 @@ class DockerBackend:
 
     def prepare(self, state: st.State, compose: Compose) -> None:
         """Choose the project, and give every file secret whose variable is unset a dev file."""
-        state.project = self.paths.project
-        dotenv = self.paths.compose_file.parent / ".env"
-        configured = {**read_env_file(dotenv), **self.environ}
+        # The file's own `name:`, so the raw `docker compose -f compose/compose.yaml ...` commands
+        # of the docs see (and stop) what stack.py started, and the other way round.
+        state.project = compose.project_name or self.paths.project
         for secret in compose.secrets.values():
             if secret.file is not None or secret.problem is None:
                 continue
-            names = [n for n in _VARIABLE.findall(secret.file_text or "") if n not in configured]
+            names = _VARIABLE.findall(secret.file_text or "")
             variable = next(iter(names), None)
             if variable is None:
                 raise StackError(f"secret {secret.name}: {secret.problem}")

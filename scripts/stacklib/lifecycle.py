@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import logs, procs
+from . import logs, procs, rendered
 from . import state as st
 from .context import SCRIPT, Context, started
 from .errors import StackError
@@ -117,6 +117,16 @@ def up(ctx: Context, args: argparse.Namespace) -> int:
         ctx.docker.check_engine()
     else:
         plan = make_plan(compose, recorded.profiles)
+        refused = [
+            problem
+            for service in plan.services
+            for problem in rendered.local_refusals(
+                ctx.paths.repo.resolve(), service.name, ctx.rendering["services"][service.name]
+            )
+        ]
+        if refused:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            raise StackError(refused[0] + more, details=refused[1:], status=2)
         if not plan.services:
             shown = ctx.paths.shown(ctx.paths.compose_file)
             raise StackError(f"no service of {shown} runs the template image")
@@ -175,7 +185,11 @@ def attach(ctx: Context, recorded: st.State) -> int:
             follow_docker(ctx, recorded)
         else:
             follow_local(ctx, recorded)
-        if not st.same_run(ctx.paths, recorded):
+        # A `down` elsewhere holds the lock while it stops the services and forgets the stack:
+        # waiting for it tells its stop from the services' own exit.
+        with st.locked(ctx.paths):
+            stopped_elsewhere = not st.same_run(ctx.paths, recorded)
+        if stopped_elsewhere:
             ctx.ui.say(f"the stack was stopped by `{SCRIPT} down`")
             return 0
         ctx.ui.say("every service has exited")
