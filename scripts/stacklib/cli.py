@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--replace", action="store_true", help="stop a stack running in the background first"
     )
     up.add_argument(
+        "--watch",
+        action="store_true",
+        help="with --docker: the image's dev target, synced and restarted on each save "
+        "(Compose's develop.watch)",
+    )
+    up.add_argument(
         "--no-reload",
         action="store_true",
         help="local backend: do not restart services when their code changes",

@@ -39,6 +39,37 @@ _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 PROBE_SOURCE = Path(probe.__file__).read_text(encoding="utf-8")
 
 
+def dev_override(repo: Path, compose: Compose) -> str:
+    """The Compose override for ``up --docker --watch`` (JSON, which is YAML)."""
+    folders = {"service_template"}
+    for service in compose.services.values():
+        target = (service.command or ("",) * 2)[1] if len(service.command or ()) > 1 else ""
+        if ":" in target and (repo / target.split(".", 1)[0].split(":", 1)[0]).is_dir():
+            folders.add(target.split(".", 1)[0].split(":", 1)[0])
+    watch = [
+        {"action": "sync+restart", "path": str(repo / name), "target": f"/app/{name}"}
+        for name in sorted(folders)
+    ]
+    watch.append({"action": "rebuild", "path": str(repo / "pyproject.toml")})
+    image = compose.template_image or "service-template:latest"
+    dev_image = image.rsplit(":", 1)[0] + ":dev"
+    services: dict[str, Any] = {}
+    for service in compose.services.values():
+        if not compose.runs_template_image(service):
+            continue
+        services[service.name] = {
+            "image": dev_image,
+            # Synced files are written into the container: its root filesystem must take them.
+            "read_only": False,
+            # The dev stage runs as root (see the Dockerfile); a user given here would be used.
+            "user": "0",
+            "develop": {"watch": watch},
+        }
+        if service.build:
+            services[service.name]["build"] = {"target": "dev"}
+    return json.dumps({"services": services}, indent=2) + "\n"
+
+
 class DockerBackend:
     """Runs Compose commands for one project and reads their results."""
 
@@ -56,6 +87,7 @@ class DockerBackend:
             "compose",
             "-f",
             state.compose_file,
+            *[word for extra in state.overrides for word in ("-f", extra)],
             "-p",
             state.project,
             *profiles,
@@ -127,6 +159,15 @@ class DockerBackend:
             self.ui.say(
                 f"{variable} is not set: using a generated dev token ({self.paths.shown(path)})"
             )
+
+    def develop(self, state: st.State, compose: Compose) -> None:
+        """Add the development override: the image's ``dev`` target, and Compose's
+        ``develop.watch`` syncing the source into /app and restarting on each save."""
+        path = self.paths.cache / "compose.dev.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dev_override(self.paths.repo, compose))
+        state.overrides.append(str(path))
+        state.files.append(str(path))
 
     def up(self, state: st.State, compose: Compose, limit: float | None) -> None:
         """Build and start the project; StackError naming the failing service if it fails."""

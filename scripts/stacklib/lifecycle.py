@@ -99,6 +99,13 @@ def up(ctx: Context, args: argparse.Namespace) -> int:
     """Start the stack; print its table; then return (-d) or follow its logs until Ctrl-C."""
     compose = ctx.compose()  # a malformed file stops everything before anything starts
     pins = parse_pins(args.port)
+    if args.watch and not args.docker:
+        raise StackError(
+            "--watch is for --docker: the local backend reloads changed services by itself",
+            status=2,
+        )
+    if args.watch and args.detach:
+        raise StackError("--watch follows the stack: leave out -d", status=2)
     if args.docker and pins:
         raise StackError(
             "--port is for the local backend; Compose publishes ports itself", status=2
@@ -133,7 +140,9 @@ def up(ctx: Context, args: argparse.Namespace) -> int:
     with st.locked(ctx.paths):
         stop_previous(ctx, args.replace)
         try:
-            start(ctx, recorded, compose, plan=plan, pins=pins, limit=args.timeout)
+            start(
+                ctx, recorded, compose, plan=plan, pins=pins, limit=args.timeout, watch=args.watch
+            )
         except BaseException:
             ctx.ui.say("stopping what was started")
             teardown(ctx, recorded)
@@ -153,9 +162,12 @@ def start(
     plan: Plan | None,
     pins: dict[str, int],
     limit: float | None,
+    watch: bool = False,
 ) -> None:
     if plan is None:
         ctx.docker.prepare(recorded, compose)
+        if watch:
+            ctx.docker.develop(recorded, compose)
         st.save(ctx.paths, recorded)  # before Compose makes anything: a crash is recoverable
         ctx.docker.up(recorded, compose, limit)
         return
@@ -231,15 +243,22 @@ def follow_local(ctx: Context, recorded: st.State) -> None:
 
 
 def follow_docker(ctx: Context, recorded: st.State) -> None:
-    """``compose logs --follow``: it ends by itself when the project's containers stop."""
+    """``compose logs --follow``: it ends by itself when the project's containers stop. With
+    ``--watch``, ``compose watch`` runs beside it and prints what it syncs."""
+    env = ctx.docker.env(recorded)
     argv = ctx.docker.argv(recorded, "logs", "--follow", "--no-color", "--tail", "0")
-    process = subprocess.Popen(argv, env=ctx.docker.env(recorded), stdin=subprocess.DEVNULL)
+    processes = [subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL)]
+    if recorded.overrides:
+        watch = ctx.docker.argv(recorded, "watch", "--no-up")
+        processes.append(subprocess.Popen(watch, env=env, stdin=subprocess.DEVNULL))
+        ctx.ui.say("compose watch: each save is synced into its containers, which restart")
     try:
-        process.wait()
+        processes[0].wait()
     finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=10)
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
 
 
 def down(ctx: Context, _args: argparse.Namespace) -> int:

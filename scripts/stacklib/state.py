@@ -103,6 +103,7 @@ class State:
     profiles: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # files made for this run, removed by down
     reload: bool = False  # the attached `up` restarts services whose code changes
+    overrides: list[str] = field(default_factory=list)  # Docker: Compose files after the first
 
 
 def load(paths: Paths) -> State | None:
