@@ -253,14 +253,22 @@ class LocalBackend:
         state.services[service.name] = record
         st.save(self.paths, state)
 
-    def spawn(self, record: st.Process, fresh_log: bool = False) -> subprocess.Popen[bytes]:
+    def spawn(
+        self,
+        record: st.Process,
+        fresh_log: bool = False,
+        argv: list[str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> subprocess.Popen[bytes]:
         """Start the recorded service in the background, its own process group, output to its
-        log (appended to, unless ``fresh_log``); ``record`` gets the new process's identity."""
+        log (appended to, unless ``fresh_log``); ``record`` gets the new process's identity.
+        ``argv`` replaces the recorded command line (the reloader's standby launcher)."""
         log_path = Path(record.log)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb" if fresh_log else "ab") as log:
             child = subprocess.Popen(
-                record.argv,
+                argv or record.argv,
+                pass_fds=pass_fds,
                 cwd=self.paths.repo,
                 env={**inherited(self.environ), **record.env},
                 stdin=subprocess.DEVNULL,

@@ -2,15 +2,18 @@
 
 watchfiles watches ``service_template/`` and the folders of the modules the services serve. A
 change to a service's own module (``services/hello.py``) restarts that service; any other Python
-file changed there (the runtime, a shared helper) restarts every service. Before a service is
-replaced, its target is imported in a fresh interpreter (importcheck.py): if that fails, the old
-process keeps serving and the error is printed with its file and line. A restart stops the old
-process group (SIGTERM, the service drains) and starts the new one on the same port with the
-same environment, then waits for ``/readyz``.
+file changed there (the runtime, a shared helper) restarts every service. The new process starts
+in standby (importcheck.py): it imports the new code while the old process still serves. If the
+import fails, the standby process exits, the old one serves on, and the error is printed with
+its file and line. Otherwise the old process group is stopped (SIGTERM, the service drains) and
+the new one is told to go: it listens on the same port with the same environment, and
+``/readyz`` is awaited.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import subprocess
 import threading
 import time
@@ -20,7 +23,7 @@ from pathlib import Path
 from . import procs
 from . import state as st
 from .errors import StackError
-from .local import LocalBackend, inherited
+from .local import LocalBackend
 from .ui import UI, seconds, tail
 
 CHECK_SCRIPT = Path(__file__).resolve().parent / "importcheck.py"
@@ -130,49 +133,67 @@ class Reloader:
                     )
             self.recorded.services = current.services
 
-    def check(self, record: st.Process) -> list[str]:
-        """Import the service's target in a fresh interpreter; the error lines, or none."""
-        target = serve_target(record.argv)
-        if target is None:
-            return []
-        done = subprocess.run(
-            [record.argv[0], str(CHECK_SCRIPT), target],
-            cwd=self.paths.repo,
-            env={**inherited(self.backend.environ), **record.env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if done.returncode == 0:
-            return []
-        return done.stderr.splitlines() or [f"the import check exited with {done.returncode}"]
+    def standby(self, record: st.Process) -> tuple[subprocess.Popen[bytes], int, list[str]]:
+        """Start the new process in standby (importcheck.py): it imports the new code while the
+        old process serves. Returns it, the descriptor that tells it to go, and the error lines
+        (empty when the code imports)."""
+        go_read, go_write = os.pipe()
+        answer_read, answer_write = os.pipe()
+        argv = [
+            record.argv[0],
+            str(CHECK_SCRIPT),
+            "--standby",
+            str(go_read),
+            str(answer_write),
+            "--",
+            *record.argv[3:],  # after `python -m service_template`
+        ]
+        try:
+            child = self.backend.spawn(record, argv=argv, pass_fds=(go_read, answer_write))
+        finally:
+            os.close(go_read)
+            os.close(answer_write)
+        with os.fdopen(answer_read, "rb") as answers:
+            # Ends when the standby process has answered and closed its end (or died).
+            report = answers.read().decode("utf-8", "replace")
+        if report == "ready\n":
+            return child, go_write, []
+        os.close(go_write)
+        status = child.wait(timeout=30)
+        return child, -1, report.splitlines() or [f"the new process exited with {status}"]
 
     def restart(self, name: str, record: st.Process) -> bool:
         """Replace the process if its new code imports; False (the old one serves on) if not."""
-        t0 = time.monotonic()
-        problem = self.check(record)
-        t1 = time.monotonic()
+        if serve_target(record.argv) is None or record.argv[1:3] != ["-m", "service_template"]:
+            raise StackError(f"{name} does not run `serve TARGET`: restart the stack to reload it")
+        old = dataclasses.replace(record)
+        started = time.monotonic()
+        child, go, problem = self.standby(record)
+        imported = time.monotonic()
         if problem:
+            record.pid, record.pgid, record.start = old.pid, old.pgid, old.start
             self.ui.error(
                 f"{name} not reloaded, the running process serves on: {problem[0]}",
                 tail("\n".join(problem[1:]), 12),
             )
             return False
-        old = self.backend.children.get(name)
-        how = (
-            procs.stop_group(record.pgid, record.grace, old)
-            if procs.is_ours(record.pid, record.pgid, record.start)
-            else "not running"
-        )
-        if how == "stuck":
-            raise StackError(f"{name} (process group {record.pgid}) survived SIGKILL")
-        t2 = time.monotonic()
-        child = self.backend.spawn(record)
+        try:
+            previous = self.backend.children.get(name)
+            how = (
+                procs.stop_group(old.pgid, old.grace, previous)
+                if procs.is_ours(old.pid, old.pgid, old.start)
+                else "not running"
+            )
+            if how == "stuck":
+                raise StackError(f"{name} (process group {old.pgid}) survived SIGKILL")
+            os.write(go, b"go\n")
+        finally:
+            os.close(go)
+        stopped = time.monotonic()
         self.backend.children[name] = child
         self.backend.wait_ready(name, record, child, READY_LIMIT)
         self.phases = (
-            f"check {seconds(t1 - t0)}, stop {seconds(t2 - t1)}, "
-            f"start {seconds(time.monotonic() - t2)}"
+            f"import {seconds(imported - started)}, stop {seconds(stopped - imported)}, "
+            f"ready {seconds(time.monotonic() - stopped)}"
         )
         return True
