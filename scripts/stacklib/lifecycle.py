@@ -244,21 +244,43 @@ def follow_local(ctx: Context, recorded: st.State) -> None:
 
 def follow_docker(ctx: Context, recorded: st.State) -> None:
     """``compose logs --follow``: it ends by itself when the project's containers stop. With
-    ``--watch``, ``compose watch`` runs beside it and prints what it syncs."""
+    ``--watch``, ``compose watch`` runs beside it and prints what it syncs; a container it
+    restarts ends ``logs --follow`` too, which is then started again while any container runs."""
     env = ctx.docker.env(recorded)
-    argv = ctx.docker.argv(recorded, "logs", "--follow", "--no-color", "--tail", "0")
-    processes = [subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL)]
+    follow = ctx.docker.argv(recorded, "logs", "--follow", "--no-color", "--tail", "0")
+    watcher = None
     if recorded.overrides:
         watch = ctx.docker.argv(recorded, "watch", "--no-up")
-        processes.append(subprocess.Popen(watch, env=env, stdin=subprocess.DEVNULL))
+        watcher = subprocess.Popen(watch, env=env, stdin=subprocess.DEVNULL)
         ctx.ui.say("compose watch: each save is synced into its containers, which restart")
+    logs = subprocess.Popen(follow, env=env, stdin=subprocess.DEVNULL)
     try:
-        processes[0].wait()
+        while True:
+            logs.wait()
+            if watcher is None or not _any_container_up(ctx, recorded):
+                return
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+            again = ctx.docker.argv(recorded, "logs", "--follow", "--no-color", "--since", since)
+            logs = subprocess.Popen(again, env=env, stdin=subprocess.DEVNULL)
     finally:
-        for process in processes:
-            if process.poll() is None:
+        for process in (logs, watcher):
+            if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(timeout=10)
+
+
+def _any_container_up(ctx: Context, recorded: st.State) -> bool:
+    """Whether a container of the project runs or is being restarted (bounded wait for one that
+    compose watch is restarting)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = {str(row.get("State")) for row in ctx.docker.ps(recorded)}
+        if "running" in states:
+            return True
+        if not states & {"restarting", "created", "exited"}:
+            return False
+        time.sleep(0.5)
+    return False
 
 
 def down(ctx: Context, _args: argparse.Namespace) -> int:

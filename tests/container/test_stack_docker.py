@@ -268,8 +268,8 @@ def test_up_docker_watch_syncs_a_saved_change_into_the_running_container(
     )
     process = checkout.popen("up", "--docker", "--watch")
     try:
-        wait_for_line(process, "compose watch:")
         wait_for_line(process, "Ctrl-C stops the stack")
+        wait_for_line(process, "compose watch:")
         assert json.loads(checkout.run("call", "watchdemo", "version").stdout) == "one"
         saved = time.monotonic()
         module.write_text(source.format("two"))
@@ -285,6 +285,7 @@ def test_up_docker_watch_syncs_a_saved_change_into_the_running_container(
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=300) == 0
     finally:
+        checkout.close()  # stops the stack whatever happened above
         with contextlib.suppress(docker.errors.ImageNotFound):
-            docker_client.images.remove("service-template:dev")
+            docker_client.images.remove("service-template:dev", force=True)
     assert nothing(checkout.resources("watch-demo"))
