@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import select
 import subprocess
 import threading
 import time
@@ -50,6 +51,22 @@ def affected(changed: Iterable[Path], services: dict[str, st.Process]) -> list[s
         owners = [name for name, record in services.items() if record.module == str(path)]
         names |= set(owners) if owners else set(services)
     return [name for name in services if name in names]  # in start order
+
+
+def read_answer(descriptor: int, limit: float) -> str | None:
+    """What the standby process wrote before it closed its end (or died); None after
+    ``limit`` seconds without the end of it."""
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + limit
+    with os.fdopen(descriptor, "rb", buffering=0) as answers:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([answers], [], [], left)[0]:
+                return None
+            chunk = answers.read(65536)
+            if not chunk:
+                return b"".join(chunks).decode("utf-8", "replace")
+            chunks.append(chunk)
 
 
 def serve_target(argv: list[str]) -> str | None:
@@ -153,9 +170,10 @@ class Reloader:
         finally:
             os.close(go_read)
             os.close(answer_write)
-        with os.fdopen(answer_read, "rb") as answers:
-            # Ends when the standby process has answered and closed its end (or died).
-            report = answers.read().decode("utf-8", "replace")
+        report = read_answer(answer_read, READY_LIMIT)
+        if report is None:  # an import that hangs: give up on it, the old process serves on
+            procs.stop_group(record.pgid, 1.0, child)
+            report = f"importing the new code took longer than {READY_LIMIT:.0f} s\n"
         if report == "ready\n":
             return child, go_write, []
         os.close(go_write)
