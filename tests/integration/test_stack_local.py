@@ -346,17 +346,22 @@ def test_a_pinned_port_is_used(repo: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("    pull_policy: never\n", "    pull_policy: [never\n", "is not valid YAML (line "),
+        # Compose's own words: it is the one reader of the file.
+        (
+            "    pull_policy: never\n",
+            "    pull_policy: [never\n",
+            "compose.yaml: go-yaml load error",
+        ),
         (
             "      adder:\n        condition: service_healthy",
             "      adders:\n        condition: service_healthy",
-            "services.front.depends_on: unknown service 'adders'",
+            'service "front" depends on undefined service "adders"',
         ),
         (
             '    command: ["serve", "tests.stackfixture.services:GreeterService"]',
             '    command: ["serve", "tests.stackfixture.services:GreeterService"]\n'
             "    depends_on: [front]",
-            "dependency cycle: ",
+            "dependency cycle detected: ",
         ),
     ],
 )
@@ -377,8 +382,10 @@ def test_unknown_service_names_are_one_line_errors_with_a_suggestion(repo: Path)
         result = stack(repo, *args)
         assert result.returncode == 2
         assert result.stderr == (
-            "stack: error: no service named 'gretter' in the stack (services: greeter, adder, "
-            "front" + (", prometheus" if args[0] == "call" else "") + "); did you mean 'greeter'?\n"
+            "stack: error: no service named 'gretter' in the stack (services: adder, front, "
+            "greeter"
+            + (", prometheus" if args[0] == "call" else "")
+            + "); did you mean 'greeter'?\n"
         )
     skipped = stack(repo, "call", "prometheus", "x")
     assert skipped.returncode == 2
