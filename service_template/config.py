@@ -240,6 +240,7 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "log_level": (_level, "DEBUG, INFO, WARNING or ERROR"),
     "log_calls": (_flag, "log one JSON line per call"),
     "max_body_bytes": (_integer(1024), "largest request body accepted (413 above)"),
+    "route_max_body_bytes": (_integer(0), "body limit of a service's own routes, unless declared"),
     "max_batch": (_integer(1), "most calls in one JSON-RPC batch"),
     "body_timeout": (_seconds, "seconds allowed to receive a request body"),
     "idle_timeout": (_seconds, "seconds an idle keep-alive connection stays open"),
@@ -273,6 +274,7 @@ class Settings:
     log_level: str = "INFO"
     log_calls: bool = True
     max_body_bytes: int = 1048576
+    route_max_body_bytes: int = 65536
     max_batch: int = 100
     body_timeout: float = 15.0
     idle_timeout: float = 60.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
@@ -17,14 +18,17 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import health
+from . import health, hooks
+from .auth import extract_token
 from .config import Settings
-from .logs import CallLog
+from .context import API_TOKEN_PRINCIPAL, HeaderView
+from .logs import CallLog, log_route_request
 from .metrics import Metrics, make_registry
 from .openrpc import build_document
 from .protocol import DeadlineExceeded, Dispatcher, Method
 from .protocol.aio import Resume
-from .service import MicroService
+from .routing import RouteTable
+from .service import MicroService, StartupError
 
 log = logging.getLogger("service_template.runtime")
 
@@ -56,12 +60,18 @@ class Runtime:
             if settings.log_calls
             else None
         )
+        try:
+            around = hooks.compose(service.call_hooks())
+            self.routes = RouteTable(type(service).routes, settings.route_max_body_bytes)
+        except (TypeError, ValueError) as exc:
+            raise StartupError(str(exc)) from None
         self.dispatcher = Dispatcher(
             methods,
             self.invoke,
             max_batch=settings.max_batch,
             debug=settings.debug,
             on_batch=self.metrics.observe_batch if self.metrics else None,
+            around=around,
         )
         self.checks = service.readiness_checks()
         self.token_check = service.api_token_is_valid
@@ -71,6 +81,10 @@ class Runtime:
             getattr(type(service).api_token_is_valid, "__func__", type(service).api_token_is_valid)
             is MicroService.api_token_is_valid
         )
+        # The built-in authenticate takes the token path below (authorized); an override is
+        # called as it is declared (async on the loop, plain in the pool).
+        authenticate = getattr(type(service).authenticate, "__func__", type(service).authenticate)
+        self.custom_authenticate = authenticate is not MicroService.authenticate
         self.started_at = time.time()
         self.draining = False
         self.in_flight = 0  # /api requests admitted and not yet answered
@@ -128,7 +142,10 @@ class Runtime:
         self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any], limit: float
     ) -> Any:
         loop = asyncio.get_running_loop()
-        call = functools.partial(self._run_in_thread, method.func, args, kwargs)
+        # A copy of the caller's context, so current_call() answers in the thread too.
+        call = functools.partial(
+            contextvars.copy_context().run, self._run_in_thread, method.func, args, kwargs
+        )
         deadline = asyncio.timeout(limit)
         try:
             with self._in_flight():
@@ -139,6 +156,22 @@ class Runtime:
                 raise
             log.warning("%s passed its %gs deadline; its thread runs on", method.name, limit)
             raise DeadlineExceeded(data={"timeout": limit}) from None
+
+    async def authenticate(self, headers: HeaderView) -> Any:
+        """The principal of a request (``MicroService.authenticate``), or None; any failure
+        means None (fail closed), logged for the operator and never shown to the caller."""
+        if not self.custom_authenticate:
+            token = extract_token(self.service.validation_strategies, headers)
+            return API_TOKEN_PRINCIPAL if await self.authorized(token) else None
+        check = self.service.authenticate
+        try:
+            if inspect.iscoroutinefunction(check):
+                return await check(headers)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, check, headers)
+        except Exception:
+            log.exception("authenticate raised; access denied")
+            return None
 
     async def authorized(self, token: str | None) -> bool:
         """Whether ``token`` passes the service's check; any failure means no (fail closed)."""
@@ -157,6 +190,15 @@ class Runtime:
             log.exception("api_token_is_valid raised; access denied")
             return False
         return verdict is True
+
+    def observe_route(
+        self, route: str, method: str, status: int, seconds: float, request_id: str
+    ) -> None:
+        """Metrics and the access line of one request answered by a service's own route."""
+        if self.metrics is not None:
+            self.metrics.observe_route(route, method, status, seconds)
+        if self.call_log is not None:
+            log_route_request(route, method, status, seconds, request_id)
 
     # -- admission and drain --------------------------------------------------------------------
 

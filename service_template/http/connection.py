@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import httptools
 from tornado import httputil
 
-from ..auth import extract_token
 from ..protocol import codec
+from ..protocol.calls import HeaderView
 from ..protocol.errors import InternalError, InvalidRequest, RPCError, ServerOverloaded
 from ..protocol.methods import Params
 
@@ -39,7 +39,7 @@ log = logging.getLogger("service_template.http")
 API_PATH = "/api"
 JSON_TYPES = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
 MAX_HEADER_BYTES = 64 * 1024
-OTHER_ROUTES_MAX_BODY = 64 * 1024  # the GET routes never need a body
+RUNTIME_ROUTES_MAX_BODY = 64 * 1024  # the runtime's GET routes never need a body
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _REASONS = {
     200: b"OK",
@@ -80,7 +80,9 @@ class Request:
         "path",
         "reject",
         "request_id",
+        "route",
         "size",
+        "started",
         "url",
     )
 
@@ -96,6 +98,9 @@ class Request:
         self.keep_alive = True
         self.admitted = False
         self.request_id = ""
+        # A service's own route serving this path (its pattern, its body limit), if any.
+        self.route: tuple[str, int] | None = None
+        self.started = 0.0  # loop time at the end of the headers, for a route's duration
         # (status, body, extra headers) when the request is refused before dispatch
         self.reject: tuple[int, bytes, tuple[tuple[str, str], ...]] | None = None
 
@@ -105,10 +110,8 @@ class Request:
 
     # -- CallContext (protocol seam) ------------------------------------------------------------
 
-    async def authorized(self) -> bool:
-        runtime = self.conn.runtime
-        token = extract_token(runtime.service.validation_strategies, self)
-        return await runtime.authorized(token)
+    async def authenticate(self) -> Any:
+        return await self.conn.runtime.authenticate(HeaderView(self.headers))
 
     def record(
         self, method: str, request_id: Any, params: Params, code: int | None, seconds: float
@@ -232,6 +235,11 @@ class Connection(asyncio.Protocol):
         )
         if request.path == API_PATH:
             self._check_api(request)
+        else:
+            match = self.runtime.routes.match(request.path)
+            if match is not None:
+                request.route = (match[0].path, match[1])
+                request.started = self.loop.time()
         limit = self._body_limit(request)
         if _content_length(request) > limit:
             self._too_large(request, limit)  # at once: no point reading a body we refuse
@@ -334,7 +342,9 @@ class Connection(asyncio.Protocol):
     def _body_limit(self, request: Request) -> int:
         if request.path == API_PATH:
             return self.runtime.settings.max_body_bytes
-        return OTHER_ROUTES_MAX_BODY
+        if request.route is not None:
+            return request.route[1]
+        return RUNTIME_ROUTES_MAX_BODY
 
     def _too_large(self, request: Request, limit: int) -> None:
         error = InvalidRequest("Request body too large", data={"limit_bytes": limit})
@@ -555,9 +565,17 @@ class _TornadoBridge(httputil.HTTPConnection):
         if self.status not in (204, 304) and "Content-Length" not in headers:
             headers["Content-Length"] = str(len(body))
         headers["X-Request-Id"] = self.request.request_id
-        close = not self.request.keep_alive or self.conn.runtime.draining
+        runtime = self.conn.runtime
+        close = not self.request.keep_alive or runtime.draining
         if close:
             headers["Connection"] = "close"
+        route = self.request.route
+        if route is not None:
+            seconds = self.conn.loop.time() - self.request.started
+            request = self.request
+            runtime.observe_route(
+                route[0], request.method, self.status, seconds, request.request_id
+            )
         lines = [f"HTTP/1.1 {self.status} {self.reason}"]
         lines.extend(f"{name}: {value}" for name, value in headers.get_all())
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

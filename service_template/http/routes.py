@@ -12,6 +12,7 @@ import tornado.web
 
 from .. import health
 from ..protocol import codec
+from .service_routes import service_rules
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -84,8 +85,10 @@ def make_app(runtime: Runtime) -> tornado.web.Application:
             ("/readyz", ReadyzHandler, args),
             ("/metrics", MetricsHandler, args),
             ("/openrpc.json", OpenRPCHandler, args),
+            *service_rules(runtime),
         ],
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
         log_function=lambda handler: None,  # per-call logs come from the runtime, not here
+        service=runtime.service,  # what ServiceHandler.service reads
     )

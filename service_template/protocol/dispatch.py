@@ -4,9 +4,12 @@ Pure protocol: no sockets, no HTTP, no Tornado. The caller supplies three seams:
 
 - ``invoke(method, args, kwargs)``: runs a method (thread pool, deadline, ...) and returns its
   result or raises; ``RPCError`` passes to the client as is.
-- ``CallContext.authorized()``: whether the request carries a valid token (asked only for
-  private methods, at most once per request).
+- ``CallContext.authenticate()``: the caller's principal or None (asked only when a private
+  method or a hook needs it, at most once per request); its ``request_id`` and ``headers``
+  reach methods through ``calls.current_call()``.
 - ``CallContext.record(...)``: called once per call with its outcome, for metrics and logs.
+- ``around(call, proceed)``: optional, wraps every call to an exposed method (the service's
+  hooks, composed); without it nothing but the context variable is added per call.
 
 Section numbers in comments refer to the JSON-RPC 2.0 specification.
 """
@@ -22,6 +25,7 @@ from typing import Any, Final, Protocol
 
 from . import codec
 from .aio import Resume
+from .calls import CURRENT, Around, Authentication, CallInfo, Transport
 from .errors import (
     AccessDenied,
     InternalError,
@@ -58,12 +62,9 @@ _ID_TYPES: Final = (str, int, float)
 Invoke = Callable[[Method, tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 
 
-class CallContext(Protocol):
-    """What dispatch needs from the transport for one request."""
-
-    async def authorized(self) -> bool:
-        """True when the request carries a valid API token."""
-        ...
+class CallContext(Transport, Protocol):
+    """What dispatch needs from the transport for one request: ``request_id``, ``headers``
+    and ``authenticate()`` (``calls.Transport``), and a place to record outcomes."""
 
     def record(
         self, method: str, request_id: Any, params: Params, code: int | None, seconds: float
@@ -83,12 +84,14 @@ class Dispatcher:
         max_batch: int = 100,
         debug: bool = False,
         on_batch: Callable[[int], None] | None = None,
+        around: Around | None = None,
     ) -> None:
         self.methods = dict(methods)
         self.invoke = invoke
         self.max_batch = max_batch
         self.debug = debug
         self.on_batch = on_batch
+        self.around = around
 
     async def dispatch(self, body: bytes, ctx: CallContext) -> bytes | None:
         """Answer one HTTP body. ``None`` means no response at all (only notifications)."""
@@ -99,20 +102,22 @@ class Dispatcher:
             ctx.record(INVALID, None, None, exc.code, time.perf_counter() - started)
             return _error_bytes(None, exc)  # section 5: id is null when it cannot be known
         if type(payload) is not list:
-            return await self._call(payload, ctx, _Auth(ctx))
+            return await self._call(payload, ctx, Authentication(ctx))
         if not payload or len(payload) > self.max_batch:
             reason = "empty batch" if not payload else f"batch longer than {self.max_batch}"
             ctx.record(INVALID, None, None, InvalidRequest.default_code, 0.0)
             return _error_bytes(None, InvalidRequest(data={"reason": reason}))
         if self.on_batch is not None:
             self.on_batch(len(payload))
-        replies = await self._batch(payload, ctx, _Auth(ctx))
+        replies = await self._batch(payload, ctx, Authentication(ctx))
         parts = [reply for reply in replies if reply is not None]
         if not parts:
             return None  # a batch of notifications only: nothing is returned (section 6)
         return b"[" + b",".join(parts) + b"]"
 
-    async def _batch(self, items: list[Any], ctx: CallContext, auth: _Auth) -> list[bytes | None]:
+    async def _batch(
+        self, items: list[Any], ctx: CallContext, auth: Authentication
+    ) -> list[bytes | None]:
         """Answer the members of a batch (section 6: in any order, possibly concurrently).
 
         Members run one after another in this task while they finish without suspending, so a
@@ -136,7 +141,7 @@ class Dispatcher:
             break
         return replies
 
-    async def _call(self, item: Any, ctx: CallContext, auth: _Auth) -> bytes | None:
+    async def _call(self, item: Any, ctx: CallContext, auth: Authentication) -> bytes | None:
         started = time.perf_counter()
         request_id, method, params, problem = _validate(item)
         if problem is not None:
@@ -147,10 +152,19 @@ class Dispatcher:
         try:
             if entry is None:
                 raise MethodNotFound(data={"method": method})
-            if entry.requires_auth and not await auth.check():
-                raise AccessDenied()
-            args, kwargs = entry.bind(params)
-            result = await self.invoke(entry, args, kwargs)
+            notification = request_id is NO_ID
+            call = CallInfo(method, None if notification else request_id, notification, ctx, auth)
+            token = CURRENT.set(call)
+            try:
+                if self.around is None:  # the fast path: _proceed inlined
+                    if entry.requires_auth and await auth.principal() is None:
+                        raise AccessDenied()
+                    args, kwargs = entry.bind(params)
+                    result = await self.invoke(entry, args, kwargs)
+                else:
+                    result = await self.around(call, lambda: self._proceed(entry, params, auth))
+            finally:
+                CURRENT.reset(token)
             reply = None if request_id is NO_ID else _result_bytes(request_id, result, method)
             # _result_bytes raises InternalError for an unencodable result: recorded as a fault.
         except RPCError as exc:
@@ -166,6 +180,13 @@ class Dispatcher:
             return None  # section 4.1: notifications are never answered, not even errors
         return _error_bytes(request_id, error)
 
+    async def _proceed(self, entry: Method, params: Params, auth: Authentication) -> Any:
+        """Authenticate (private methods), bind and run one call: the innermost hook's next."""
+        if entry.requires_auth and await auth.principal() is None:
+            raise AccessDenied()
+        args, kwargs = entry.bind(params)
+        return await self.invoke(entry, args, kwargs)
+
     def _internal(self, exc: BaseException) -> RPCError:
         """The client's view of a server fault: generic unless the service is in debug mode."""
         if not self.debug:
@@ -177,21 +198,6 @@ class Dispatcher:
                 "traceback": traceback.format_exception(exc),
             }
         )
-
-
-class _Auth:
-    """Asks the context for authorization once per request, however many private calls."""
-
-    __slots__ = ("_ctx", "_verdict")
-
-    def __init__(self, ctx: CallContext) -> None:
-        self._ctx = ctx
-        self._verdict: asyncio.Future[bool] | None = None
-
-    async def check(self) -> bool:
-        if self._verdict is None:
-            self._verdict = asyncio.ensure_future(self._ctx.authorized())
-        return await asyncio.shield(self._verdict)
 
 
 def _validate(item: Any) -> tuple[Any, str, Params, RPCError | None]:

@@ -381,6 +381,7 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_LOG_LEVEL": "DEBUG",
         "SERVICE_LOG_CALLS": "1",
         "SERVICE_MAX_BODY_BYTES": "2048",
+        "SERVICE_ROUTE_MAX_BODY_BYTES": "0",
         "SERVICE_MAX_BATCH": "10",
         "SERVICE_BODY_TIMEOUT": "1",
         "SERVICE_IDLE_TIMEOUT": "1",

@@ -1,0 +1,61 @@
+"""A service's own routes on the Tornado application: ``ServiceHandler`` and the rules.
+
+Requests reach these handlers through the same connection layer as ``/api``: the same
+request id (``X-Request-Id`` honoured or made, and echoed), body limit (per route), access
+line, metrics and drain (an answer in progress delays the drain up to its deadline).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import tornado.web
+
+from ..protocol import codec
+from ..service import StartupError
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+
+class ServiceHandler(tornado.web.RequestHandler):
+    """Base class of a service's route handler: ``self.service`` is the service instance and
+    ``self.request_id`` the request's id (logs, peers). Errors are answered as JSON
+    ``{"error": reason}``, never with a traceback. A route's ``kwargs`` go to ``initialize``
+    as in Tornado."""
+
+    @property
+    def service(self) -> Any:
+        """The service instance (any handler finds it in ``application.settings["service"]``)."""
+        return self.application.settings["service"]
+
+    @property
+    def request_id(self) -> str:
+        connection = self.request.connection
+        request = getattr(connection, "request", None)
+        request_id = getattr(request, "request_id", "")
+        return request_id if isinstance(request_id, str) else ""
+
+    def set_default_headers(self) -> None:
+        self.clear_header("Server")  # do not advertise the framework or its version
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(codec.dumps({"error": self._reason}))
+
+
+def service_rules(runtime: Runtime) -> list[tuple[str, type[tornado.web.RequestHandler], Any]]:
+    """Tornado rules for the service's declared routes; ``StartupError`` names a route whose
+    handler is not a ``RequestHandler``."""
+    rules: list[tuple[str, type[tornado.web.RequestHandler], Any]] = []
+    problems: list[str] = []
+    for route in runtime.routes.routes:
+        handler = route.handler
+        if not issubclass(handler, tornado.web.RequestHandler):
+            problems.append(f"route {route.path!r}: {handler!r} is not a tornado RequestHandler")
+            continue
+        rules.append((route.path, handler, dict(route.kwargs)))
+    if problems:
+        raise StartupError("invalid routes:\n  " + "\n  ".join(problems))
+    return rules
