@@ -13,7 +13,22 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+
+
+class _NoId:
+    """Marks a request without an ``id`` member: a notification (section 4.1).
+
+    Kept apart from ``None`` because ``"id": null`` is a call that gets a response.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_ID"
+
+
+NO_ID: Final = _NoId()
 
 
 class Transport(Protocol):
@@ -98,16 +113,12 @@ class CallInfo:
     __slots__ = ("_auth", "_transport", "id", "is_notification", "method")
 
     def __init__(
-        self,
-        method: str,
-        request_id: Any,
-        is_notification: bool,
-        transport: Transport,
-        auth: Authentication,
+        self, method: str, request_id: Any, transport: Transport, auth: Authentication
     ) -> None:
+        """``request_id`` is ``NO_ID`` for a notification."""
         self.method = method
-        self.id = request_id
-        self.is_notification = is_notification
+        self.is_notification = request_id is NO_ID
+        self.id = None if self.is_notification else request_id
         self._transport = transport
         self._auth = auth
 
@@ -137,7 +148,11 @@ Proceed = Callable[[], Awaitable[Any]]
 Around = Callable[[CallInfo, Proceed], Awaitable[Any]]
 """Wraps every call: ``await around(call, proceed)`` returns the result or raises."""
 
-CURRENT: contextvars.ContextVar[CallInfo] = contextvars.ContextVar("service_template.call")
+# The call being run. Without hooks the dispatcher stores only the arguments of its CallInfo
+# (a tuple costs a fifth of an object), and current_call() makes the object on first use.
+CURRENT: contextvars.ContextVar[CallInfo | tuple[str, Any, Transport, Authentication]] = (
+    contextvars.ContextVar("service_template.call")
+)
 
 
 def current_call() -> CallInfo:
@@ -146,6 +161,11 @@ def current_call() -> CallInfo:
     Raises ``LookupError`` elsewhere, e.g. when a unit test calls a method directly.
     """
     try:
-        return CURRENT.get()
+        call = CURRENT.get()
     except LookupError:
         raise LookupError("current_call() is only available while a call runs") from None
+    if type(call) is tuple:
+        call = CallInfo(*call)
+        CURRENT.set(call)  # the same object for the rest of this call (the caller resets)
+    assert isinstance(call, CallInfo)
+    return call

@@ -25,7 +25,7 @@ from typing import Any, Final, Protocol
 
 from . import codec
 from .aio import Resume
-from .calls import CURRENT, Around, Authentication, CallInfo, Transport
+from .calls import CURRENT, NO_ID, Around, Authentication, CallInfo, Transport
 from .errors import (
     AccessDenied,
     InternalError,
@@ -39,19 +39,6 @@ from .methods import Method, Params
 log = logging.getLogger("service_template.rpc")
 
 
-class _NoId:
-    """Marks a request without an ``id`` member: a notification (section 4.1).
-
-    Kept apart from ``None`` because ``"id": null`` is a call that gets a response.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NO_ID"
-
-
-NO_ID: Final = _NoId()
 UNKNOWN_METHOD: Final = "__unknown__"
 """Metric/log label for calls to names that are not exposed (bounds label cardinality)."""
 INVALID: Final = "__invalid__"
@@ -152,19 +139,22 @@ class Dispatcher:
         try:
             if entry is None:
                 raise MethodNotFound(data={"method": method})
-            notification = request_id is NO_ID
-            call = CallInfo(method, None if notification else request_id, notification, ctx, auth)
-            token = CURRENT.set(call)
-            try:
-                if self.around is None:  # the fast path: _proceed inlined
+            if self.around is None:  # the fast path: a CallInfo is made only if asked for
+                token = CURRENT.set((method, request_id, ctx, auth))
+                try:
                     if entry.requires_auth and await auth.principal() is None:
                         raise AccessDenied()
                     args, kwargs = entry.bind(params)
                     result = await self.invoke(entry, args, kwargs)
-                else:
+                finally:
+                    CURRENT.reset(token)
+            else:
+                call = CallInfo(method, request_id, ctx, auth)
+                token = CURRENT.set(call)
+                try:
                     result = await self.around(call, lambda: self._proceed(entry, params, auth))
-            finally:
-                CURRENT.reset(token)
+                finally:
+                    CURRENT.reset(token)
             reply = None if request_id is NO_ID else _result_bytes(request_id, result, method)
             # _result_bytes raises InternalError for an unencodable result: recorded as a fault.
         except RPCError as exc:
