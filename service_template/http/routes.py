@@ -91,4 +91,5 @@ def make_app(runtime: Runtime) -> tornado.web.Application:
         default_handler_args=args,
         log_function=lambda handler: None,  # per-call logs come from the runtime, not here
         service=runtime.service,  # what ServiceHandler.service reads
+        runtime=runtime,  # and ServiceHandler.authenticate
     )

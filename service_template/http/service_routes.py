@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import tornado.web
 
 from ..protocol import codec
+from ..protocol.calls import HeaderView
 from ..service import StartupError
 
 if TYPE_CHECKING:
@@ -19,15 +20,21 @@ if TYPE_CHECKING:
 
 
 class ServiceHandler(tornado.web.RequestHandler):
-    """Base class of a service's route handler: ``self.service`` is the service instance and
-    ``self.request_id`` the request's id (logs, peers). Errors are answered as JSON
-    ``{"error": reason}``, never with a traceback. A route's ``kwargs`` go to ``initialize``
-    as in Tornado."""
+    """Base class of a service's route handler: ``self.service`` is the service instance,
+    ``self.request_id`` the request's id (logs, peers) and ``await self.authenticate()`` the
+    caller's principal as ``/api`` sees it (``MicroService.authenticate``). Errors are answered
+    as JSON ``{"error": reason}``, never with a traceback. A route's ``kwargs`` go to
+    ``initialize`` as in Tornado."""
 
     @property
     def service(self) -> Any:
         """The service instance (any handler finds it in ``application.settings["service"]``)."""
         return self.application.settings["service"]
+
+    async def authenticate(self) -> Any:
+        """The principal of this request, or None; fails closed like ``/api``."""
+        runtime: Runtime = self.application.settings["runtime"]
+        return await runtime.authenticate(HeaderView(self.request.headers))
 
     @property
     def request_id(self) -> str:

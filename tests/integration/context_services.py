@@ -163,8 +163,10 @@ class StripeWebhook(ServiceHandler):
     async def post(self) -> None:
         service: RoutedService = self.service
         service.webhooks += 1
+        principal = await self.authenticate()
         self.finish(
             {
+                "principal": principal.subject if isinstance(principal, Principal) else None,
                 "received": len(self.request.body),
                 "request_id": self.request_id,
                 "service": service.service_name,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import REPO, ServiceProcess
+from tests.conftest import REPO, TOKEN, ServiceProcess
 from tests.integration.context_services import WEBHOOK_LIMIT
 from tests.integration.services import Reply, metrics, request, result_of, sample
 
@@ -21,10 +21,12 @@ ROUTED = "tests.integration.context_services:RoutedService"
 WEBHOOK = "/webhooks/stripe"
 
 
-def webhook(port: int, size: int, request_id: str | None = None) -> Reply:
+def webhook(port: int, size: int, request_id: str | None = None, token: str | None = None) -> Reply:
     headers = {"Content-Type": "application/json"}
     if request_id is not None:
         headers["X-Request-Id"] = request_id
+    if token is not None:
+        headers["X-Api-Token"] = token
     return request(port, "POST", WEBHOOK, b"x" * size, headers)
 
 
@@ -35,6 +37,7 @@ def test_a_webhook_route_takes_a_body_up_to_its_limit(
     reply = webhook(service.port, WEBHOOK_LIMIT, request_id="hook-1")
     assert reply.status == 200
     assert reply.json() == {
+        "principal": None,  # no token sent
         "received": WEBHOOK_LIMIT,
         "request_id": "hook-1",  # the handler sees the request's id
         "service": "routed",  # and reaches the service instance
@@ -45,6 +48,7 @@ def test_a_webhook_route_takes_a_body_up_to_its_limit(
     made = webhook(service.port, 10)
     assert len(made.headers["X-Request-Id"]) == 16  # none given: one is made and echoed
     assert made.json()["request_id"] == made.headers["X-Request-Id"]
+    assert webhook(service.port, 1, token=TOKEN).json()["principal"] == "api-token"
     assert result_of(service.port, "whoami")["method"] == "whoami"  # /api is still there
 
 
