@@ -161,7 +161,10 @@ class Runtime:
         """The principal of a request (``MicroService.authenticate``), or None; any failure
         means None (fail closed), logged for the operator and never shown to the caller."""
         if not self.custom_authenticate:
-            token = extract_token(self.service.validation_strategies, headers)
+            try:
+                token = extract_token(self.service.validation_strategies, headers)
+            except ValueError:  # a credential the strategies cannot read as one token
+                return None
             return API_TOKEN_PRINCIPAL if await self.authorized(token) else None
         check = self.service.authenticate
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 
@@ -50,18 +50,31 @@ class Transport(Protocol):
 
 
 class HeaderView(Mapping[str, str]):
-    """Read-only, case-insensitive view of a request's headers."""
+    """Read-only, case-insensitive view of a request's headers: ``view["X-Tenant"]`` and
+    ``get`` give a field's first value, ``get_list`` every value of a field sent twice."""
 
-    __slots__ = ("_headers",)
+    __slots__ = ("_headers", "_repeated")
 
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        self._headers = headers  # keys already lower case
+    def __init__(
+        self, headers: Mapping[str, str], repeated: Sequence[tuple[str, str]] | None = None
+    ) -> None:
+        """``headers``: lower-case name -> first value; ``repeated``: (name, value) of the
+        later values of fields sent more than once."""
+        self._headers = headers
+        self._repeated = repeated
 
     def __getitem__(self, name: str) -> str:
         return self._headers[name.lower()]
 
     def get(self, name: str, default: Any = None) -> Any:
         return self._headers.get(name.lower(), default)
+
+    def get_list(self, name: str) -> list[str]:
+        key = name.lower()
+        first = self._headers.get(key)
+        if first is None:
+            return []
+        return [first, *(value for other, value in self._repeated or () if other == key)]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._headers

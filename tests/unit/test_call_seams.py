@@ -132,6 +132,9 @@ def test_header_view_is_case_insensitive_and_read_only() -> None:
     assert "x-TENANT" in view and view.get("missing") is None
     with pytest.raises(TypeError):
         view["x-tenant"] = "other"  # type: ignore[index]
+    twice = HeaderView({"x-api-token": "a", "accept": "*/*"}, [("x-api-token", "b")])
+    assert twice.get_list("X-Api-Token") == ["a", "b"] and twice.get_list("Accept") == ["*/*"]
+    assert twice.get_list("missing") == []
 
 
 def test_the_default_authenticate_returns_the_api_token_principal() -> None:
