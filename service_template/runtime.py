@@ -61,6 +61,8 @@ class Runtime:
             else None
         )
         try:
+            # The runtime's own hooks (tracing, for one) belong in front of the service's, so
+            # a span covers the service's hooks too: compose([*runtime_hooks, *service's]).
             around = hooks.compose(service.call_hooks())
             self.routes = RouteTable(type(service).routes, settings.route_max_body_bytes)
         except (TypeError, ValueError) as exc:
