@@ -171,12 +171,14 @@ class Runtime:
         check = self.service.authenticate
         try:
             if inspect.iscoroutinefunction(check):
-                return await check(headers)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, check, headers)
+                principal = await check(headers)
+            else:
+                loop = asyncio.get_running_loop()
+                principal = await loop.run_in_executor(self.executor, check, headers)
         except Exception:
             log.exception("authenticate raised; access denied")
             return None
+        return principal or None  # False, "" or 0 prove no identity either
 
     async def authorized(self, token: str | None) -> bool:
         """Whether ``token`` passes the service's check; any failure means no (fail closed)."""

@@ -148,7 +148,8 @@ class MicroService:
         return tokens_match(api_token, secret.reveal() if secret is not None else None)
 
     def authenticate(self, headers: HeaderView) -> Any:
-        """Who is calling: a principal (any object; ``context.Principal`` fits) or None.
+        """Who is calling: a principal (any object; ``context.Principal`` fits) or None (a falsy
+        value counts as None).
 
         Private methods run only for a principal, and every method and hook of the request
         sees it as ``current_call().principal``. It is asked once per HTTP request, when a

@@ -130,6 +130,8 @@ def test_authenticate_returns_the_principal_private_methods_need(
     # The API token is not accepted any more: this service authenticates another way.
     token = {"X-Api-Token": TOKEN}
     assert rpc(service.port, "whoami_private", headers=token).json()["error"]["code"] == -32001
+    empty = {"Authorization": "Bearer empty"}  # a falsy principal proves nothing
+    assert rpc(service.port, "whoami_private", headers=empty).json()["error"]["code"] == -32001
     # A hook may authenticate for a public method: the method then sees the principal too.
     me = rpc(service.port, "user.me", headers=bearer).json()["result"]
     assert (me["method"], me["principal"]) == ("user.me", "alice")
