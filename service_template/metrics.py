@@ -91,15 +91,16 @@ class Metrics:
         )
         info.labels(service).set(1)
         # A service's own routes (not /api, not the runtime's GET routes): not a hot path, so
-        # plain instruments. ``route`` is the declared pattern, so values are bounded.
+        # plain instruments. ``route`` is the declared pattern, so values are bounded; the
+        # rpc_ prefix keeps them apart from a service's own http_* metrics.
         self.route_requests = Counter(
-            "http_requests",
+            "rpc_http_route_requests",
             "Requests to the service's own HTTP routes, by route, HTTP method and status.",
             ["route", "method", "status"],
             registry=target,
         )
         self.route_duration = Histogram(
-            "http_request_duration_seconds",
+            "rpc_http_route_duration_seconds",
             "Time from a route's request headers to its response, by route.",
             ["route"],
             buckets=DURATION_BUCKETS,

@@ -85,8 +85,8 @@ def test_a_route_request_is_logged_and_counted_by_its_route(
     assert float(line["duration_ms"]) >= 0  # type: ignore[arg-type]
     samples = metrics(service.port)
     labels = {"route": WEBHOOK, "method": "POST", "status": "200"}
-    assert sample(samples, "http_requests_total", **labels) == 2
-    assert sample(samples, "http_request_duration_seconds_count", route=WEBHOOK) == 2
+    assert sample(samples, "rpc_http_route_requests_total", **labels) == 2
+    assert sample(samples, "rpc_http_route_duration_seconds_count", route=WEBHOOK) == 2
     missing = request(service.port, "GET", "/no/such/route")
     assert missing.status == 404
     assert not [key for key in metrics(service.port) if ("route", "/no/such/route") in key[1]]
