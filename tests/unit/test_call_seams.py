@@ -198,3 +198,24 @@ def test_a_service_with_a_bad_route_or_hook_does_not_start() -> None:
 
     with pytest.raises(StartupError, match="must be an async function"):
         Runtime(BadHook(Settings()), Settings())
+
+
+def test_a_plain_authenticate_runs_in_the_pool_and_fails_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Plain(MicroService):
+        def authenticate(self, headers: HeaderView) -> Any:
+            import threading
+
+            if headers.get("x-user") == "boom":
+                raise RuntimeError("directory down")
+            return Principal(headers.get("x-user", ""), {"thread": threading.current_thread().name})
+
+    runtime = Runtime(Plain(Settings()), Settings(name="plain"))
+    try:
+        principal = asyncio.run(runtime.authenticate(HeaderView({"x-user": "ann"})))
+        assert principal.subject == "ann" and principal.claims["thread"].startswith("plain-call")
+        assert asyncio.run(runtime.authenticate(HeaderView({"x-user": "boom"}))) is None
+        assert "authenticate raised; access denied" in caplog.text
+    finally:
+        runtime.close()
