@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 from .protocol.calls import Around, CallInfo, Proceed
 
+__all__ = ["CallInfo", "Hook", "Proceed", "compose"]
+
 Hook = Around
 """``async def hook(call: CallInfo, proceed: Proceed) -> Any``"""
 

@@ -29,9 +29,8 @@ from service_template import (
     public_method,
 )
 from service_template.context import HeaderView
-from service_template.hooks import Hook
+from service_template.hooks import Hook, Proceed
 from service_template.http import ServiceHandler
-from service_template.protocol.calls import Proceed
 
 log = logging.getLogger("tests.integration.context_services")
 

@@ -19,9 +19,8 @@ from service_template import (
 )
 from service_template.config import Settings
 from service_template.context import API_TOKEN_PRINCIPAL, CallInfo, HeaderView
-from service_template.hooks import compose
+from service_template.hooks import Proceed, compose
 from service_template.protocol import Dispatcher, Method
-from service_template.protocol.calls import Proceed
 from service_template.routing import RouteTable
 from service_template.runtime import Runtime
 from tests.unit.rpc_doubles import PRINCIPAL, FakeContext, invoke
