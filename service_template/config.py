@@ -241,9 +241,14 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "log_calls": (_flag, "log one JSON line per call"),
     "max_body_bytes": (_integer(1024), "largest request body accepted (413 above)"),
     "route_max_body_bytes": (_integer(0), "body limit of a service's own routes, unless declared"),
+    "max_header_bytes": (_integer(1024), "largest request head, and trailer section (431 above)"),
+    "max_response_bytes": (_integer(1024), "largest /api response; a bigger one is error -32603"),
+    "max_connections": (_integer(1), "open connections per process; more get 503 and close"),
     "max_batch": (_integer(1), "most calls in one JSON-RPC batch"),
+    "header_timeout": (_seconds, "seconds for request headers (from connect, then 1st byte)"),
     "body_timeout": (_seconds, "seconds allowed to receive a request body"),
     "idle_timeout": (_seconds, "seconds an idle keep-alive connection stays open"),
+    "write_timeout": (_seconds, "seconds a client may leave its responses unread before a cut"),
     "call_timeout": (_seconds, "default deadline of a call, in seconds"),
     "method_timeouts": (_mapping(_seconds), "per-method deadlines: `a=1.5,users.get=3`"),
     "max_concurrency": (_integer(1), "calls in flight before answering 503"),
@@ -275,9 +280,14 @@ class Settings:
     log_calls: bool = True
     max_body_bytes: int = 1048576
     route_max_body_bytes: int = 65536
+    max_header_bytes: int = 65536
+    max_response_bytes: int = 4194304
+    max_connections: int = 1024
     max_batch: int = 100
+    header_timeout: float = 10.0
     body_timeout: float = 15.0
     idle_timeout: float = 60.0
+    write_timeout: float = 30.0
     call_timeout: float = 30.0
     method_timeouts: dict[str, float] = field(default_factory=dict)
     max_concurrency: int = 256

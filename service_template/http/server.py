@@ -1,8 +1,9 @@
 """The HTTP server of one service process: listeners, connection sweeper, drain.
 
-Connections are ours (``connection.py``, asyncio + httptools); the web application for the
-GET routes is Tornado's (``routes.py``). Tornado's own defaults would not fit a service anyway
-(100 MiB bodies answered with 400, no body timeout, an hour of idle keep-alive).
+Connections are ours (``wire.py``, asyncio + httptools); ``/api`` is answered by ``api.py``,
+every other path by Tornado's web application (``routes.py``) through ``bridge.py``. Tornado's
+own defaults would not fit a service anyway (100 MiB bodies answered with 400, no body timeout,
+an hour of idle keep-alive). Every bound is in ``limits.py``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ import socket
 from tornado.netutil import bind_sockets
 
 from ..runtime import Runtime
-from .connection import API_PATH, Connection
+from .api import API_PATH, APIEndpoint
+from .bridge import TornadoRoutes
+from .framing import refresh_date
+from .limits import Limits
+from .request import Handler, Request
 from .routes import make_app
+from .service_routes import ServiceRoutes
+from .wire import Connection
 
 log = logging.getLogger("service_template.http")
 
@@ -29,14 +36,44 @@ FIRST_REQUEST_GRACE = 1.0
 
 
 class HTTPServer:
-    """Accepts connections and enforces their deadlines."""
+    """Accepts connections, routes their requests and enforces their deadlines (the
+    connections' ``request.Host``)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.limits = Limits.from_settings(runtime.settings)
         self.app = make_app(runtime)
+        self.api = APIEndpoint(runtime, self.limits)
+        self.routes = TornadoRoutes(self.app, self.limits)
+        self.service_routes = ServiceRoutes(self.app, runtime)
         self.connections: set[Connection] = set()
         self.listeners: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
+
+    # -- request.Host ---------------------------------------------------------------------------
+
+    @property
+    def draining(self) -> bool:
+        return self.runtime.draining
+
+    def route(self, request: Request) -> Handler:
+        if request.path == API_PATH:
+            return self.api
+        return self.service_routes.find(request.path) or self.routes
+
+    def count_rejection(self, status: int) -> None:
+        self.runtime.count_rejection(status)
+
+    def opened(self, conn: Connection) -> bool:
+        if len(self.connections) >= self.limits.max_connections:
+            return False
+        self.connections.add(conn)
+        return True
+
+    def closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+
+    # -- listening ------------------------------------------------------------------------------
 
     async def listen(self, sockets: list[socket.socket]) -> None:
         loop = asyncio.get_running_loop()
@@ -51,9 +88,10 @@ class HTTPServer:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
+            refresh_date()
             now = loop.time()
             for conn in list(self.connections):
-                if conn.deadline is not None and now >= conn.deadline:
+                if conn.due(now):
                     conn.expire(now)
 
     def stop_listening(self) -> None:

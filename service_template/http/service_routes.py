@@ -1,8 +1,9 @@
-"""A service's own routes on the Tornado application: ``ServiceHandler`` and the rules.
+"""A service's own routes: ``ServiceHandler``, the Tornado rules, and ``ServiceRoutes``, the
+``request.Handler`` that serves them through the bridge.
 
-Requests reach these handlers through the same connection layer as ``/api``: the same
-request id (``X-Request-Id`` honoured or made, and echoed), body limit (per route), access
-line, metrics and drain (an answer in progress delays the drain up to its deadline).
+Requests reach these handlers through the same wire protocol as ``/api``: the same request
+id (``X-Request-Id`` honoured or made, and echoed), a body limit (per route), an access line,
+metrics and drain (an answer in progress delays the drain up to its deadline).
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import tornado.web
 from ..protocol import codec
 from ..protocol.calls import HeaderView
 from ..service import StartupError
+from .bridge import serve_with_app
 
 if TYPE_CHECKING:
+    from ..routing import Route
     from ..runtime import Runtime
+    from .framing import Refusal
+    from .request import Request
+    from .wire import Connection
 
 
 class ServiceHandler(tornado.web.RequestHandler):
@@ -66,3 +72,50 @@ def service_rules(runtime: Runtime) -> list[tuple[str, type[tornado.web.RequestH
     if problems:
         raise StartupError("invalid routes:\n  " + "\n  ".join(problems))
     return rules
+
+
+class ServiceRoutes:
+    """Finds the declared route serving a path (``runtime.routes``)."""
+
+    def __init__(self, app: tornado.web.Application, runtime: Runtime) -> None:
+        self.table = runtime.routes
+        self.handlers = {
+            entry.route.path: _RouteHandler(app, runtime, entry.route, entry.limit)
+            for entry in runtime.routes.entries
+        }
+
+    def find(self, path: str) -> _RouteHandler | None:
+        if not self.handlers:
+            return None
+        match = self.table.match(path)
+        return None if match is None else self.handlers[match[0].path]
+
+
+class _RouteHandler:
+    """Serves one declared route (a ``request.Handler``): its body limit, then the Tornado
+    application, then its access line and metrics."""
+
+    def __init__(
+        self, app: tornado.web.Application, runtime: Runtime, route: Route, limit: int
+    ) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.template = route.path
+        self.limit = limit
+
+    def body_limit(self, request: Request) -> int:
+        return self.limit
+
+    def check(self, request: Request) -> Refusal | None:
+        return None
+
+    def serve(self, request: Request, conn: Connection) -> None:
+        started = conn.loop.time()
+
+        def finished(status: int) -> None:
+            seconds = conn.loop.time() - started
+            self.runtime.observe_route(
+                self.template, request.method, status, seconds, request.request_id
+            )
+
+        serve_with_app(self.app, request, conn, finished)
