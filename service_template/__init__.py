@@ -13,6 +13,7 @@ from .auth import (
     HeaderValidationStrategy,
     tokens_match,
 )
+from .context import CallInfo, Principal, current_call
 from .protocol.errors import (
     AccessDenied,
     DeadlineExceeded,
@@ -24,6 +25,7 @@ from .protocol.errors import (
     RPCError,
     ServerOverloaded,
 )
+from .routing import Route
 from .service import (
     MicroService,
     StartupError,
@@ -41,6 +43,7 @@ __all__ = [
     "AsyncRemoteClient",
     "BasicCookieStrategy",
     "BearerStrategy",
+    "CallInfo",
     "CookieStrategy",
     "DeadlineExceeded",
     "HeaderStrategy",
@@ -51,10 +54,13 @@ __all__ = [
     "MethodNotFound",
     "MicroService",
     "ParseError",
+    "Principal",
     "RPCError",
     "RemoteClient",
+    "Route",
     "ServerOverloaded",
     "StartupError",
+    "current_call",
     "get_service_by_name",
     "private_api_method",
     "public_method",

@@ -263,6 +263,7 @@ _SPEC: dict[str, tuple[Convert, str]] = {
     "log_format": (_log_format, "`json`, `text` for people, or `auto`: text on a terminal"),
     "log_calls": (_flag, "log one line per call"),
     "max_body_bytes": (_integer(1024), "largest request body accepted (413 above)"),
+    "route_max_body_bytes": (_integer(0), "body limit of a service's own routes, unless declared"),
     "max_header_bytes": (_integer(1024), "largest request head, and trailer section (431 above)"),
     "max_response_bytes": (_integer(1024), "largest /api response; a bigger one is error -32603"),
     "max_connections": (_integer(1), "open connections per process; more get 503 and close"),
@@ -315,6 +316,7 @@ class Settings:
     log_format: str = "auto"
     log_calls: bool = True
     max_body_bytes: int = 1048576
+    route_max_body_bytes: int = 65536
     max_header_bytes: int = 65536
     max_response_bytes: int = 4194304
     max_connections: int = 1024
