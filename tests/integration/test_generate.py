@@ -92,16 +92,20 @@ def test_the_generated_projects_unit_tier_passes(generated: Path) -> None:
 def test_in_the_generated_project_a_new_service_is_reachable_by_its_caller_in_prod(
     generated: Path,
 ) -> None:
-    # The owner adds a service the gateway calls: the prod overlay, rendered and checked by
-    # the project's own manifest tests, lets exactly that caller in.
+    # The owner adds a front service and a ledger it calls: the prod overlay, rendered and
+    # checked by the project's own manifest tests, lets exactly that caller in.
     env = {"PYTHONPATH": str(generated)}
-    run(sys.executable, "scripts/stack.py", "new", "ledger", "--called-by", "gateway",
+    run(sys.executable, "scripts/stack.py", "new", "front", cwd=generated, **env)
+    run(sys.executable, "scripts/stack.py", "new", "ledger", "--called-by", "front",
         cwd=generated, **env)  # fmt: skip
     docs = tuple(_kustomize(generated / "k8s" / "overlays" / "prod"))
     pods = {pod.name: pod for pod in app_pods(docs)}
     ledger = pods["ledger"]
-    assert connection_allowed(docs, pods["gateway"], ledger, ledger.ports["http"])
-    assert not connection_allowed(docs, pods["hello"], ledger, ledger.ports["http"])
+    assert connection_allowed(docs, pods["front"], ledger, ledger.ports["http"])
+    others = [pod for name, pod in pods.items() if name not in ("front", "ledger")]
+    assert others, "the generated project has services of its own"
+    for other in others:
+        assert not connection_allowed(docs, other, ledger, ledger.ports["http"]), other.name
     assert all(pod.namespace == SLUG for pod in pods.values())
     out = run(
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
