@@ -198,10 +198,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _resolve(args: argparse.Namespace) -> tuple[Any, Any]:
-    from service_template import runner
+    from service_template import loader
 
     try:
-        return runner.resolve(args.target, os.environ, args.config_file, _overrides(args))
+        return loader.resolve(args.target, os.environ, args.config_file, _overrides(args))
     except ValueError as exc:  # ConfigError and StartupError: the user's to fix
         raise UsageError(str(exc)) from exc
 
@@ -210,7 +210,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from service_template import runner
 
     cls, settings = _resolve(args)
-    return runner.run(cls, settings)
+    return runner.run(lambda: cls(settings), settings)
 
 
 def _cmd_config(args: argparse.Namespace) -> int:

@@ -15,16 +15,18 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import health
 from .config import Settings
 from .logs import CallLog
-from .metrics import Metrics, make_registry
+from .metrics import Metrics, instruments_registry, make_registry
 from .openrpc import build_document
 from .protocol import DeadlineExceeded, Dispatcher, Method
 from .protocol.aio import Resume
-from .service import MicroService
+
+if TYPE_CHECKING:  # the service module imports the runner, which imports this: types only
+    from .service import MicroService
 
 log = logging.getLogger("service_template.runtime")
 
@@ -48,6 +50,8 @@ class Runtime:
         self.metrics = (
             Metrics(make_registry(), self.name, methods) if settings.metrics_enabled else None
         )
+        # The service's own instruments go where /metrics finds them (see metrics.py).
+        service._metrics_registry = instruments_registry(self.metrics)
         self.call_log = (
             CallLog(
                 settings.redact_params,
@@ -63,14 +67,10 @@ class Runtime:
             debug=settings.debug,
             on_batch=self.metrics.observe_batch if self.metrics else None,
         )
-        self.checks = service.readiness_checks()
         self.token_check = service.api_token_is_valid
         # The built-in check is a constant-time compare: cheap enough for the event loop.
         # A user's override may do I/O, so a plain one runs in the thread pool.
-        self.token_check_inline = (
-            getattr(type(service).api_token_is_valid, "__func__", type(service).api_token_is_valid)
-            is MicroService.api_token_is_valid
-        )
+        self.token_check_inline = getattr(service.api_token_is_valid, "runs_inline", False)
         self.started_at = time.time()
         self.draining = False
         self.in_flight = 0  # /api requests admitted and not yet answered
@@ -197,8 +197,12 @@ class Runtime:
     # -- health ---------------------------------------------------------------------------------
 
     async def readiness(self) -> dict[str, Any]:
+        # Asked each time: a check the service adds while it runs counts from then on.
         return await health.readiness(
-            self.checks, self.settings.readiness_timeout, self.executor, lambda: self.draining
+            self.service.readiness_checks(),
+            self.settings.readiness_timeout,
+            self.executor,
+            lambda: self.draining,
         )
 
     def liveness(self) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from service_template import cli, runner
+from service_template import cli, loader, runner
 from service_template.client import RemoteClient
+from service_template.errors import StartupError
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -413,7 +414,8 @@ class FakeSettings:
 
 
 class FakeService:
-    pass
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
 
 
 @pytest.fixture
@@ -424,8 +426,13 @@ def resolved(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         calls.append((target, environ, config_file, overrides))
         return FakeService, FakeSettings()
 
-    monkeypatch.setattr(runner, "resolve", resolve)
-    monkeypatch.setattr(runner, "run", lambda cls, settings: calls.append(("run", cls)) or 7)
+    monkeypatch.setattr(loader, "resolve", resolve)
+
+    def run(make_service: Callable[[], Any], settings: Any) -> int:
+        calls.append(("run", type(make_service())))
+        return 7
+
+    monkeypatch.setattr(runner, "run", run)
     return calls
 
 
@@ -454,9 +461,9 @@ def test_serve_reports_a_startup_error_as_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
     def resolve(*args: Any) -> Any:
-        raise runner.StartupError("nothing to serve: give TARGET")
+        raise StartupError("nothing to serve: give TARGET")
 
-    monkeypatch.setattr(runner, "resolve", resolve)
+    monkeypatch.setattr(loader, "resolve", resolve)
     status, out, err = run(capsys, "serve")
     assert (status, out, err) == (2, "", "error: nothing to serve: give TARGET\n")
 

@@ -507,8 +507,7 @@ def test_a_missing_token_file_is_reported_by_its_path(tmp_path: Path) -> None:
 def test_an_empty_token_file_is_reported(tmp_path: Path) -> None:
     path = str(write(tmp_path, "\n", "token"))
     assert problems_of(environ={"SERVICE_API_TOKEN_FILE": path}) == [
-        f"SERVICE_API_TOKEN_FILE={path!r}: must not be empty"
-        " (leave it unset to run without it)"
+        f"SERVICE_API_TOKEN_FILE={path!r}: must not be empty (leave it unset to run without it)"
     ]
 
 

@@ -28,7 +28,7 @@ import yaml
 
 from service_template.config import KNOWN_ENV_VARS, TOKEN_ENV, TOKEN_FILE_ENV, Settings
 from service_template.examples.gateway import PEERS as GATEWAY_PEERS
-from service_template.runner import resolve
+from service_template.loader import resolve
 from service_template.service import MicroService
 from tests.conftest import missing_tool
 
