@@ -13,6 +13,8 @@ from .auth import (
     HeaderValidationStrategy,
     tokens_match,
 )
+from .config import Settings
+from .errors import ConfigError
 from .protocol.errors import (
     AccessDenied,
     DeadlineExceeded,
@@ -31,6 +33,7 @@ from .service import (
     public_method,
     readiness_check,
 )
+from .settings import Secret, setting
 
 if TYPE_CHECKING:  # typed for users; imported lazily at run time (see __getattr__)
     from .client import AsyncRemoteClient, RemoteClient
@@ -43,6 +46,7 @@ __all__ = [
     "AsyncRemoteClient",
     "BasicCookieStrategy",
     "BearerStrategy",
+    "ConfigError",
     "CookieStrategy",
     "DeadlineExceeded",
     "HeaderStrategy",
@@ -55,12 +59,15 @@ __all__ = [
     "ParseError",
     "RPCError",
     "RemoteClient",
+    "Secret",
     "ServerOverloaded",
+    "Settings",
     "StartupError",
     "get_service_by_name",
     "private_api_method",
     "public_method",
     "readiness_check",
+    "setting",
     "tokens_match",
 ]
 

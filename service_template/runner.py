@@ -35,27 +35,41 @@ __all__ = ["run", "running", "serve", "serve_forever"]
 
 
 def run(make_service: Callable[[], MicroService], settings: Settings) -> int:
-    """Serve until stopped; the process exit status (2 when the service cannot start).
+    """Serve until stopped; the process exit status: 0 after a drain, 2 when the service
+    cannot start for a reason its owner must fix (printed as ``error: ...``), 1 when its own
+    start-up code raised (logged with the traceback, after everything started was undone).
 
     ``make_service`` gives the instance to serve: called once, or once in each worker.
     """
     configure_logging(settings.log_level)
-    if settings.workers > 1:
-        from .http.server import bind
-        from .supervisor import run_workers
-
-        def serve_worker(sockets: list[socket.socket]) -> None:
-            asyncio.run(serve(make_service(), sockets=sockets))
-
-        return run_workers(
-            settings.workers, lambda: bind(settings.host, settings.port), serve_worker
-        )
     try:
+        if settings.workers > 1:
+            return _run_workers(make_service, settings)
         serve_forever(make_service())
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception:
+        log.exception("the service failed")
+        return 1
     return 0
+
+
+def _run_workers(make_service: Callable[[], MicroService], settings: Settings) -> int:
+    from .http.server import bind
+    from .supervisor import run_workers
+
+    def listen() -> list[socket.socket]:
+        try:
+            return bind(settings.host, settings.port)
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+
+    def serve_worker(sockets: list[socket.socket]) -> None:
+        asyncio.run(serve(make_service(), sockets=sockets))
+
+    return run_workers(settings.workers, listen, serve_worker)
 
 
 def serve_forever(service: MicroService) -> None:

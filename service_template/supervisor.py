@@ -44,8 +44,8 @@ def run_workers(workers: int, bind: Callable[[], list[socket.socket]], serve: Se
     """Fork ``workers`` processes that each run ``serve(sockets)`` on the sockets ``bind``
     made, and supervise them until a signal; the exit status. ``serve`` returns when its
     worker has drained; raising means the worker failed."""
-    metrics_dir, made_here = prepare_metrics_dir()
     sockets = bind()
+    metrics_dir, made_here = prepare_metrics_dir()
     port = sockets[0].getsockname()[1]
     log.info("starting workers", extra={"fields": {"workers": workers, "port": port}})
     stopping = False

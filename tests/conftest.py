@@ -141,12 +141,25 @@ def launch(
     args: tuple[str, ...] = (),
     cwd: Path | None = None,
     ready: bool = True,
+    command: list[str] | None = None,
 ) -> ServiceProcess:
-    """Start a service subprocess on a free port and wait until it listens (and is live)."""
+    """Start a service subprocess on a free port and wait until it listens (and is live).
+
+    ``command`` replaces ``python -m service_template serve TARGET --port 0 ARGS`` (then the
+    port must come from ``env``, e.g. ``SERVICE_PORT=0``)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
     full_env.update({"SERVICE_API_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})
-    cmd = [sys.executable, "-m", "service_template", "serve", target, "--port", "0", *args]
+    cmd = command or [
+        sys.executable,
+        "-m",
+        "service_template",
+        "serve",
+        target,
+        "--port",
+        "0",
+        *args,
+    ]
     proc = subprocess.Popen(
         cmd,
         cwd=cwd or REPO,
