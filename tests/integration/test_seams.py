@@ -56,6 +56,30 @@ def readyz(port: int) -> tuple[int, dict[str, Any]]:
     return reply.status, reply.json()
 
 
+def readme_example() -> str:
+    """The Python block that follows the README's "example: billing" marker."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    after = readme.split("<!-- example: billing", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_serves_its_settings_readiness_and_metrics(
+    tmp_path: Path, start_service
+):
+    module = tmp_path / "billing.py"
+    module.write_text(readme_example(), encoding="utf-8")
+    service = start_service(
+        f"{module}:BillingService",
+        env={"SERVICE_DATABASE_URL": DB_URL, "SERVICE_INVOICE_PREFIX": "RM"},
+        args=("--set", "pool_size=3"),
+    )
+    assert result_of(service.port, "next_invoice", [12]) == "RM-00012"
+    wait_http(f"{service.base}/readyz")
+    assert readyz(service.port)[1]["checks"]["database:ready"][0]["status"] == "pass"
+    assert sample(metrics(service.port), "billing_invoices_total") == 1
+    service.stop_cleanly()
+
+
 # --- settings of its own --------------------------------------------------------------------------
 
 
