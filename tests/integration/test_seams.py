@@ -6,6 +6,7 @@ it exactly as ``serve`` does. The services are in ``seam_services.py``.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -198,6 +199,18 @@ def test_when_on_start_fails_halfway_on_stop_runs_and_lifespan_exits():
     assert "listening" not in seen  # the port never opened
     failure = next(line for line in lines if line.get("msg") == "the service failed")
     assert "the cache would not warm up" in str(failure)
+
+
+def test_when_the_port_is_taken_everything_started_is_undone_and_the_error_is_plain():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli("serve", BILLING, "--port", str(port), env={"SERVICE_DATABASE_URL": DB_URL})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    seen = [str(yaml.safe_load(line).get("msg")) for line in done.stdout.splitlines()]
+    assert in_order(seen, ["pool opened", "on_start ran", "on_stop ran", "pool closed"]), seen
 
 
 # --- metrics of its own --------------------------------------------------------------------------

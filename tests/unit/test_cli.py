@@ -457,6 +457,33 @@ def test_serve_without_target_or_flags(resolved: list[tuple[Any, ...]]):
     assert resolved[0][3] == {"host": "0.0.0.0", "workers": "2"}
 
 
+def test_set_gives_any_setting_by_name_as_text(resolved: list[tuple[Any, ...]]):
+    argv = ["serve", "--set", "database_url=postgresql://u:p@db/x?a=b", "--set", "pool_size=3"]
+    assert cli.main(argv) == 7
+    assert resolved[0][3] == {"database_url": "postgresql://u:p@db/x?a=b", "pool_size": "3"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--set", "pool_size"], "error: --set needs NAME=VALUE, got 'pool_size'\n"),
+        (["--set", "=3"], "error: --set needs NAME=VALUE, got '=3'\n"),
+        (
+            ["--port", "1", "--set", "port=2"],
+            "error: setting 'port' is given twice on the command line\n",
+        ),
+    ],
+)
+def test_a_malformed_set_is_a_usage_error(
+    resolved: list[tuple[Any, ...]],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+):
+    assert run(capsys, "serve", *argv) == (2, "", message)
+    assert resolved == []
+
+
 def test_serve_reports_a_startup_error_as_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
