@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self, TypeVar, dataclass_transform, overload
 
@@ -143,6 +143,7 @@ class BaseSettings:
         file (``config_file``, else the one ``SERVICE_CONFIG_FILE`` names), ``defaults`` (the
         service's class attributes), then the fields' defaults. Every value any source gives is
         checked, also one a higher source overrides. ``None`` means "not set" in every source.
+        Once every value is good, ``check`` looks at how they fit together.
         """
         problems: list[str] = []
         chosen = cls._read(environ, config_file, overrides, defaults, problems)
@@ -151,7 +152,17 @@ class BaseSettings:
                 problems.append(f"{spec.env}: required, not set")
         if problems:
             raise ConfigError(problems)
-        return cls(**chosen)
+        loaded = cls(**chosen)
+        problems = list(loaded.check())
+        if problems:
+            raise ConfigError(problems)
+        return loaded
+
+    def check(self) -> Iterable[str]:
+        """Problems with how the settings fit together (one value against another); none by
+        default. Override it, yield each problem as ``name: what to fix``, and include
+        ``super().check()``. Each value on its own was already checked by its field."""
+        return ()
 
     @classmethod
     def peek(

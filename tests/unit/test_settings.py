@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,22 @@ def test_a_settings_class_that_is_not_settings_is_refused() -> None:
 def test_the_metrics_registry_is_given_when_the_service_starts() -> None:
     with pytest.raises(RuntimeError, match="use it in lifespan or on_start"):
         _ = MicroService(Settings()).metrics_registry
+
+
+class RangeSettings(BaseSettings):
+    low: int = setting(default=0, help="bottom")
+    high: int = setting(default=10, help="top")
+
+    def check(self) -> Iterable[str]:
+        yield from super().check()
+        if self.low > self.high:
+            yield f"low: {self.low} is above high ({self.high})"
+
+
+def test_check_reports_how_values_fit_together_once_each_is_good() -> None:
+    assert RangeSettings.load({"SERVICE_LOW": "3"}).low == 3
+    assert problems({"SERVICE_LOW": "30"}, RangeSettings) == ["low: 30 is above high (10)"]
+    # A bad value is reported first: relations between values are judged only once all parse.
+    assert problems({"SERVICE_LOW": "30", "SERVICE_HIGH": "x"}, RangeSettings) == [
+        "SERVICE_HIGH='x': not an integer"
+    ]
