@@ -70,7 +70,7 @@ class Runtime:
         self.token_check = service.api_token_is_valid
         # The built-in check is a constant-time compare: cheap enough for the event loop.
         # A user's override may do I/O, so a plain one runs in the thread pool.
-        self.token_check_inline = getattr(service.api_token_is_valid, "runs_inline", False)
+        self.token_check_inline = _builtin(service.api_token_is_valid)
         self.started_at = time.time()
         self.draining = False
         self.in_flight = 0  # /api requests admitted and not yet answered
@@ -225,6 +225,11 @@ class Runtime:
         self.executor.shutdown(wait=False, cancel_futures=True)
         with self._threads_lock:
             return self.threads_busy == 0
+
+
+def _builtin(method: Callable[..., Any]) -> bool:
+    """Whether ``method`` is MicroService's own, not a service's override (see service.py)."""
+    return getattr(method, "__service_template_builtin__", False) is True
 
 
 def _own_doc(cls: type) -> str | None:

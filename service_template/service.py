@@ -34,6 +34,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _SPEC_ATTR = "__rpc_spec__"
 _CHECK_ATTR = "__readiness_check__"
+BUILTIN = "__service_template_builtin__"
 # Dotted names are allowed (``users.get``); "rpc." is reserved by the specification (section 4).
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -96,6 +97,13 @@ def private_api_method(
 def readiness_check(func: F) -> F:
     """Mark a method (sync or async, no arguments) as a readiness check; falsy or raising = fail."""
     setattr(func, _CHECK_ATTR, True)
+    return func
+
+
+def _builtin(func: F) -> F:
+    """Mark a method as the runtime's own default: the runtime, which never imports this
+    module, tells an override (no mark) from it by ``getattr(method, BUILTIN, False)``."""
+    setattr(func, BUILTIN, True)
     return func
 
 
@@ -167,6 +175,7 @@ class MicroService:
 
     # -- auth ----------------------------------------------------------------------------------
 
+    @_builtin  # cheap, so the runtime calls it on the event loop; an override runs in the pool
     def api_token_is_valid(self, api_token: str) -> bool:
         """Whether ``api_token`` may call private methods.
 
@@ -176,10 +185,6 @@ class MicroService:
         """
         secret = self.settings.api_token
         return tokens_match(api_token, secret.reveal() if secret is not None else None)
-
-    # The runtime calls a check marked so on the event loop (a constant-time compare is cheap);
-    # an override, which may do I/O, has no mark and runs in the thread pool.
-    api_token_is_valid.runs_inline = True  # type: ignore[attr-defined]
 
     # -- readiness -----------------------------------------------------------------------------
 
