@@ -73,12 +73,31 @@ class Settings(BaseSettings):
     max_body_bytes: int = setting(
         default=1048576, low=1024, help="largest request body accepted (413 above)"
     )
+    max_header_bytes: int = setting(
+        default=65536, low=1024, help="largest request head, and trailer section (431 above)"
+    )
+    max_response_bytes: int = setting(
+        default=4194304, low=1024, help="largest /api response; a bigger one is error -32603"
+    )
+    max_connections: int = setting(
+        default=1024, low=1, help="open connections per process; more get 503 and close"
+    )
     max_batch: int = setting(default=100, low=1, help="most calls in one JSON-RPC batch")
+    header_timeout: float = setting(
+        default=10.0,
+        parse=seconds,
+        help="seconds to receive a request's headers (from its first byte)",
+    )
     body_timeout: float = setting(
         default=15.0, parse=seconds, help="seconds allowed to receive a request body"
     )
     idle_timeout: float = setting(
         default=60.0, parse=seconds, help="seconds an idle keep-alive connection stays open"
+    )
+    write_timeout: float = setting(
+        default=30.0,
+        parse=seconds,
+        help="seconds a client may leave its responses unread before a cut",
     )
     call_timeout: float = setting(
         default=30.0, parse=seconds, help="default deadline of a call, in seconds"

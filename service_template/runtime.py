@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # the service module imports the runner, which imports this: 
     from .service import MicroService
 
 log = logging.getLogger("service_template.runtime")
+READINESS_THREADS = 4  # the least the readiness pool may grow to (threads start when used)
+
+AUTH_THREADS = 4
+"""Threads for plain ``api_token_is_valid`` overrides (they usually wait on a token store)."""
 
 
 class Runtime:
@@ -46,6 +50,13 @@ class Runtime:
         self.methods = methods
         self.executor = ThreadPoolExecutor(
             settings.thread_pool_size, thread_name_prefix=f"{self.name}-call"
+        )
+        # Pools of their own, so that neither hostile bodies nor a stuck token store or
+        # readiness check can take the threads methods run in. One decoder thread: large bodies
+        # wait their turn, and the event loop competes for the interpreter with one thread only.
+        self.decode_executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-decode")
+        self.auth_executor = ThreadPoolExecutor(
+            AUTH_THREADS, thread_name_prefix=f"{self.name}-auth"
         )
         self.metrics = (
             Metrics(make_registry(), self.name, methods) if settings.metrics_enabled else None
@@ -66,6 +77,21 @@ class Runtime:
             max_batch=settings.max_batch,
             debug=settings.debug,
             on_batch=self.metrics.observe_batch if self.metrics else None,
+            offload=self.offload,
+            admission=self,
+            deadline=self.deadline,
+        )
+        # Plain checks get threads of their own; at most one each (see health.Readiness), made
+        # only when used. Checks may be added while the service runs, so room for a few more.
+        plain_checks = sum(
+            not inspect.iscoroutinefunction(c) for c in service.readiness_checks().values()
+        )
+        self.readiness_executor = ThreadPoolExecutor(
+            max(READINESS_THREADS, plain_checks), thread_name_prefix=f"{self.name}-ready"
+        )
+        # Asked on each probe: a check the service adds while it runs counts from then on.
+        self._readiness = health.Readiness(
+            service.readiness_checks, settings.readiness_timeout, self.readiness_executor, self._run
         )
         self.token_check = service.api_token_is_valid
         # The built-in check is a constant-time compare: cheap enough for the event loop.
@@ -77,7 +103,7 @@ class Runtime:
         self._idle: asyncio.Event | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self._threads_lock = threading.Lock()
-        self.threads_busy = 0  # plain methods running in the pool right now
+        self.threads_busy = 0  # pool threads running right now (methods, checks, decoding)
 
     async def _discover(self) -> dict[str, Any]:
         """Returns the OpenRPC document of this service."""
@@ -94,7 +120,7 @@ class Runtime:
         The deadline counts from the start of the call; the rest runs in this same task
         (see ``protocol.aio.Resume``).
         """
-        limit = method.timeout or self.settings.call_timeout
+        limit = self.deadline(method)
         if not method.is_async:
             return await self._invoke_in_pool(method, args, kwargs, limit)
         started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
@@ -113,6 +139,15 @@ class Runtime:
                     raise  # the method's own TimeoutError: a fault like any other
                 raise DeadlineExceeded(data={"timeout": limit}) from None
 
+    def deadline(self, method: Method) -> float:
+        """Seconds a call to ``method`` may take (its own timeout, else ``call_timeout``)."""
+        return method.timeout or self.settings.call_timeout
+
+    async def offload(self, work: Callable[[], Any]) -> Any:
+        """Run ``work()`` in the decoder thread: large bodies are decoded off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.decode_executor, self._run, work)
+
     @contextlib.contextmanager
     def _in_flight(self) -> Iterator[None]:
         gauge = self.metrics.in_flight if self.metrics is not None else None
@@ -128,7 +163,7 @@ class Runtime:
         self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any], limit: float
     ) -> Any:
         loop = asyncio.get_running_loop()
-        call = functools.partial(self._run_in_thread, method.func, args, kwargs)
+        call = functools.partial(self._run, functools.partial(method.func, *args, **kwargs))
         deadline = asyncio.timeout(limit)
         try:
             with self._in_flight():
@@ -141,7 +176,12 @@ class Runtime:
             raise DeadlineExceeded(data={"timeout": limit}) from None
 
     async def authorized(self, token: str | None) -> bool:
-        """Whether ``token`` passes the service's check; any failure means no (fail closed)."""
+        """Whether ``token`` passes the service's check; any failure means no (fail closed).
+
+        A plain override runs in a small pool of its own (``AUTH_THREADS``): a token store that
+        hangs holds those threads, never the methods' ones. The dispatcher bounds the wait by
+        the call's deadline (-32002 when it passes).
+        """
         if not token:
             return False
         check = self.token_check
@@ -152,7 +192,8 @@ class Runtime:
                 verdict = await check(token)
             else:
                 loop = asyncio.get_running_loop()
-                verdict = await loop.run_in_executor(self.executor, check, token)
+                call = functools.partial(self._run, functools.partial(check, token))
+                verdict = await loop.run_in_executor(self.auth_executor, call)
         except Exception:
             log.exception("api_token_is_valid raised; access denied")
             return False
@@ -171,14 +212,24 @@ class Runtime:
             self.metrics.rejected.labels(str(status)).inc()
 
     def admit(self) -> bool:
-        """Take a slot for one /api request; False when over the concurrency limit."""
+        """Take a slot for one /api request; False when over the concurrency limit.
+
+        A batch's other members take theirs from the dispatcher (``acquire``): every call
+        counts against ``max_concurrency``.
+        """
         if self.in_flight >= self.settings.max_concurrency:
             return False
         self.in_flight += 1
         return True
 
-    def release(self) -> None:
-        self.in_flight -= 1
+    def acquire(self, count: int) -> int:
+        """Take up to ``count`` more slots (batch members); return how many were taken."""
+        taken = max(0, min(count, self.settings.max_concurrency - self.in_flight))
+        self.in_flight += taken
+        return taken
+
+    def release(self, count: int = 1) -> None:
+        self.in_flight -= count
         if self.in_flight == 0 and self._idle is not None:
             self._idle.set()
 
@@ -197,32 +248,32 @@ class Runtime:
     # -- health ---------------------------------------------------------------------------------
 
     async def readiness(self) -> dict[str, Any]:
-        # Asked each time: a check the service adds while it runs counts from then on.
-        return await health.readiness(
-            self.service.readiness_checks(),
-            self.settings.readiness_timeout,
-            self.executor,
-            lambda: self.draining,
-        )
+        return await self._readiness.document(lambda: self.draining)
 
     def liveness(self) -> dict[str, Any]:
         return health.liveness(self.name, self.started_at)
 
-    def _run_in_thread(
-        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def _run(self, work: Callable[[], Any]) -> Any:
+        """Run ``work()`` in a pool thread, counted in ``threads_busy``."""
         with self._threads_lock:
             self.threads_busy += 1
         try:
-            return func(*args, **kwargs)
+            return work()
         finally:
             with self._threads_lock:
                 self.threads_busy -= 1
 
     def close(self) -> bool:
-        """Release the thread pool; False if a plain method is still running in it (past its
-        deadline or the drain's): the process must then exit without waiting for it."""
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        """Release the thread pools; False if one of their threads is still running (a method
+        past its deadline or the drain's, a token or readiness check that hangs): the process
+        must then exit without waiting for it."""
+        for pool in (
+            self.executor,
+            self.decode_executor,
+            self.auth_executor,
+            self.readiness_executor,
+        ):
+            pool.shutdown(wait=False, cancel_futures=True)
         with self._threads_lock:
             return self.threads_busy == 0
 

@@ -1,8 +1,9 @@
 """The HTTP server of one service process: listeners, connection sweeper, drain.
 
-Connections are ours (``connection.py``, asyncio + httptools); the web application for the
-GET routes is Tornado's (``routes.py``). Tornado's own defaults would not fit a service anyway
-(100 MiB bodies answered with 400, no body timeout, an hour of idle keep-alive).
+Connections are ours (``wire.py``, asyncio + httptools); ``/api`` is answered by ``api.py``,
+every other path by Tornado's web application (``routes.py``) through ``bridge.py``. Tornado's
+own defaults would not fit a service anyway (100 MiB bodies answered with 400, no body timeout,
+an hour of idle keep-alive). Every bound is in ``limits.py``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ import socket
 from tornado.netutil import bind_sockets
 
 from ..runtime import Runtime
-from .connection import API_PATH, Connection
+from .api import API_PATH, APIEndpoint
+from .bridge import TornadoRoutes
+from .limits import Limits
+from .request import Handler, Request
 from .routes import make_app
+from .wire import Connection
 
 log = logging.getLogger("service_template.http")
 
@@ -34,14 +39,41 @@ def bind(host: str, port: int) -> list[socket.socket]:
 
 
 class HTTPServer:
-    """Accepts connections and enforces their deadlines."""
+    """Accepts connections, routes their requests and enforces their deadlines (the
+    connections' ``request.Host``)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.limits = Limits.from_settings(runtime.settings)
         self.app = make_app(runtime)
+        self.api = APIEndpoint(runtime, self.limits)
+        self.routes = TornadoRoutes(self.app, self.limits)
         self.connections: set[Connection] = set()
         self.listeners: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
+
+    # -- request.Host ---------------------------------------------------------------------------
+
+    @property
+    def draining(self) -> bool:
+        return self.runtime.draining
+
+    def route(self, request: Request) -> Handler:
+        return self.api if request.path == API_PATH else self.routes
+
+    def count_rejection(self, status: int) -> None:
+        self.runtime.count_rejection(status)
+
+    def opened(self, conn: Connection) -> bool:
+        if len(self.connections) >= self.limits.max_connections:
+            return False
+        self.connections.add(conn)
+        return True
+
+    def closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+
+    # -- listening ------------------------------------------------------------------------------
 
     async def listen(self, sockets: list[socket.socket]) -> None:
         loop = asyncio.get_running_loop()
@@ -58,7 +90,7 @@ class HTTPServer:
             await asyncio.sleep(SWEEP_INTERVAL)
             now = loop.time()
             for conn in list(self.connections):
-                if conn.deadline is not None and now >= conn.deadline:
+                if conn.due(now):
                     conn.expire(now)
 
     def stop_listening(self) -> None:

@@ -8,12 +8,21 @@ Pure protocol: no sockets, no HTTP, no Tornado. The caller supplies three seams:
   private methods, at most once per request).
 - ``CallContext.record(...)``: called once per call with its outcome, for metrics and logs.
 
+and, optionally, what keeps one request from holding the event loop or the server:
+
+- ``offload(fn)``: runs ``fn()`` off the event loop (a thread) and returns its result. Bodies
+  over ``inline_limit`` bytes are decoded there, and large results are checked there.
+- ``admission``: batch members that run concurrently take a concurrency slot each.
+- ``deadline(method)``: the seconds a call may take; for a private method the token check runs
+  under that same deadline, so a token check that hangs ends the call with -32002.
+
 Section numbers in comments refer to the JSON-RPC 2.0 specification.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import traceback
@@ -24,11 +33,13 @@ from . import codec
 from .aio import Resume
 from .errors import (
     AccessDenied,
+    DeadlineExceeded,
     InternalError,
     InvalidRequest,
     MethodNotFound,
     ParseError,
     RPCError,
+    ServerOverloaded,
 )
 from .methods import Method, Params
 
@@ -56,6 +67,13 @@ INVALID: Final = "__invalid__"
 _ID_TYPES: Final = (str, int, float)
 
 Invoke = Callable[[Method, tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+INLINE_LIMIT: Final = 16 * 1024
+"""Bodies up to this size are decoded on the event loop (well under a millisecond); larger ones
+through ``offload``. Their params are not copied into call records either (see ``record``)."""
+RETRY_AFTER: Final = 1
+"""Seconds a client is told to wait (``data.retry_after``) when a batch member is refused."""
 
 
 class CallContext(Protocol):
@@ -68,7 +86,24 @@ class CallContext(Protocol):
     def record(
         self, method: str, request_id: Any, params: Params, code: int | None, seconds: float
     ) -> None:
-        """Observe one finished call (``code`` is None on success)."""
+        """Observe one finished call (``code`` is None on success).
+
+        ``params`` are the call's params, except for a body over ``inline_limit`` bytes: then a
+        small summary (``{"omitted": "...", "body_bytes": N}``), so a log line stays small and
+        logging never walks a megabyte of params on the event loop.
+        """
+        ...
+
+
+class Admission(Protocol):
+    """Concurrency slots beyond the one the transport took for the request."""
+
+    def acquire(self, count: int) -> int:
+        """Take up to ``count`` slots at once; return how many were taken (maybe 0)."""
+        ...
+
+    def release(self, count: int) -> None:
+        """Give back slots taken with ``acquire``."""
         ...
 
 
@@ -83,61 +118,115 @@ class Dispatcher:
         max_batch: int = 100,
         debug: bool = False,
         on_batch: Callable[[int], None] | None = None,
+        offload: Offload | None = None,
+        inline_limit: int = INLINE_LIMIT,
+        admission: Admission | None = None,
+        deadline: Callable[[Method], float] | None = None,
     ) -> None:
         self.methods = dict(methods)
         self.invoke = invoke
         self.max_batch = max_batch
         self.debug = debug
         self.on_batch = on_batch
+        self.offload = offload
+        self.inline_limit = inline_limit
+        self.admission = admission
+        self.deadline = deadline
 
     async def dispatch(self, body: bytes, ctx: CallContext) -> bytes | None:
-        """Answer one HTTP body. ``None`` means no response at all (only notifications)."""
+        """Answer one HTTP body. ``None`` means no response at all (only notifications).
+
+        Every call counts against the concurrency limit while it runs, batch members included.
+        The transport took one slot for the request; see ``_batch`` for how members get theirs.
+        """
         started = time.perf_counter()
+        large = len(body) > self.inline_limit
         try:
-            payload = codec.loads(body)
+            if large and self.offload is not None:
+                payload = await self.offload(functools.partial(codec.loads, body))
+            else:
+                payload = codec.loads(body)
         except ParseError as exc:
             ctx.record(INVALID, None, None, exc.code, time.perf_counter() - started)
             return _error_bytes(None, exc)  # section 5: id is null when it cannot be known
-        if type(payload) is not list:
-            return await self._call(payload, ctx, _Auth(ctx))
+        state = _Request(ctx, len(body) if large else 0)
+        try:
+            if type(payload) is not list:
+                return await self._call(payload, state)
+            return await self._dispatch_batch(payload, state)
+        finally:
+            state.close()
+
+    async def _dispatch_batch(self, payload: list[Any], state: _Request) -> bytes | None:
         if not payload or len(payload) > self.max_batch:
             reason = "empty batch" if not payload else f"batch longer than {self.max_batch}"
-            ctx.record(INVALID, None, None, InvalidRequest.default_code, 0.0)
+            state.ctx.record(INVALID, None, None, InvalidRequest.default_code, 0.0)
             return _error_bytes(None, InvalidRequest(data={"reason": reason}))
         if self.on_batch is not None:
             self.on_batch(len(payload))
-        replies = await self._batch(payload, ctx, _Auth(ctx))
+        replies = await self._batch(payload, state)
         parts = [reply for reply in replies if reply is not None]
         if not parts:
             return None  # a batch of notifications only: nothing is returned (section 6)
         return b"[" + b",".join(parts) + b"]"
 
-    async def _batch(self, items: list[Any], ctx: CallContext, auth: _Auth) -> list[bytes | None]:
+    async def _batch(self, items: list[Any], state: _Request) -> list[bytes | None]:
         """Answer the members of a batch (section 6: in any order, possibly concurrently).
 
         Members run one after another in this task while they finish without suspending, so a
-        batch of cheap calls creates no task at all. When one suspends (it waits on I/O), every
-        later member starts in a task of its own, so they run concurrently with it. Each member
-        runs wholly in one task: timeouts and cancel scopes inside methods stay correct.
+        batch of cheap calls creates no task at all. When one suspends (it waits on I/O or a
+        thread), every later member starts in a task of its own, so they run concurrently with
+        it. Each member runs wholly in one task: timeouts and cancel scopes stay correct.
+
+        Concurrency slots: members that run one after another share the request's slot. From
+        the first member that suspends on, each later member needs a slot of its own
+        (``admission``); when fewer are free, the first ones in batch order run and every later
+        call is answered -32003 with ``data.retry_after`` without running (a notification gets
+        no answer, section 6). Why not refuse the whole batch: each member's answer stands on
+        its own, so a client retries a refused call as it handles any member's error, and a
+        batch longer than the limit can still make progress.
         """
         replies: list[bytes | None] = []
         for index, item in enumerate(items):
-            coro = self._call(item, ctx, auth)
+            coro = self._call(item, state)
             try:
                 suspended = coro.send(None)
             except StopIteration as done:
                 replies.append(done.value)
                 continue
-            rest = [asyncio.ensure_future(self._call(i, ctx, auth)) for i in items[index + 1 :]]
+            later = items[index + 1 :]
+            admission = self.admission
+            slots = len(later) if admission is None else admission.acquire(len(later))
+            rest = [
+                asyncio.ensure_future(self._call(member, state))
+                if position < slots
+                else self._refuse(member, state)
+                for position, member in enumerate(later)
+            ]
             try:
                 replies.append(await Resume(coro, suspended))
             finally:
-                replies.extend(await asyncio.gather(*rest))
+                tasks = [reply for reply in rest if isinstance(reply, asyncio.Future)]
+                try:
+                    results = iter(await asyncio.gather(*tasks))
+                finally:
+                    if admission is not None and slots:
+                        admission.release(slots)
+                replies.extend(next(results) if isinstance(r, asyncio.Future) else r for r in rest)
             break
         return replies
 
-    async def _call(self, item: Any, ctx: CallContext, auth: _Auth) -> bytes | None:
+    def _refuse(self, item: Any, state: _Request) -> bytes | None:
+        """Answer a batch member that got no concurrency slot: -32003, never run."""
+        request_id, method, params, problem = _validate(item)
+        error = problem or ServerOverloaded(data={"retry_after": RETRY_AFTER})
+        label = INVALID if problem else method if method in self.methods else UNKNOWN_METHOD
+        state.ctx.record(label, request_id, state.params(params), error.code, 0.0)
+        return None if request_id is NO_ID else _error_bytes(request_id, error)
+
+    async def _call(self, item: Any, state: _Request) -> bytes | None:
         started = time.perf_counter()
+        ctx = state.ctx
         request_id, method, params, problem = _validate(item)
         if problem is not None:
             ctx.record(INVALID, request_id, None, problem.code, time.perf_counter() - started)
@@ -146,25 +235,68 @@ class Dispatcher:
         label = method if entry is not None else UNKNOWN_METHOD
         try:
             if entry is None:
-                raise MethodNotFound(data={"method": method})
-            if entry.requires_auth and not await auth.check():
-                raise AccessDenied()
-            args, kwargs = entry.bind(params)
-            result = await self.invoke(entry, args, kwargs)
-            reply = None if request_id is NO_ID else _result_bytes(request_id, result, method)
-            # _result_bytes raises InternalError for an unencodable result: recorded as a fault.
+                raise MethodNotFound(data={"method": _clip(method)})
+            if entry.requires_auth:
+                result = await self._call_private(entry, params, state)
+            else:
+                args, kwargs = entry.bind(params)
+                result = await self.invoke(entry, args, kwargs)
+            if request_id is NO_ID:
+                reply = None
+            else:
+                reply, suspect = _result_bytes(request_id, result, method)
+                if suspect:  # orjson wrote null: it may stand for NaN or an infinity
+                    await self._check_finite(result, len(reply), method)
+            # Both raise InternalError for an unencodable result: recorded as a fault.
         except RPCError as exc:
             error = exc
         except Exception as exc:
             log.exception("method %r raised", method)
             error = self._internal(exc)
         else:
-            ctx.record(label, request_id, params, None, time.perf_counter() - started)
+            ctx.record(label, request_id, state.params(params), None, time.perf_counter() - started)
             return reply
-        ctx.record(label, request_id, params, error.code, time.perf_counter() - started)
+        ctx.record(
+            label, request_id, state.params(params), error.code, time.perf_counter() - started
+        )
         if request_id is NO_ID:
             return None  # section 4.1: notifications are never answered, not even errors
         return _error_bytes(request_id, error)
+
+    async def _call_private(self, entry: Method, params: Params, state: _Request) -> Any:
+        """Check the token, then call: both under the call's one deadline, when there is one.
+
+        A token check that does not answer in time ends the call with -32002 (it may be a
+        valid token: "access denied" would be a wrong answer), never a hung call.
+        """
+        if self.deadline is None:
+            if not await state.authorized():
+                raise AccessDenied()
+            args, kwargs = entry.bind(params)
+            return await self.invoke(entry, args, kwargs)
+        limit = self.deadline(entry)
+        scope = asyncio.timeout(limit)
+        try:
+            async with scope:
+                if not await state.authorized():
+                    raise AccessDenied()
+                args, kwargs = entry.bind(params)
+                return await self.invoke(entry, args, kwargs)
+        except TimeoutError:
+            if not scope.expired():
+                raise  # the method's own TimeoutError: a fault like any other
+            log.warning("%s passed its %gs deadline (token check and call)", entry.name, limit)
+            raise DeadlineExceeded(data={"timeout": limit}) from None
+
+    async def _check_finite(self, result: Any, size: int, method: str) -> None:
+        try:
+            if size > self.inline_limit and self.offload is not None:
+                await self.offload(functools.partial(codec.check_finite, result))
+            else:
+                codec.check_finite(result)
+        except ValueError as exc:
+            log.error("result of %r is not valid JSON (NaN or infinity): %s", method, exc)
+            raise InternalError() from None
 
     def _internal(self, exc: BaseException) -> RPCError:
         """The client's view of a server fault: generic unless the service is in debug mode."""
@@ -179,19 +311,32 @@ class Dispatcher:
         )
 
 
-class _Auth:
-    """Asks the context for authorization once per request, however many private calls."""
+class _Request:
+    """Per-request state shared by the calls of one body: the token verdict, asked at most once
+    however many private calls there are, and whether params are summarized in records."""
 
-    __slots__ = ("_ctx", "_verdict")
+    __slots__ = ("_verdict", "body_bytes", "ctx")
 
-    def __init__(self, ctx: CallContext) -> None:
-        self._ctx = ctx
+    def __init__(self, ctx: CallContext, body_bytes: int) -> None:
+        self.ctx = ctx
+        self.body_bytes = body_bytes  # 0 unless the body was over inline_limit
         self._verdict: asyncio.Future[bool] | None = None
 
-    async def check(self) -> bool:
+    async def authorized(self) -> bool:
         if self._verdict is None:
-            self._verdict = asyncio.ensure_future(self._ctx.authorized())
+            self._verdict = asyncio.ensure_future(self.ctx.authorized())
         return await asyncio.shield(self._verdict)
+
+    def params(self, params: Params) -> Params:
+        if not self.body_bytes or params is None:
+            return params
+        return {"omitted": "params of a large body", "body_bytes": self.body_bytes}
+
+    def close(self) -> None:
+        """The request is answered: a token check still running (past every deadline) is
+        abandoned, so a hung check cannot keep a task alive per request."""
+        if self._verdict is not None and not self._verdict.done():
+            self._verdict.cancel()
 
 
 def _validate(item: Any) -> tuple[Any, str, Params, RPCError | None]:
@@ -218,12 +363,17 @@ def _validate(item: Any) -> tuple[Any, str, Params, RPCError | None]:
     return answer_id, "", None, InvalidRequest(data={"reason": reason})
 
 
-def _result_bytes(request_id: Any, result: Any, method: str) -> bytes:
+def _result_bytes(request_id: Any, result: Any, method: str) -> tuple[bytes, bool]:
     try:
-        return codec.dumps({"jsonrpc": "2.0", "result": result, "id": request_id})
+        return codec.dumps_unchecked({"jsonrpc": "2.0", "result": result, "id": request_id})
     except (TypeError, ValueError, OverflowError) as exc:
         log.error("result of %r is not JSON serializable: %s", method, exc)
         raise InternalError() from None
+
+
+def _clip(method: str) -> str:
+    """A method name as echoed in an error: a client's mistake need not come back whole."""
+    return method if len(method) <= 200 else method[:200] + "..."
 
 
 def _error_bytes(request_id: Any, error: RPCError) -> bytes:

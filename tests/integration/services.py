@@ -111,6 +111,11 @@ class ProbeService(MicroService):
         """A private method: needs a valid token."""
         return f"secret for {name}"
 
+    @public_method
+    async def blob(self, size: int) -> str:
+        """A string of ``size`` bytes (capped at 64 MiB): big responses from small requests."""
+        return "x" * min(size, 64 * 1024 * 1024)
+
 
 class CookieBearerService(ProbeService):
     """Takes the token from a cookie or a bearer header only (not X-Api-Token)."""

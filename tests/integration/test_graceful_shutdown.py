@@ -450,7 +450,13 @@ def test_a_large_response_in_flight_at_the_signal_arrives_whole(
 ) -> None:
     events = tmp_path / "events.txt"
     size = 32 * 1024 * 1024  # far more than a socket buffer holds: sent over many loop turns
-    service = start_service(TARGET, env={EVENTS_ENV: str(events), "SERVICE_LOG_CALLS": "0"})
+    # Above the default max_response_bytes (4 MiB): allow it, this test is about the drain.
+    env = {
+        EVENTS_ENV: str(events),
+        "SERVICE_LOG_CALLS": "0",
+        "SERVICE_MAX_RESPONSE_BYTES": "64000000",
+    }
+    service = start_service(TARGET, env=env)
     conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
     try:
         conn.request(

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.integration
 MAX_BODY = 4096
 MAX_BATCH = 5
 BODY_TIMEOUT = 1.0
+HEADER_TIMEOUT = 1.0
 IDLE_TIMEOUT = 1.0
 CALL_TIMEOUT = 1.5
 METHOD_TIMEOUT = 0.4  # from SERVICE_METHOD_TIMEOUTS
@@ -48,6 +49,7 @@ ENV = {
     "SERVICE_MAX_BODY_BYTES": str(MAX_BODY),
     "SERVICE_MAX_BATCH": str(MAX_BATCH),
     "SERVICE_BODY_TIMEOUT": str(BODY_TIMEOUT),
+    "SERVICE_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
     "SERVICE_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
     "SERVICE_CALL_TIMEOUT": str(CALL_TIMEOUT),
     "SERVICE_METHOD_TIMEOUTS": ",".join(
@@ -234,9 +236,9 @@ def test_idle_keep_alive_connection_is_closed_after_the_idle_timeout(probe):
 def test_connection_that_never_completes_its_headers_is_closed(probe, sent):
     with connect(probe.port) as sock:
         sock.sendall(sent)
-        received, seconds = wait_closed(sock, IDLE_TIMEOUT + SWEEP + MARGIN + 1)
+        received, seconds = wait_closed(sock, HEADER_TIMEOUT + SWEEP + MARGIN + 1)
     _assert_timed_out(received)
-    assert IDLE_TIMEOUT * 0.8 < seconds < IDLE_TIMEOUT + SWEEP + MARGIN
+    assert HEADER_TIMEOUT * 0.8 < seconds < HEADER_TIMEOUT + SWEEP + MARGIN
     assert_healthy(probe.port)
 
 

@@ -10,6 +10,7 @@ from service_template.auth import (
     BasicCookieStrategy,
     BearerStrategy,
     CookieStrategy,
+    DuplicateCredential,
     HeaderStrategy,
     HeaderValidationStrategy,
     extract_token,
@@ -134,6 +135,51 @@ def test_no_strategy_and_no_token_give_none() -> None:
 def test_gemstone_strategy_names_still_work() -> None:
     assert HeaderValidationStrategy is HeaderStrategy
     assert BasicCookieStrategy is CookieStrategy
+
+
+# --- credentials sent twice ---------------------------------------------------------------------
+
+
+class RepeatedHeaders:
+    """Headers that keep every value of a repeated field (``get_list``), like the server's."""
+
+    def __init__(self, *fields: tuple[str, str]) -> None:
+        self._fields = [(name.lower(), value) for name, value in fields]
+
+    def get(self, name: str, /) -> str | None:
+        values = self.get_list(name)
+        return values[0] if values else None
+
+    def get_list(self, name: str, /) -> list[str]:
+        return [value for field, value in self._fields if field == name.lower()]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "fields"),
+    [
+        (HeaderStrategy(), [("X-Api-Token", "a"), ("X-Api-Token", "a")]),
+        (HeaderStrategy(), [("X-Api-Token", "a"), ("X-Api-Token", "b")]),
+        (BearerStrategy(), [("Authorization", "Bearer a"), ("Authorization", "Bearer b")]),
+        (CookieStrategy(), [("Cookie", "api_token=a; api_token=b")]),
+        (CookieStrategy(), [("Cookie", "api_token=a"), ("Cookie", "x=1; api_token=a")]),
+    ],
+    ids=["same header twice", "two headers", "two bearers", "cookie twice", "two cookie fields"],
+)
+def test_a_credential_sent_twice_is_refused_not_resolved(
+    strategy: HeaderStrategy | BearerStrategy | CookieStrategy, fields: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(DuplicateCredential):
+        strategy.extract(RepeatedHeaders(*fields))
+    with pytest.raises(DuplicateCredential):
+        extract_token([strategy], RepeatedHeaders(*fields))
+
+
+def test_other_repeated_fields_do_not_matter() -> None:
+    headers = RepeatedHeaders(
+        ("Cookie", "a=1"), ("Cookie", "api_token=tok; b=2"), ("Accept", "x"), ("Accept", "y")
+    )
+    assert CookieStrategy().extract(headers) == "tok"
+    assert HeaderStrategy().extract(RepeatedHeaders(("X-Api-Token", "tok"))) == "tok"
 
 
 # --- comparison ---------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import enum
 import json
 from typing import Any
 
@@ -11,6 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service_template.protocol import ParseError, codec
+
+
+@dataclasses.dataclass
+class Reading:
+    value: float
+
+
+class Level(enum.Enum):
+    HIGH = float("inf")
+    NAN = float("nan")
 
 
 def nested(depth: int, opener: str = "[", closer: str = "]", leaf: str = "1") -> bytes:
@@ -221,13 +233,43 @@ def test_dumps_raises_type_error_for_values_json_cannot_hold(value: Any) -> None
         codec.dumps(value)
 
 
-@pytest.mark.skipif(codec._orjson is None, reason="documents the orjson path")
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
-def test_dumps_writes_non_finite_floats_as_null_on_the_orjson_path(value: float) -> None:
-    # orjson has no allow_nan=False: it silently writes null. So a method returning NaN sends
-    # the client "result": null when orjson is installed, and gets -32603 when it is not.
-    assert codec.dumps(value) == b"null"
-    assert codec.dumps({"x": [value]}) == b'{"x":[null]}'
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda v: v,
+        lambda v: [1, None, v],
+        lambda v: {"a": {"b": [None, (2, v)]}},
+        Reading,
+        lambda v: [Level.HIGH if v > 0 else Level.NAN],
+    ],
+    ids=["bare", "in a list", "nested in a tuple", "dataclass field", "enum value"],
+)
+def test_dumps_refuses_non_finite_floats_instead_of_writing_null(value: float, wrap: Any) -> None:
+    # orjson alone writes NaN and infinities as null: a wrong answer, not an error.
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        codec.dumps(wrap(value))
+
+
+def test_dumps_keeps_null_and_finite_floats() -> None:
+    value = {"a": None, "b": [1.5, None, -0.0, 1e308], "c": Reading(2.5)}
+    assert codec.loads(codec.dumps(value)) == {
+        "a": None,
+        "b": [1.5, None, -0.0, 1e308],
+        "c": {"value": 2.5},
+    }
+
+
+def test_dumps_unchecked_flags_only_output_that_could_hide_a_non_finite_float() -> None:
+    if codec._orjson is None:
+        pytest.skip("the stdlib encoder refuses NaN itself: nothing is ever suspect")
+    assert codec.dumps_unchecked({"a": 1.5}) == (b'{"a":1.5}', False)
+    data, suspect = codec.dumps_unchecked([float("inf")])
+    assert (data, suspect) == (b"[null]", True)
+    with pytest.raises(ValueError):
+        codec.check_finite([float("inf")])
+    assert codec.dumps_unchecked([None])[1] is True
+    codec.check_finite([None])  # a real null passes the check
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])

@@ -1,0 +1,152 @@
+"""The ``/api`` endpoint: HTTP policy around JSON-RPC dispatch.
+
+Before the body is read: only POST, exactly one JSON ``Content-Type``, no ``Content-Encoding``
+(the server does not decode bodies, and would rather refuse one than parse compressed bytes as
+JSON). Once it is read: admission against ``max_concurrency``, dispatch, and a reply size
+check: a reply over ``max_response_bytes`` becomes a JSON-RPC error for each call it answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..auth import DuplicateCredential, extract_token
+from ..protocol import codec
+from ..protocol.errors import InternalError, InvalidRequest, RPCError, ServerOverloaded
+from ..protocol.methods import Params
+from .framing import Refusal, error_body
+from .limits import Limits
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+    from .request import Request
+    from .wire import Connection
+
+log = logging.getLogger("service_template.http")
+
+API_PATH = "/api"
+JSON_TYPES = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
+_RETRY = (("Retry-After", "1"),)
+_NOT_POST = Refusal.of(405, InvalidRequest("Method not allowed; use POST"), (("Allow", "POST"),))
+_NOT_JSON = Refusal.of(415, InvalidRequest("Content-Type must be application/json"))
+_ENCODED = Refusal.of(
+    415, InvalidRequest("Content-Encoding is not supported; send the body uncompressed")
+)
+
+
+class APIEndpoint:
+    """Answers ``POST /api`` (a ``request.Handler``)."""
+
+    def __init__(self, runtime: Runtime, limits: Limits) -> None:
+        self.runtime = runtime
+        self.limits = limits
+
+    def body_limit(self, request: Request) -> int:
+        return self.limits.max_body_bytes
+
+    def check(self, request: Request) -> Refusal | None:
+        if request.method != "POST":
+            return _NOT_POST
+        headers = request.headers
+        if request.repeated is None:  # the common case, without building lists
+            given = headers.get("content-type")
+            types = [] if given is None else [given]
+        else:
+            types = request.get_list("content-type")
+        if len(types) != 1 or types[0].partition(";")[0].strip().lower() not in JSON_TYPES:
+            return _NOT_JSON
+        if "content-encoding" in headers:
+            codings = request.get_list("content-encoding")
+            if any(
+                c.strip().lower() not in ("", "identity") for v in codings for c in v.split(",")
+            ):
+                return _ENCODED
+        return None
+
+    def serve(self, request: Request, conn: Connection) -> None:
+        # Admission happens here, when the request's turn comes, not on arrival: a client's
+        # own pipelined requests wait their turn and do not count against the limit.
+        runtime = self.runtime
+        if not runtime.admit():
+            runtime.count_rejection(503)
+            conn.respond(
+                request, 503, error_body(ServerOverloaded(data={"retry_after": 1})), _RETRY
+            )
+            return
+        runtime.spawn(self._dispatch(request, conn))
+
+    async def _dispatch(self, request: Request, conn: Connection) -> None:
+        runtime = self.runtime
+        try:
+            reply = await runtime.dispatcher.dispatch(request.body, _Call(request, runtime))
+        except Exception:
+            # A bug in this framework (the dispatcher catches methods' errors): log it and still
+            # answer with a JSON-RPC error, never a 5xx the client cannot read.
+            log.exception("dispatch failed")
+            reply = error_body(InternalError())
+        finally:
+            runtime.release()
+        if reply is None:
+            conn.respond(request, 204, None)
+            return
+        if len(reply) > self.limits.max_response_bytes:
+            reply = self._oversized(request.body, len(reply))
+        conn.respond(request, 200, reply)
+
+    def _oversized(self, body: bytes, size: int) -> bytes:
+        """The reply to send instead of one over ``max_response_bytes``: error -32603 (with the
+        limit in its data) for every call the request made, under each call's own id."""
+        log.warning(
+            "response of %d bytes over the %d-byte limit", size, self.limits.max_response_bytes
+        )
+        data = {"reason": "response too large", "limit_bytes": self.limits.max_response_bytes}
+        error = InternalError("Response too large", data=data).to_dict()
+        try:
+            doc = codec.loads(body)  # parsed before, so valid: at most max_body_bytes of it
+        except RPCError:
+            doc = None
+        if isinstance(doc, list):
+            ids = [_id_of(member) for member in doc if _is_call(member)]
+            return codec.dumps([{"jsonrpc": "2.0", "error": error, "id": i} for i in ids])
+        call_id = _id_of(doc) if _is_call(doc) else None
+        return codec.dumps({"jsonrpc": "2.0", "error": error, "id": call_id})
+
+
+class _Call:
+    """The protocol's ``CallContext`` for one /api request."""
+
+    __slots__ = ("request", "runtime")
+
+    def __init__(self, request: Request, runtime: Runtime) -> None:
+        self.request = request
+        self.runtime = runtime
+
+    async def authorized(self) -> bool:
+        runtime = self.runtime
+        try:
+            token = extract_token(runtime.service.validation_strategies, self.request)
+        except DuplicateCredential:
+            return False  # a credential sent twice is refused, never resolved by picking one
+        return await runtime.authorized(token)
+
+    def record(
+        self, method: str, request_id: Any, params: Params, code: int | None, seconds: float
+    ) -> None:
+        runtime = self.runtime
+        if runtime.metrics is not None:
+            runtime.metrics.observe_call(method, code, seconds)
+        if runtime.call_log is not None:
+            runtime.call_log(
+                method, request_id, params, code, seconds, http_request_id=self.request.request_id
+            )
+
+
+def _is_call(member: Any) -> bool:
+    return isinstance(member, dict) and "id" in member and "method" in member
+
+
+def _id_of(member: Any) -> Any:
+    value = member["id"]
+    valid = value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+    return value if valid else None
