@@ -6,8 +6,12 @@ environment on first use, then runs what you ask for inside it.
     python3 scripts/dev.py lint                 ruff check, ruff format --check, mypy --strict
     python3 scripts/dev.py serve [NAME|TARGET]  run one example service (hello, compute, gateway)
     python3 scripts/dev.py bootstrap            only make/refresh .venv
+    python3 scripts/dev.py lock [--upgrade]     re-resolve the lock files in requirements/
 
-The environment is refreshed when pyproject.toml changes (its hash is kept in .venv).
+.venv is installed from the lock (requirements/dev.txt, every file checked against its hash) and
+refreshed when pyproject.toml or the lock changes (their hash is kept in .venv). After editing
+the dependencies in pyproject.toml, run `lock`: it keeps every pin it can and resolves only what
+changed; `lock --upgrade` moves every pin to the newest version the ranges allow.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -23,6 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".pyproject.sha256"
+LOCKS = REPO / "requirements"
+# Every lock holds one resolution for all platforms (uv's --universal) from Python 3.11 up, with
+# the hash of every file of each pinned version, so one lock serves Linux, macOS and Windows.
+LOCK_PYTHON = "3.11"
 EXAMPLES = {
     "hello": "service_template.examples.hello:HelloService",
     "compute": "service_template.examples.compute:ComputeService",
@@ -34,21 +43,88 @@ def say(message: str) -> None:
     print(f"dev: {message}", file=sys.stderr, flush=True)
 
 
-def bootstrap() -> None:
-    """Create .venv and install the project with its dev tools, only when needed."""
+def bootstrap(check: bool = True) -> None:
+    """Create .venv and install the locked dev environment plus the project, only when needed.
+
+    ``check``: fail with a one-line hint when the lock no longer covers pyproject.toml (``lock``
+    itself passes False, since it is the command that fixes that).
+    """
     if sys.version_info < (3, 11):  # noqa: UP036 - this script runs under any python3
         sys.exit("dev: Python 3.11 or newer is required")
-    wanted = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+    lock = LOCKS / "dev.txt"
+    digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes())
+    digest.update(lock.read_bytes())
+    wanted = digest.hexdigest()
     if PYTHON.exists() and STAMP.exists() and STAMP.read_text().strip() == wanted:
         return
     if not PYTHON.exists():
         say(f"creating {VENV}")
         venv.EnvBuilder(with_pip=True).create(VENV)
-    say("installing the project and its dev tools into .venv")
-    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{REPO}[dev]"], check=True)
+    say(f"installing {lock.relative_to(REPO)} (hash-checked) and the project into .venv")
+    pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check"]
+    # The lock holds the build backend too, so the editable install needs no isolated build
+    # environment (which would fetch an unpinned setuptools).
+    subprocess.run([*pip, "install", "--quiet", "--require-hashes", "-r", str(lock)], check=True)
+    # Its output is setuptools' notice about editable installs: shown only when it fails.
+    editable = subprocess.run(
+        [*pip, "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(REPO)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if editable.returncode != 0:
+        sys.exit(f"{editable.stdout}{editable.stderr}dev: installing the project failed")
+    # A dependency added to pyproject.toml but not to the lock shows up here as "not installed".
+    missing = subprocess.run([*pip, "check"], capture_output=True, text=True, check=False)
+    if missing.returncode != 0 and check:
+        first = (missing.stdout.strip().splitlines() or ["pip check failed"])[0]
+        sys.exit(f"dev: the lock does not cover pyproject.toml ({first}); run: {LOCK_COMMAND}")
     STAMP.write_text(wanted + "\n")
+
+
+LOCK_COMMAND = "python3 scripts/dev.py lock"
+
+
+def build_requirements() -> str:
+    """The build backend's requirements, from pyproject.toml (no second list to keep)."""
+    with (REPO / "pyproject.toml").open("rb") as f:
+        requires: list[str] = tomllib.load(f)["build-system"]["requires"]
+    return "".join(f"{line}\n" for line in requires)
+
+
+def lock(upgrade: bool) -> int:
+    """Resolve every lock file in requirements/ with uv (from the dev lock itself).
+
+    dev.txt is resolved first; the others are constrained by it, so a package pinned in two
+    locks has the same version in both. checkov.txt is its own resolution: checkov lives in its
+    own environment.
+    """
+    uv = str(VENV / "bin" / "uv")
+    base = [uv, "pip", "compile", "--quiet", "--generate-hashes", "--universal"]
+    base += ["--python-version", LOCK_PYTHON, "--custom-compile-command", LOCK_COMMAND]
+    if upgrade:
+        base.append("--upgrade")
+    dev = ["-c", "requirements/dev.txt"]
+    steps: list[tuple[str, list[str], str | None]] = [
+        # The build backend comes in on stdin ("-"): the editable install needs it in .venv.
+        ("dev.txt", ["pyproject.toml", "--extra", "dev", "-"], build_requirements()),
+        ("runtime.txt", ["pyproject.toml", *dev], None),
+        ("build.txt", ["-", *dev], build_requirements()),
+        ("tools.txt", ["requirements/tools.in", *dev], None),
+        ("checkov.txt", ["requirements/checkov.in"], None),
+    ]
+    for name, args, stdin in steps:
+        say(f"locking requirements/{name}")
+        done = subprocess.run(
+            [*base, *args, "-o", f"requirements/{name}"],
+            cwd=REPO,
+            input=stdin,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            return done.returncode
+    return 0
 
 
 def run(*cmd: str) -> int:
@@ -70,9 +146,11 @@ def lint() -> int:
 
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("test", [])
-    bootstrap()
+    bootstrap(check=command != "lock")
     if command == "bootstrap":
         return 0
+    if command == "lock":
+        return lock(upgrade="--upgrade" in rest)
     if command == "lint":
         return lint()
     if command == "test":

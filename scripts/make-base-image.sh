@@ -3,7 +3,8 @@
 #
 # Usage: scripts/make-base-image.sh [TAG]      (default TAG: service-template-base:bookworm)
 #
-# Why: the Dockerfile builds FROM ${BASE_IMAGE}, which defaults to the official python:3.11-slim.
+# Why: the Dockerfile builds FROM ${BASE_IMAGE}, which defaults to the official
+# python:3.11-slim-bookworm (pinned by digest).
 # Where no registry can be reached (CI here, or a user behind an air gap) that image cannot be
 # pulled, so this script assembles an equivalent base from Debian packages with debootstrap and
 # imports it into the local engine. Then build with:

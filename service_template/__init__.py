@@ -39,8 +39,6 @@ if TYPE_CHECKING:  # typed for users; imported lazily at run time (see __getattr
     from .client import AsyncRemoteClient, RemoteClient
     from .discovery import get_service_by_name
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AccessDenied",
     "AsyncRemoteClient",
@@ -79,6 +77,10 @@ def __getattr__(name: str) -> object:
         from . import client
 
         return getattr(client, name)
+    if name == "__version__":
+        from .version import project_version
+
+        return project_version()
     if name == "get_service_by_name":
         from .discovery import get_service_by_name
 

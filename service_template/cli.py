@@ -31,6 +31,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -236,9 +237,11 @@ Command = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    parser = argparse.ArgumentParser(
-        prog="service-template", description="Run and call JSON-RPC microservices."
-    )
+    # Named as it was run: the project's own command (renamed with the project) or `python -m`.
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if prog in ("", "__main__.py", "-c"):
+        prog = "python -m service_template"
+    parser = argparse.ArgumentParser(prog=prog, description="Run and call JSON-RPC microservices.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Command, help: str) -> argparse.ArgumentParser:

@@ -28,7 +28,8 @@ Exceptions, in one place:
 
 - ``ClientError``: no usable answer arrived.
 
-  - ``TransportError``: the HTTP exchange failed; ``url`` names the endpoint.
+  - ``TransportError``: the HTTP exchange failed; ``url`` names the endpoint (without any
+    user name or password it held).
 
     - ``ConnectError`` (also a builtin ``ConnectionError``): cannot connect, connection lost.
     - ``RequestTimeout`` (also a builtin ``TimeoutError``): no answer within the timeout.
@@ -40,6 +41,11 @@ Exceptions, in one place:
 ``TransportError`` itself is not a ``ConnectionError``: a 404 or 502 is not a connection failure,
 and an ``except OSError`` around unrelated code must not swallow it. Before anything is sent,
 ``TypeError`` reports params that cannot be sent and ``ValueError`` an unusable URL or timeout.
+
+Messages name the endpoint by its URL, never with a password in it; a client made for a peer
+(``peer="hello"``, as ``MicroService.get_service`` and ``discovery`` do) names it ``service
+'hello'`` instead, so that a service passing an error on never shows its callers an internal
+address.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from __future__ import annotations
 import builtins
 import itertools
 import math
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -217,7 +224,7 @@ def _decode(content: bytes) -> Any:
 _NOT_JSON: Any = object()
 
 
-def _read_body(response: httpx.Response, url: str) -> tuple[Any, float | None]:
+def _read_body(response: httpx.Response, url: str, where: str) -> tuple[Any, float | None]:
     """The decoded JSON-RPC payload and Retry-After; raise for answers that carry none."""
     status = response.status_code
     retry_after = _retry_after(response.headers.get("retry-after"))
@@ -230,9 +237,11 @@ def _read_body(response: httpx.Response, url: str) -> tuple[Any, float | None]:
     looks_rpc = isinstance(payload, list) or (isinstance(payload, dict) and "jsonrpc" in payload)
     if not response.is_success and not looks_rpc:
         reason = f" {response.reason_phrase}" if response.reason_phrase else ""
-        raise HTTPStatusError(f"HTTP {status}{reason} from {url}", url=url, status_code=status)
+        raise HTTPStatusError(
+            f"HTTP {status}{reason} from {where}", url=_safe_url(url), status_code=status
+        )
     if payload is _NOT_JSON:
-        raise ProtocolError(f"the answer from {url} is not JSON (HTTP {status})")
+        raise ProtocolError(f"the answer from {where} is not JSON (HTTP {status})")
     return payload, retry_after
 
 
@@ -263,6 +272,11 @@ def _preview(value: Any) -> str:
 def _rpc_error(error: dict[str, Any], retry_after: float | None) -> errors.RPCError:
     exc = errors.error_from_dict(error)
     if isinstance(exc, errors.ServerOverloaded):
+        if retry_after is None and isinstance(exc.data, dict):
+            # A batch member refused for want of a slot: the delay is in its data.
+            given = exc.data.get("retry_after")
+            if isinstance(given, int | float) and not isinstance(given, bool) and given >= 0:
+                retry_after = float(given)
         return ServerOverloaded(exc.message, exc.data, retry_after=retry_after)
     return exc
 
@@ -348,24 +362,35 @@ def _reason(exc: BaseException) -> str:
     for _ in range(8):  # bounded walk down the cause chain
         if cause is None:
             break
-        if isinstance(cause, OSError) and cause.strerror:
-            text = cause.strerror
+        if isinstance(cause, OSError) and (cause.errno or cause.strerror):
+            # The system's words for the errno: asyncio's own strerror quotes the address
+            # ("Connect call failed ('10.0.0.7', 8000)"), which a peer's message must not show.
+            text = os.strerror(cause.errno) if cause.errno else str(cause.strerror)
             return text[:1].lower() + text[1:]
         cause = cause.__cause__ or cause.__context__
     text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)) or type(exc).__name__
     return text[:1].lower() + text[1:]
 
 
-def _transport_error(exc: httpx.TransportError, url: str, timeout: float) -> TransportError:
+def _transport_error(
+    exc: httpx.TransportError, exchange: _Exchange[Any], timeout: float
+) -> TransportError:
+    url, where = _safe_url(exchange.url), exchange.where
     if isinstance(exc, httpx.ConnectTimeout):
-        return RequestTimeout(f"cannot connect to {url}: timed out after {timeout:g} s", url=url)
+        return RequestTimeout(f"cannot connect to {where}: timed out after {timeout:g} s", url=url)
     if isinstance(exc, httpx.TimeoutException):
-        return RequestTimeout(f"no answer from {url} within {timeout:g} s", url=url)
+        return RequestTimeout(f"no answer from {where} within {timeout:g} s", url=url)
     if isinstance(exc, httpx.ConnectError):
-        return ConnectError(f"cannot connect to {url}: {_reason(exc)}", url=url)
+        return ConnectError(f"cannot connect to {where}: {_reason(exc)}", url=url)
     if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
-        return ConnectError(f"connection to {url} failed: {_reason(exc)}", url=url)
-    return TransportError(f"request to {url} failed: {_reason(exc)}", url=url)
+        return ConnectError(f"connection to {where} failed: {_reason(exc)}", url=url)
+    return TransportError(f"request to {where} failed: {_reason(exc)}", url=url)
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without a user name or password, which must never reach a message or log."""
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
 
 
 def _check_url(url: str) -> str:
@@ -386,6 +411,7 @@ class _Exchange(Generic[T]):
     url: str
     body: bytes | None
     finish: Callable[[httpx.Response], T]
+    where: str  # how messages name the service: its URL without credentials, or its peer name
 
     @property
     def headers(self) -> dict[str, str] | None:
@@ -402,10 +428,14 @@ class _ClientBase:
         timeout: float,
         token_header: str,
         headers: Mapping[str, str] | None,
+        *,
+        peer: str | None,
     ) -> None:
         if not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.url = _check_url(url)
+        self.peer = peer
+        self.where = f"service {peer!r}" if peer else _safe_url(self.url)
         self.timeout = float(timeout)
         self._ids = itertools.count(1)
         self._name: str | None = None
@@ -413,23 +443,25 @@ class _ClientBase:
         if token is not None:
             self._headers[token_header] = token
 
-    def __repr__(self) -> str:  # never shows the token
-        return f"{type(self).__name__}({self.url!r})"
+    def __repr__(self) -> str:  # never shows the token, nor a password in the URL
+        return f"{type(self).__name__}({_safe_url(self.url)!r})"
 
     def _rpc(self, body: bytes, finish: Callable[[Any, float | None], T]) -> _Exchange[T]:
-        url = self.url
-        return _Exchange("POST", url, body, lambda response: finish(*_read_body(response, url)))
+        url, where = self.url, self.where
+        return _Exchange(
+            "POST", url, body, lambda response: finish(*_read_body(response, url, where)), where
+        )
 
     def _call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Exchange[Any]:
         request_id = next(self._ids)
         body = _request(method, args, kwargs, request_id)
-        return self._rpc(body, lambda p, retry: _call_reply(p, request_id, self.url, retry))
+        return self._rpc(body, lambda p, retry: _call_reply(p, request_id, self.where, retry))
 
     def _notify(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> _Exchange[None]:
         body = _request(method, args, kwargs, None)
-        return self._rpc(body, lambda p, retry: _notification_reply(p, self.url, retry))
+        return self._rpc(body, lambda p, retry: _notification_reply(p, self.where, retry))
 
     def _raw(self, body: bytes) -> _Exchange[Any]:
         return self._rpc(body, lambda payload, _retry: payload)
@@ -438,17 +470,18 @@ class _ClientBase:
         call = self._call("rpc.discover", (), {})
 
         def finish(response: httpx.Response) -> str:
-            self._name = _service_name(call.finish(response), self.url)
+            self._name = _service_name(call.finish(response), self.where)
             return self._name
 
-        return _Exchange(call.method, call.url, call.body, finish)
+        return _Exchange(call.method, call.url, call.body, finish, call.where)
 
     def _health(self, probe: str) -> _Exchange[Health]:
         # The probes sit beside the JSON-RPC endpoint: .../api -> .../livez.
         base = httpx.URL(self.url)
         folder = base.path.rstrip("/").rpartition("/")[0]
         url = str(base.copy_with(path=f"{folder}/{probe}", query=None))
-        return _Exchange("GET", url, None, lambda response: _health(probe, response))
+        where = self.where if self.peer else _safe_url(url)
+        return _Exchange("GET", url, None, lambda response: _health(probe, response), where)
 
 
 class BatchResult:
@@ -531,7 +564,7 @@ class _BatchBase:
 
     def _settle(self, payload: Any, retry_after: float | None) -> None:
         ids = [result.request_id for result in self._results]
-        outcomes = _batch_reply(payload, ids, self._client.url, retry_after)
+        outcomes = _batch_reply(payload, ids, self._client.where, retry_after)
         for result in self._results:
             result._settle(*outcomes[result.request_id])
 
@@ -587,7 +620,10 @@ class AsyncBatch(_BatchBase):
 
 
 class RemoteClient(_ClientBase):
-    """A blocking JSON-RPC client for one service endpoint (the ``.../api`` URL)."""
+    """A blocking JSON-RPC client for one service endpoint (the ``.../api`` URL).
+
+    ``peer`` names the service in error messages instead of its URL (see the module docstring).
+    """
 
     def __init__(
         self,
@@ -598,8 +634,9 @@ class RemoteClient(_ClientBase):
         token_header: str = "X-Api-Token",  # noqa: S107 (a header name, not a secret)
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        peer: str | None = None,
     ) -> None:
-        super().__init__(url, token, timeout, token_header, headers)
+        super().__init__(url, token, timeout, token_header, headers, peer=peer)
         self._http = httpx.Client(transport=transport, timeout=self.timeout, headers=self._headers)
         self.methods: _Namespace[Any] = _Namespace(lambda m, a, k: self._send(self._call(m, a, k)))
         self.notifications: _Namespace[None] = _Namespace(
@@ -612,7 +649,7 @@ class RemoteClient(_ClientBase):
                 exchange.method, exchange.url, content=exchange.body, headers=exchange.headers
             )
         except httpx.TransportError as exc:
-            raise _transport_error(exc, exchange.url, self.timeout) from exc
+            raise _transport_error(exc, exchange, self.timeout) from exc
         return exchange.finish(response)
 
     def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
@@ -657,7 +694,7 @@ class RemoteClient(_ClientBase):
 
 
 class AsyncRemoteClient(_ClientBase):
-    """The asyncio twin of ``RemoteClient``: the same API, awaited."""
+    """The asyncio twin of ``RemoteClient``: the same API, awaited (``peer`` as there)."""
 
     def __init__(
         self,
@@ -668,8 +705,9 @@ class AsyncRemoteClient(_ClientBase):
         token_header: str = "X-Api-Token",  # noqa: S107 (a header name, not a secret)
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        peer: str | None = None,
     ) -> None:
-        super().__init__(url, token, timeout, token_header, headers)
+        super().__init__(url, token, timeout, token_header, headers, peer=peer)
         self._http = httpx.AsyncClient(
             transport=transport, timeout=self.timeout, headers=self._headers
         )
@@ -686,7 +724,7 @@ class AsyncRemoteClient(_ClientBase):
                 exchange.method, exchange.url, content=exchange.body, headers=exchange.headers
             )
         except httpx.TransportError as exc:
-            raise _transport_error(exc, exchange.url, self.timeout) from exc
+            raise _transport_error(exc, exchange, self.timeout) from exc
         return exchange.finish(response)
 
     async def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:

@@ -9,11 +9,13 @@ configuration table is ``Settings.env_table()``; a unit test keeps the two equal
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from .settings import BaseSettings, ConfigError, Secret, setting
 from .settings.sources import CLIENT_TOKEN_ENV, CONFIG_FILE_ENV, ENV_PREFIX
-from .settings.values import mapping, names, optional, seconds, url
+from .settings.values import mapping, names, optional, seconds, text, url
 
 __all__ = [
     "CLIENT_TOKEN_ENV",
@@ -33,14 +35,22 @@ __all__ = [
 TOKEN_ENV = ENV_PREFIX + "API_TOKEN"
 TOKEN_FILE_ENV = TOKEN_ENV + "_FILE"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_PORT = 8000
 DEFAULT_REDACT_PARAMS = frozenset(
     {"password", "token", "secret", "api_token", "api_key", "authorization"}
 )
 
 
 def _redacted_names(value: Any) -> frozenset[str]:
-    # Lower case: the log redactor compares parameter names case-insensitively.
+    # Lower case for display; the log redactor compares names without case or separators.
     return DEFAULT_REDACT_PARAMS | {name.lower() for name in names(value)}
+
+
+def _token_paths(value: Any) -> dict[str, str]:
+    try:
+        return mapping(text)(value)  # type: ignore[no-any-return]
+    except ValueError:  # its message would quote the value, which may be a pasted token
+        raise ValueError("expected name=/path/to/token/file,... (the value is not shown)") from None
 
 
 class Settings(BaseSettings):
@@ -49,10 +59,16 @@ class Settings(BaseSettings):
     name: str | None = setting(default=None, help="service name (class attribute `name`)")
     host: str = setting(default="127.0.0.1", help="address to listen on (class attribute `host`)")
     port: int = setting(
-        default=8000,
+        default=DEFAULT_PORT,
         low=0,
         high=65535,
         help="TCP port, 0 for any free one (class attribute `port`)",
+    )
+    admin_port: int | None = setting(
+        default=None,
+        low=0,
+        high=65535,
+        help="port for /metrics and the probes only; when set, /metrics leaves `port`",
     )
     accessible_at: str | None = setting(
         default=None,
@@ -86,7 +102,10 @@ class Settings(BaseSettings):
     header_timeout: float = setting(
         default=10.0,
         parse=seconds,
-        help="seconds to receive a request's headers (from its first byte)",
+        help="seconds for request headers (from connect, then 1st byte)",
+    )
+    max_containers: int = setting(
+        default=50000, low=1, help="most arrays and objects in one request body (-32700 above)"
     )
     body_timeout: float = setting(
         default=15.0, parse=seconds, help="seconds allowed to receive a request body"
@@ -107,7 +126,11 @@ class Settings(BaseSettings):
         parse=mapping(seconds),
         help="per-method deadlines: `a=1.5,users.get=3`",
     )
-    max_concurrency: int = setting(default=256, low=1, help="calls in flight before answering 503")
+    max_concurrency: int = setting(
+        default=256,
+        low=1,
+        help="calls in flight (batch members included) before refusing with -32003",
+    )
     thread_pool_size: int = setting(default=16, low=1, help="threads that run blocking methods")
     drain_timeout: float = setting(
         default=20.0, parse=seconds, help="seconds to finish in-flight calls after SIGTERM"
@@ -122,15 +145,67 @@ class Settings(BaseSettings):
         parse=mapping(url),
         help="other services' URLs: `hello=http://hello:8000/api,...`",
     )
+    peer_token_files: dict[str, str] = setting(
+        factory=dict,
+        parse=_token_paths,
+        redact=True,  # paths, but a pasted token may stand where a path belongs
+        help="per peer, a file holding the token sent to it: `hello=/run/secrets/hello_token`",
+    )
     redact_params: frozenset[str] = setting(
         default=DEFAULT_REDACT_PARAMS,
         parse=_redacted_names,
-        help="parameter names hidden in logs, added to the defaults",
+        help="names hidden in logs besides secret-looking ones (`*token*`, `*secret*`, `auth`...)",
     )
+
+    def check(self) -> Iterable[str]:
+        """Token files that name known peers and can be read; two different ports."""
+        yield from super().check()
+        yield from _check_peer_token_files(self.peers, self.peer_token_files)
+        if self.admin_port and self.admin_port == self.port:
+            yield f"admin_port: {self.admin_port} is also the API port; choose another"
+
+    def peer_token(self, peer: str) -> Secret | None:
+        """The token to send to ``peer``.
+
+        With ``peer_token_files`` set, each peer gets only its own token (None for a peer not
+        listed: its private methods will refuse), and this service's ``api_token`` is never
+        sent anywhere. Without it, every peer gets ``api_token`` (one token shared by the
+        stack). The file is read when called (``load`` checked that it is readable).
+        """
+        if not self.peer_token_files:
+            return self.api_token
+        path = self.peer_token_files.get(peer)
+        return None if path is None else Secret(_read_token(path))
 
     def timeout_for(self, method: str) -> float:
         """The deadline of one call to ``method``: its own timeout, else ``call_timeout``."""
         return self.method_timeouts.get(method, self.call_timeout)
+
+
+def _read_token(path: str) -> str:
+    # Files written by editors and `echo` end in a newline that is not the token.
+    return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+
+
+def _check_peer_token_files(peers: dict[str, str], files: dict[str, str]) -> list[str]:
+    """Problems with ``peer_token_files``: unknown peers, unreadable or empty files."""
+    problems = []
+    for peer, path in files.items():
+        # A value without a slash is more likely a pasted token than a path: never echo it.
+        where = f"peer_token_files: {peer}=" + (repr(path) if "/" in path else "(not a path)")
+        if peer not in peers:
+            known = ", ".join(sorted(peers)) or "none"
+            problems.append(f"{where}: no peer of that name in peers (known: {known})")
+            continue
+        try:
+            token = _read_token(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            problems.append(f"{where}: cannot read: {reason or exc}")
+            continue
+        if not token:
+            problems.append(f"{where}: the file is empty")
+    return problems
 
 
 KNOWN_ENV_VARS: frozenset[str] = Settings.known_env_vars()

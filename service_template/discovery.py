@@ -68,7 +68,11 @@ def get_service_by_name(
     environ: Mapping[str, str] | None = None,
     **client_kwargs: Any,
 ) -> RemoteClient:
-    """A ``RemoteClient`` for peer ``name``; ``client_kwargs`` go to its constructor."""
+    """A ``RemoteClient`` for peer ``name``; ``client_kwargs`` go to its constructor.
+
+    Its errors name the peer (``service 'hello'``), not its URL, unless ``peer=`` says otherwise.
+    """
+    client_kwargs.setdefault("peer", name)
     return RemoteClient(resolve_url(name, _peers(peers, environ)), **client_kwargs)
 
 
@@ -78,5 +82,9 @@ def get_async_service_by_name(
     environ: Mapping[str, str] | None = None,
     **client_kwargs: Any,
 ) -> AsyncRemoteClient:
-    """An ``AsyncRemoteClient`` for peer ``name``; ``client_kwargs`` go to its constructor."""
+    """An ``AsyncRemoteClient`` for peer ``name``; ``client_kwargs`` go to its constructor.
+
+    Its errors name the peer, not its URL, as for ``get_service_by_name``.
+    """
+    client_kwargs.setdefault("peer", name)
     return AsyncRemoteClient(resolve_url(name, _peers(peers, environ)), **client_kwargs)

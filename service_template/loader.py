@@ -70,9 +70,10 @@ def _is_service(value: object) -> bool:
 
 
 def _import(name: str) -> ModuleType:
-    # Like `python -m`, let modules in the working directory be found by the console script too.
+    # Like `python -m`, let modules in the working directory be found by the console script too
+    # (last, so that nothing there shadows the runtime's own dependencies).
     if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+        sys.path.append(os.getcwd())
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
@@ -89,8 +90,12 @@ def _load_file(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise StartupError(f"cannot load {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
-    # Sibling modules of the file import as they would when it runs as a script.
-    sys.path.insert(0, str(path.resolve().parent))
+    # Sibling modules of the file import as they would when it runs as a script, but from the
+    # END of the path: a yaml.py or tornado.py planted next to the service must never replace
+    # the runtime's own dependencies (tests/integration/test_serve_file_target.py).
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)

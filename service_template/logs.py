@@ -1,7 +1,8 @@
 """Structured logs: one JSON object per line, and the per-call access line.
 
-Secrets never reach a log: parameters whose names are listed as sensitive are replaced by
-``"***"`` (in named params, nested objects, and positional params by their declared name).
+Secrets never reach a log: parameters whose names look secret (``redaction``: by pattern, plus
+the names a service adds) are replaced by ``"***"``, in named params, nested objects, and
+positional params by their declared name.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO, TextIO
 
 from .protocol import NO_ID, codec
+from .redaction import REDACTED, Redactor
 
-REDACTED = "***"
+__all__ = ["CALL_LOGGER", "REDACTED", "CallLog", "JSONFormatter", "LineWriter", "configure_logging"]
 CALL_LOGGER = "service_template.calls"
 
 
@@ -52,33 +54,6 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.setLevel(level)
     # Tornado's own access log would duplicate ours; its warnings and errors still come through.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
-
-
-def redact(value: Any, sensitive: frozenset[str]) -> Any:
-    """A copy of ``value`` with every object member named in ``sensitive`` masked."""
-    if isinstance(value, dict):
-        return {
-            key: REDACTED if key.lower() in sensitive else redact(item, sensitive)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(item, sensitive) for item in value]
-    return value
-
-
-def redact_params(
-    params: list[Any] | dict[str, Any] | None,
-    sensitive: frozenset[str],
-    positional_names: Iterable[str] = (),
-) -> Any:
-    """Redact call params; positional ones by the name of the parameter they bind to."""
-    if isinstance(params, list):
-        names = list(positional_names)
-        return [
-            REDACTED if i < len(names) and names[i].lower() in sensitive else redact(v, sensitive)
-            for i, v in enumerate(params)
-        ]
-    return redact(params, sensitive)
 
 
 class LineWriter:
@@ -134,14 +109,12 @@ class CallLog:
         writer: LineWriter | None = None,
     ) -> None:
         self.enabled = logging.getLogger(CALL_LOGGER).isEnabledFor(logging.INFO)
-        self.sensitive = frozenset(name.lower() for name in sensitive)
-        self.positional = positional
+        self.redactor = Redactor(sensitive)
         self.writer = writer or LineWriter()
         self._prefixes: dict[str, bytes] = {}
-        # Per method, whether any positional parameter has a sensitive name.
+        # Per method, computed once here: which positional parameters have secret names.
         self._secret_positions = {
-            method: any(name.lower() in self.sensitive for name in names)
-            for method, names in positional.items()
+            method: self.redactor.positions(names) for method, names in positional.items()
         }
 
     def _prefix(self, method: str) -> bytes:
@@ -163,14 +136,13 @@ class CallLog:
         if params is None:
             return None
         if isinstance(params, list):
-            if not self._secret_positions.get(method, False) and not _has_containers(params):
+            positions = self._secret_positions.get(method, _NONE)
+            if not positions and not _has_containers(params):
                 return params  # nothing that could hold a secret: no copy needed
-            return redact_params(params, self.sensitive, self.positional.get(method, ()))
-        if self.sensitive.isdisjoint(key.lower() for key in params) and not _has_containers(
-            params.values()
-        ):
+            return self.redactor.redact_params(params, positions)
+        if not self.redactor.any_secret(params) and not _has_containers(params.values()):
             return params
-        return redact(params, self.sensitive)
+        return self.redactor.redact(params)
 
     def __call__(
         self,
@@ -217,6 +189,7 @@ def _has_containers(values: Iterable[Any]) -> bool:
 
 
 _CONTAINERS = (dict, list)
+_NONE: frozenset[int] = frozenset()
 
 
 def _json(value: Any) -> bytes:

@@ -57,20 +57,30 @@ def run(make_service: Callable[[], MicroService], settings: Settings) -> int:
 
 
 def _run_workers(make_service: Callable[[], MicroService], settings: Settings) -> int:
-    from .http.server import bind
     from .supervisor import run_workers
 
-    def listen() -> list[socket.socket]:
-        try:
-            return bind(settings.host, settings.port)
-        except OSError as exc:
-            where = f"{settings.host}:{settings.port}"
-            raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+    api: list[socket.socket] = []  # filled by listen() in the parent, inherited by each fork
+    admin: list[socket.socket] = []
 
-    def serve_worker(sockets: list[socket.socket]) -> None:
-        asyncio.run(serve(make_service(), sockets=sockets))
+    def listen() -> list[socket.socket]:
+        api[:] = _bind(settings.host, settings.port, "")
+        if settings.admin_port is not None:  # every worker answers probes and /metrics there
+            admin[:] = _bind(settings.host, settings.admin_port, " (admin_port)")
+        return [*api, *admin]
+
+    def serve_worker(_sockets: list[socket.socket]) -> None:
+        asyncio.run(serve(make_service(), sockets=api, admin_sockets=admin or None))
 
     return run_workers(settings.workers, listen, serve_worker)
+
+
+def _bind(host: str, port: int, what: str) -> list[socket.socket]:
+    from .http.server import bind
+
+    try:
+        return bind(host, port)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port}{what}: {exc.strerror or exc}") from exc
 
 
 def serve_forever(service: MicroService) -> None:
@@ -88,7 +98,12 @@ def serve_forever(service: MicroService) -> None:
         os._exit(0)
 
 
-async def serve(service: MicroService, *, sockets: list[socket.socket] | None = None) -> bool:
+async def serve(
+    service: MicroService,
+    *,
+    sockets: list[socket.socket] | None = None,
+    admin_sockets: list[socket.socket] | None = None,
+) -> bool:
     """Serve on the running loop until a signal or ``service.stop()``, then drain.
 
     Returns False if work was left running in the thread pool (see ``serve_forever``)."""
@@ -97,7 +112,7 @@ async def serve(service: MicroService, *, sockets: list[socket.socket] | None = 
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(signum, stop.set)
-    async with running(service, sockets=sockets, stop=stop):
+    async with running(service, sockets=sockets, admin_sockets=admin_sockets, stop=stop):
         await stop.wait()
     return service._clean_exit
 
@@ -107,6 +122,7 @@ async def running(
     service: MicroService,
     *,
     sockets: list[socket.socket] | None = None,
+    admin_sockets: list[socket.socket] | None = None,
     stop: asyncio.Event | None = None,
 ) -> AsyncIterator[str]:
     """Start ``service`` on the running loop and yield its URL; drain on exit.
@@ -131,7 +147,7 @@ async def running(
             resources.push_async_callback(service.on_stop)
             await service.on_start()
             try:
-                port = await server.listen(sockets)
+                port = await server.listen(sockets, admin_sockets)
             except OSError as exc:
                 where = f"{service.settings.host}:{service.settings.port}"
                 raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
@@ -139,6 +155,8 @@ async def running(
             shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - display only
             service.url = service.settings.accessible_at or f"http://{shown}:{port}/api"
             fields = {"service": runtime.name, "url": service.url, "host": host, "port": port}
+            if server.admin_port is not None:
+                fields["admin_port"] = server.admin_port
             log.info("listening", extra={"fields": fields})
             # What start-up made lives as long as the process: freeze it, so that a full
             # garbage collection (which pauses every thread, the event loop's too) scans only

@@ -22,8 +22,9 @@ from .config import Settings
 from .logs import CallLog
 from .metrics import Metrics, instruments_registry, make_registry
 from .openrpc import build_document
-from .protocol import DeadlineExceeded, Dispatcher, Method
+from .protocol import DeadlineExceeded, Dispatcher, Method, codec
 from .protocol.aio import Resume
+from .version import project_version
 
 if TYPE_CHECKING:  # the service module imports the runner, which imports this: types only
     from .service import MicroService
@@ -44,7 +45,10 @@ class Runtime:
         self.name = settings.name or type(service).name
         methods = service.build_registry()
         self.document = build_document(
-            self.name, service.version, methods.values(), _own_doc(type(service))
+            self.name,
+            service.version or project_version(),
+            methods.values(),
+            _own_doc(type(service)),
         )
         methods["rpc.discover"] = Method("rpc.discover", self._discover)
         self.methods = methods
@@ -80,6 +84,7 @@ class Runtime:
             offload=self.offload,
             admission=self,
             deadline=self.deadline,
+            max_containers=settings.max_containers,
         )
         # Plain checks get threads of their own; at most one each (see health.Readiness), made
         # only when used. Checks may be added while the service runs, so room for a few more.
@@ -120,15 +125,15 @@ class Runtime:
         The deadline counts from the start of the call; the rest runs in this same task
         (see ``protocol.aio.Resume``).
         """
-        limit = self.deadline(method)
         if not method.is_async:
-            return await self._invoke_in_pool(method, args, kwargs, limit)
+            return await self._invoke_in_pool(method, args, kwargs, self.deadline(method))
         started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
         coro = method.func(*args, **kwargs)
         try:
             first = coro.send(None)
         except StopIteration as done:
             return done.value
+        limit = self.deadline(method)
         deadline = asyncio.timeout_at(started + limit)
         with self._in_flight():
             try:
@@ -163,7 +168,8 @@ class Runtime:
         self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any], limit: float
     ) -> Any:
         loop = asyncio.get_running_loop()
-        call = functools.partial(self._run, functools.partial(method.func, *args, **kwargs))
+        # The result is encoded in the same thread: a large one costs the loop nothing.
+        call = functools.partial(self._run, functools.partial(_encoded, method.func, args, kwargs))
         deadline = asyncio.timeout(limit)
         try:
             with self._in_flight():
@@ -281,6 +287,10 @@ class Runtime:
 def _builtin(method: Callable[..., Any]) -> bool:
     """Whether ``method`` is MicroService's own, not a service's override (see service.py)."""
     return getattr(method, "__service_template_builtin__", False) is True
+
+
+def _encoded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return codec.preencode(func(*args, **kwargs))
 
 
 def _own_doc(cls: type) -> str | None:

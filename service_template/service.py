@@ -120,7 +120,8 @@ class MicroService:
     host: ClassVar[str] = "127.0.0.1"
     port: ClassVar[int] = 8000
     accessible_at: ClassVar[str | None] = None
-    version: ClassVar[str] = "0.1.0"
+    # Published in the OpenRPC document; None means the project's version (pyproject.toml).
+    version: ClassVar[str | None] = None
     validation_strategies: ClassVar[Sequence[TokenStrategy]] = (HeaderStrategy(),)
     settings_class: ClassVar[type[Settings]] = Settings
 
@@ -209,6 +210,9 @@ class MicroService:
     def get_service(self, name: str) -> AsyncRemoteClient:
         """An async client for a peer service, found by name in ``settings.peers``.
 
+        It sends the peer's own token (``settings.peer_token``: from ``peer_token_files``, or
+        this service's ``api_token`` when those are not configured).
+
         One client per peer for the life of the service (connections are reused); closed when
         the service stops.
         """
@@ -218,8 +222,10 @@ class MicroService:
             from .discovery import resolve_url
 
             url = resolve_url(name, self.settings.peers)
-            secret = self.settings.api_token
-            client = AsyncRemoteClient(url, token=secret.reveal() if secret else None)
+            secret = self.settings.peer_token(name)
+            # peer=name: its errors say "service 'hello'", never the internal URL, so a method
+            # that passes one on cannot show callers the stack's addresses.
+            client = AsyncRemoteClient(url, token=secret.reveal() if secret else None, peer=name)
             self._peers[name] = client
         return client
 

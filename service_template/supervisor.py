@@ -3,9 +3,11 @@
 Nothing here is HTTP: the runner passes the bound sockets and the function each worker runs.
 The parent forks the workers and then only supervises: it forwards SIGTERM and
 SIGINT to every worker, so each drains its own in-flight calls, and exits 0 once all have exited
-cleanly. A worker that dies on its own is replaced. Metrics aggregate across workers through
-prometheus_client's multiprocess mode; its directory is emptied at start so counts from an
-earlier run never leak in.
+cleanly. A worker that dies on its own is replaced, within a restart budget that is a rate
+(``MAX_RESTARTS`` per ``RESTART_WINDOW`` seconds): a worker that crashes once a day is replaced
+for ever, one that crashes in a loop stops the whole server with status 1. Metrics aggregate
+across workers through prometheus_client's multiprocess mode; its directory is emptied at start
+so counts from an earlier run never leak in.
 """
 
 from __future__ import annotations
@@ -17,12 +19,43 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("service_template.workers")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MAX_RESTARTS = 10
+RESTART_WINDOW = 60.0
+
+
+class RestartBudget:
+    """At most ``limit`` restarts in any ``window`` seconds (a sliding window).
+
+    ``clock`` is injectable for tests; it must be monotonic.
+    """
+
+    def __init__(
+        self,
+        limit: int = MAX_RESTARTS,
+        window: float = RESTART_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._recent: deque[float] = deque()
+
+    def spend(self) -> bool:
+        """Record one restart and say whether it is allowed (False: too many too fast)."""
+        now = self._clock()
+        while self._recent and now - self._recent[0] >= self.window:
+            self._recent.popleft()
+        if len(self._recent) >= self.limit:
+            return False
+        self._recent.append(now)
+        return True
 
 
 def prepare_metrics_dir() -> tuple[Path, bool]:
@@ -61,7 +94,7 @@ def run_workers(workers: int, bind: Callable[[], list[socket.socket]], serve: Se
         children[_fork(serve, sockets, index)] = index
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    restarts, status = 0, 0
+    budget, status = RestartBudget(), 0
     while children:
         try:
             pid, wait_status = os.wait()
@@ -74,12 +107,16 @@ def run_workers(workers: int, bind: Callable[[], list[socket.socket]], serve: Se
         code = os.waitstatus_to_exitcode(wait_status)
         if stopping:
             status = status or (1 if code != 0 else 0)
-        elif restarts < MAX_RESTARTS:
-            restarts += 1
+        elif budget.spend():
             log.error("worker %d (pid %d) exited with %d; replacing it", index, pid, code)
             children[_fork(serve, sockets, index)] = index
         else:
-            log.error("worker %d keeps dying; stopping every worker", index)
+            log.error(
+                "worker %d keeps dying (%d restarts within %g s); stopping every worker",
+                index,
+                budget.limit,
+                budget.window,
+            )
             forward(signal.SIGTERM, None)
             status = 1
     for sock in sockets:

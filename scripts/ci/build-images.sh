@@ -34,28 +34,42 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/pyproject.toml" | head -n 
 revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(git -C "$repo" log -1 --format=%cI 2>/dev/null || echo unknown)
 
-start=$SECONDS
 # The classic builder prints every step: keep its output for a failure only. --force-rm: a
-# failed step leaves no stopped container behind.
+# failed step leaves no stopped container behind; build_fail (with scripts/stacklib/buildlog.py)
+# removes the images the failed build made (a dangling image per finished step), shows the end
+# of the log without colour codes and ends with one line that names the step, its Dockerfile
+# line and the reason.
 build_log=$(mktemp)
 trap 'rm -f "$build_log"' EXIT
+build_fail() {
+    local image=$1 dockerfile=$2 explained
+    sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$build_log" | tail -n 30 >&2
+    mapfile -t explained < <(python3 "$repo/scripts/stacklib/buildlog.py" "$build_log" "$dockerfile")
+    if ((${#explained[@]} > 1)); then
+        # Newest first, --no-prune: only what this build made goes, never a cached parent.
+        docker image rm --no-prune "${explained[@]:1}" >/dev/null 2>&1 || true
+    fi
+    log "error: building $image failed: ${explained[0]:-see the output above}"
+    exit 1
+}
+
+start=$SECONDS
 if ! docker build --force-rm --build-arg BASE_IMAGE="$base_image" --build-arg VERSION="$version" \
     --build-arg REVISION="$revision" --build-arg CREATED="$created" \
     -t "$service_image" "$repo" >"$build_log" 2>&1; then
-    tail -n 40 "$build_log" >&2
-    log "error: building $service_image failed"
-    exit 1
+    build_fail "$service_image" "$repo/Dockerfile"
 fi
 log "built $service_image in $((SECONDS - start)) s ($(size_mb "$service_image"))"
+# A rebuild moves the tag: the image it named before is now dangling and nothing will use it.
+# Only final images carry stage=runtime; dangling build and rootfs stages are the layer cache.
+docker image prune -f --filter label=org.service-template.stage=runtime >/dev/null
 
 if [[ -n $prometheus_image ]]; then
     start=$SECONDS
     # Dockerfile on stdin: no build context, so nothing from compose/ (secrets/) is sent.
     if ! docker build --force-rm --build-arg BASE_IMAGE="$base_image" -t "$prometheus_image" - \
         <"$repo/compose/prometheus.Dockerfile" >"$build_log" 2>&1; then
-        tail -n 40 "$build_log" >&2
-        log "error: building $prometheus_image failed"
-        exit 1
+        build_fail "$prometheus_image" "$repo/compose/prometheus.Dockerfile"
     fi
     log "built $prometheus_image in $((SECONDS - start)) s ($(size_mb "$prometheus_image"))"
 fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fill .cache/wheels with wheels of the project's dependencies, so `docker build` needs no network.
+# Fill .cache/wheels with the locked wheels of the image's dependencies, so `docker build` needs
+# no network.
 #
 # Usage: scripts/ci/build-wheels.sh [DIR]      (default DIR: <repo>/.cache/wheels)
 #
@@ -9,12 +10,13 @@
 # or empty, the build falls back to the package index, so a user with network can simply run
 # `docker build .`.
 #
-# Only dependencies go here (the runtime ones and the build backend), never the project's own
-# wheel: the dependency layer of the image then stays cached across code changes. Wheels are
-# built with $PYTHON (default: the project venv's), whose version and platform must match the
-# image's Python (3.11 on linux/x86_64 for both supported bases); a mismatch shows up as
-# "No matching distribution" in the build. pip's own cache makes a rerun quick, and downloaded
-# wheels are byte-identical each time, so Docker's layer cache still hits.
+# Only dependencies go here (requirements/runtime.txt and the build backend's
+# requirements/build.txt), never the project's own wheel: the dependency layer of the image then
+# stays cached across code changes. pip picks the wheels for $PYTHON (default: the project
+# venv's), whose version and platform must match the image's Python (3.11 on linux/x86_64 for
+# both supported bases); a mismatch shows up as "No matching distribution" in the build. pip's
+# own cache makes a rerun quick, and the files are the locked ones, byte for byte, so Docker's
+# layer cache still hits.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,25 +26,16 @@ python=${PYTHON:-$repo/.venv/bin/python}
 
 log() { printf 'build-wheels: %s\n' "$*" >&2; }
 
-# Requirements straight from pyproject.toml, so there is no second list to keep in step.
-requirements=$(
-    "$python" - "$repo/pyproject.toml" <<'PY'
-import sys
-import tomllib
-
-with open(sys.argv[1], "rb") as f:
-    meta = tomllib.load(f)
-print(*meta["build-system"]["requires"], *meta["project"]["dependencies"], sep="\n")
-PY
-)
-
 # Build next to the destination and swap at the end: an interrupted run never leaves a
 # half-filled folder that would make the offline image build fail in a confusing way.
 mkdir -p "$(dirname "$dest")"
 tmp=$(mktemp -d "$dest.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-mapfile -t reqs <<<"$requirements"
-"$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$tmp" "${reqs[@]}"
+# The locks pin every file by hash: pip refuses anything else. Binary only, so what lands here
+# is the very file the lock names (a wheel built from an sdist would have a hash of its own).
+"$python" -m pip download --quiet --disable-pip-version-check --require-hashes \
+    --only-binary :all: --dest "$tmp" \
+    -r "$repo/requirements/runtime.txt" -r "$repo/requirements/build.txt"
 rm -rf "$dest"
 mv "$tmp" "$dest"
 trap - EXIT

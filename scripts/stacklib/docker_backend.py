@@ -11,6 +11,7 @@ image's own Python.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
@@ -20,13 +21,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import probe
+from . import buildlog, probe
 from . import state as st
 from .errors import StackError
 from .interpolate import read_env_file
 from .local import container_port
 from .model import Compose, Service
 from .ui import UI, tail
+
+# The group compose.yaml adds to the services, so that they read group-readable token files.
+SECRETS_GID = "SECRETS_GID"
 
 UP_TIMEOUT = 1800.0  # the whole `up`, a cold build included
 WAIT_TIMEOUT = 180  # seconds Compose waits for every service to be healthy
@@ -121,8 +125,11 @@ class DockerBackend:
             self.paths.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
             path = self.paths.secrets / f"docker-{secret.name}"
             path.write_text(secrets.token_urlsafe(32))
-            # Compose bind-mounts the file as it is; the services run as uid 10001.
-            path.chmod(0o644)
+            # Compose bind-mounts the file as it is (owner and mode); the services run as uid
+            # 10001 and join SECRETS_GID (compose.yaml), so group read is enough: no world read.
+            path.chmod(0o640)
+            if SECRETS_GID not in configured:
+                state.env[SECRETS_GID] = str(os.getgid())
             state.files.append(str(path))
             state.env[variable] = str(path)
             self.ui.say(
@@ -200,6 +207,23 @@ class DockerBackend:
                     "again",
                     details=[f"last log lines of {name}:", *lines],
                 )
+        if buildlog.is_build_log(text):
+            # A failed image build: the builder's last line quotes the whole RUN in colour.
+            reason, made = buildlog.explain(text, "")
+            container = buildlog.failed_container(text)
+            # Compose keeps the failed step's container, and every finished step left a dangling
+            # image (--no-prune: the cached parents stay). The container goes first: it uses one.
+            leftovers = [["rm", "-f", container]] if container else []
+            leftovers += [["image", "rm", "--no-prune", *made]] if made else []
+            for args in leftovers:
+                subprocess.run(
+                    [self.docker, *args],
+                    env=self.env(state),
+                    capture_output=True,
+                    timeout=120,
+                    check=False,
+                )
+            return StackError(f"building the image failed: {reason}")
         last = (tail(text, 1) or ["no output"])[0]
         # Compose's output is already on the screen above: the message repeats only its end.
         return StackError(f"docker compose up failed: {last[:300]}")

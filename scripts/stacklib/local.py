@@ -110,6 +110,20 @@ def rewrite_urls(value: str, addresses: Mapping[str, tuple[int, int]]) -> str:
     return _URL_AUTHORITY.sub(replace, value)
 
 
+def rewrite_mounts(value: str, mounts: Mapping[str, Path]) -> str:
+    """Point each secret path in a ``name=path,...`` value (or the whole value) at its local
+    file, e.g. ``SERVICE_PEER_TOKEN_FILES=hello=/run/secrets/hello_token``."""
+    whole = mounts.get(value)
+    if whole is not None:
+        return str(whole)
+    items = []
+    for item in value.split(","):
+        name, sep, path = item.partition("=")
+        local = mounts.get(path.strip()) if sep else None
+        items.append(f"{name}={local}" if local is not None else item)
+    return ",".join(items)
+
+
 class LocalBackend:
     """Starts and stops the planned services as local process groups."""
 
@@ -184,8 +198,7 @@ class LocalBackend:
         }
         mounts = {target: secret_files[name] for name, target in service.secrets.items()}
         for key, value in service.environment.items():
-            local = mounts.get(value)
-            env[key] = str(local) if local is not None else rewrite_urls(value, addresses)
+            env[key] = rewrite_urls(rewrite_mounts(value, mounts), addresses)
         env.update(SERVICE_HOST="127.0.0.1", SERVICE_PORT=str(port), PYTHONUNBUFFERED="1")
         return env
 

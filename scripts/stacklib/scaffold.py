@@ -15,9 +15,11 @@ while writing restores every file it had touched.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import keyword
 import os
 import re
+import sys
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ from .errors import StackError
 MAX_LENGTH = 20  # keeps every generated line within the lint width
 YAML_WIDTH = 100  # the repository's yamllint line-length
 _NAME = re.compile(r"[a-z][a-z0-9]*")
+# The repository's own top-level packages: a service module must not take their names either.
+_OWN_PACKAGES = frozenset({"service_template", "services", "tests", "scripts", "bench"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,31 @@ def check_name(name: str) -> None:
             "and a Kubernetes name), e.g. billing",
             status=2,
         )
+    shadowed = shadowed_module(name)
+    if shadowed:
+        raise StackError(
+            f"{name!r} cannot name a service: it is {shadowed}, and a module of that name would "
+            f"shadow it wherever the service's folder is on the import path; choose another "
+            f"name, e.g. {name}svc",
+            status=2,
+        )
+
+
+def shadowed_module(name: str) -> str | None:
+    """What an importable module called ``name`` is, or None when the name is free.
+
+    Checked: the standard library, the top-level modules of every distribution installed in
+    this environment (the runtime's dependencies and the tools), and this repository's packages.
+    """
+    # "test" (CPython's regression tests) is left out of stdlib_module_names but ships with it.
+    if name in sys.stdlib_module_names or name == "test":
+        return "a standard-library module"
+    if name in _OWN_PACKAGES:
+        return "one of this repository's packages"
+    owners = importlib.metadata.packages_distributions().get(name)
+    if owners:
+        return f"the module of the installed distribution {sorted(owners)[0]!r}"
+    return None
 
 
 def renamer(reference: Reference, name: str, target: str) -> Callable[[str], str]:
@@ -105,7 +134,7 @@ def _about(reference: str) -> Callable[[Any], bool]:
             return value in (f"{reference}.yaml", f"{reference}.env")
         if not isinstance(value, dict):
             return False
-        if value.get("name") in (reference, f"{reference}-config"):
+        if value.get("name") in (reference, f"{reference}-config", f"{reference}-api-token"):
             return True
         targets = value.get("targets")
         return isinstance(targets, list) and any(
@@ -113,6 +142,11 @@ def _about(reference: str) -> Callable[[Any], bool]:
         )
 
     return wanted
+
+
+def _variables(text: str) -> str:
+    found = re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text)
+    return ", ".join(dict.fromkeys(found)) or "its file"
 
 
 def _names(value: Any) -> set[str]:
@@ -155,7 +189,7 @@ class Planner:
         reference = self.reference(compose)
         rename = renamer(reference, self.name, self.target)
         self.python_files()
-        self.compose_service(reference, rename)
+        self.compose_service(reference, rename, compose)
         self.kubernetes(reference, rename)
         self.check()
         return list(self.changes.values())
@@ -225,7 +259,9 @@ class Planner:
             f"tests/integration/test_{name}_service.py", templates.render(integration, name)
         )
 
-    def compose_service(self, reference: Reference, rename: Callable[[str], str]) -> None:
+    def compose_service(
+        self, reference: Reference, rename: Callable[[str], str], compose: model.Compose
+    ) -> None:
         path = self.paths.compose_file
         text = path.read_text(encoding="utf-8")
         lines = text.split("\n")
@@ -233,7 +269,21 @@ class Planner:
         if found is None:
             raise StackError(f"cannot find {reference.name}'s block in {self.shown(path)}")
         block = rename("\n".join(lines[found[0] : found[1]]))
-        self.put(path, textedit.append_to_mapping(text, "services", block))
+        text = textedit.append_to_mapping(text, "services", block)
+        # A secret of the reference's own (compute_token: its API token) gets a twin, so the new
+        # service has a token of its own; shared secrets are mounted as they are.
+        for secret in compose.services[reference.name].secrets:
+            if rename(secret) == secret:
+                continue
+            lines = text.split("\n")
+            entry = textedit.mapping_entry(lines, "secrets", secret)
+            if entry is not None:
+                twin = rename("\n".join(lines[entry[0] : entry[1]]))
+                text = textedit.append_to_mapping(text, "secrets", twin)
+                self.notes.append(
+                    f"{self.name} has a token of its own: set {_variables(twin)} (compose/.env)"
+                )
+        self.put(path, text)
         prometheus = path.parent / "prometheus.yml"
         if prometheus.is_file():
             updated, count = textedit.duplicate_items(

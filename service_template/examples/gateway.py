@@ -8,6 +8,7 @@ neither is the gateway, and calls that need it fail fast with a clear error.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from service_template import MicroService, RPCError, private_api_method, public_method
@@ -16,6 +17,7 @@ from service_template.service import readiness_check
 
 BACKEND_UNAVAILABLE = -32010
 PEERS = ("hello", "compute")
+log = logging.getLogger("service_template.examples.gateway")
 
 
 class GatewayService(MicroService):
@@ -30,9 +32,15 @@ class GatewayService(MicroService):
         except RPCError:
             raise  # the backend's own error passes through unchanged
         except Exception as exc:
-            raise RPCError(
-                BACKEND_UNAVAILABLE, f"{peer} is unavailable", {"peer": peer, "reason": str(exc)}
-            ) from exc
+            # Callers may be anyone: they learn which peer failed, by name only. Why it failed
+            # (which says where the peer lives) is for the operator's log.
+            log.warning(
+                "%s is unavailable: %s",
+                peer,
+                exc,
+                extra={"fields": {"peer": peer, "url": getattr(exc, "url", None)}},
+            )
+            raise RPCError(BACKEND_UNAVAILABLE, f"{peer} is unavailable", {"peer": peer}) from exc
 
     @public_method
     async def greet(self, name: str) -> str:
@@ -51,7 +59,7 @@ class GatewayService(MicroService):
 
     @private_api_method
     async def private_greet(self, name: str) -> str:
-        """Forward to hello's private method with this service's own token."""
+        """Forward to hello's private method with hello's token (``SERVICE_PEER_TOKEN_FILES``)."""
         return await self._call("hello", "say_private_hello", name)  # type: ignore[no-any-return]
 
     @readiness_check

@@ -49,12 +49,10 @@ class APIEndpoint:
         if request.method != "POST":
             return _NOT_POST
         headers = request.headers
-        if request.repeated is None:  # the common case, without building lists
-            given = headers.get("content-type")
-            types = [] if given is None else [given]
-        else:
-            types = request.get_list("content-type")
-        if len(types) != 1 or types[0].partition(";")[0].strip().lower() not in JSON_TYPES:
+        media = headers.get("content-type")
+        if media is None or (request.repeated is not None and _repeated(request, "content-type")):
+            return _NOT_JSON
+        if media.partition(";")[0].strip().lower() not in JSON_TYPES:
             return _NOT_JSON
         if "content-encoding" in headers:
             codings = request.get_list("content-encoding")
@@ -140,6 +138,10 @@ class _Call:
             runtime.call_log(
                 method, request_id, params, code, seconds, http_request_id=self.request.request_id
             )
+
+
+def _repeated(request: Request, name: str) -> bool:
+    return len(request.get_list(name)) > 1
 
 
 def _is_call(member: Any) -> bool:

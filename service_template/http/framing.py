@@ -1,8 +1,8 @@
 """Response framing: status lines, the cached ``Date`` header, response heads, refusals.
 
 Heads are built from pre-encoded pieces (this is the hot path); the ``Date`` line is formatted
-at most once per second, not per response (RFC 9110 6.6.1: an origin server with a clock MUST
-send Date).
+at most once per second by the server's sweeper, not per response (RFC 9110 6.6.1: an origin
+server with a clock MUST send Date).
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ _STATUS_LINES = {
     status: b"HTTP/1.1 %d %s\r\n" % (status, reason) for status, reason in REASONS.items()
 }
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# The head of the most common response (200, JSON body, keep-alive), formatted in one step:
+# % (DATE.line, content length, request id).
+OK_HEAD = (
+    b"HTTP/1.1 200 OK\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\n"
+    b"X-Request-Id: %s\r\n\r\n"
+)
 _JSON_LENGTH = b"Content-Type: application/json\r\nContent-Length: %d\r\n"
 
 
@@ -44,16 +50,24 @@ class _DateCache:
         self.line = b""
 
 
-_date = _DateCache()
+DATE = _DateCache()  # DATE.line: the current Date header line
+
+
+def refresh_date() -> None:
+    """Format the ``Date`` line again if the second changed (the server's sweeper calls this
+    twice a second, so responses only read a cached line)."""
+    second = int(time.time())
+    if second != DATE.second:
+        DATE.line = b"Date: %s\r\n" % formatdate(second, usegmt=True).encode("ascii")
+        DATE.second = second
 
 
 def date_line() -> bytes:
-    """``Date: <IMF-fixdate>\\r\\n`` for the current second (formatted once per second)."""
-    second = int(time.time())
-    if second != _date.second:
-        _date.line = b"Date: %s\r\n" % formatdate(second, usegmt=True).encode("ascii")
-        _date.second = second
-    return _date.line
+    """``Date: <IMF-fixdate>\\r\\n``, at most half a second old while a server runs."""
+    return DATE.line
+
+
+refresh_date()
 
 
 Headers = tuple[tuple[str, str], ...]
@@ -65,7 +79,7 @@ def response_head(
     """The status line and headers of a response with a JSON body of ``length`` bytes (None:
     no body at all), ending with the blank line."""
     head = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
-    head += date_line()
+    head += DATE.line
     if length is not None:
         head += _JSON_LENGTH % length
     head += b"X-Request-Id: %s\r\n" % request_id.encode("latin-1")

@@ -13,13 +13,21 @@ from .framing import Refusal, response_head
 from .request import Request
 
 MALFORMED = InvalidRequest("Malformed HTTP request")
+# RFC 9112 3.2: a 1.1 request without Host, or any with more than one, gets a 400.
+_NO_HOST = Refusal.of(400, InvalidRequest("Exactly one Host header is required"))
 
 
 def check_head(request: Request) -> Refusal | None:
     """Request-line and Host checks (RFC 9112 3.2, 3.2.2): a refusal, or None."""
     url = request.url
-    if url.startswith(b"/"):
+    if url[:1] == b"/":
         target = url.decode("latin-1")
+        if request.repeated is None:  # the common case, in as few steps as possible
+            request.target = target
+            request.path = target.partition("?")[0]
+            if request.version == "1.1" and "host" not in request.headers:
+                return _NO_HOST
+            return None
     elif url.startswith((b"http://", b"https://")):
         # Absolute form (RFC 9112 3.2.2): a server MUST accept it; the path is in the URL.
         rest = url.decode("latin-1").partition("://")[2]
@@ -41,8 +49,7 @@ def check_head(request: Request) -> Refusal | None:
     else:
         hosts = len(request.get_list("host"))
     if hosts > 1 or (hosts == 0 and request.version == "1.1"):
-        # RFC 9112 3.2: a 1.1 request without Host, or any with more than one, gets a 400.
-        return Refusal.of(400, InvalidRequest("Exactly one Host header is required"))
+        return _NO_HOST
     return None
 
 

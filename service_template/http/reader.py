@@ -41,18 +41,10 @@ class Receiver(Protocol):
     """What a reader reports to."""
 
     receiving: bool  # False once the stream was refused for good: the reader then stops
+    deadline: float | None  # the reader sets the header and body deadlines of a request
 
-    def route(self, request: Request) -> Handler:
-        """The handler for ``request.path``."""
-        ...
-
-    def request_begun(self, first: bool, now: float) -> None:
-        """The first byte of a request arrived (``first``: the connection's first request)."""
-        ...
-
-    def head_received(self, request: Request) -> None:
-        """The request's headers are in and it will be read (``request.continue_owed`` says
-        whether its client waits for ``100 Continue``)."""
+    def continue_due(self) -> None:
+        """The current request's client waits for ``100 Continue`` before sending its body."""
         ...
 
     def request_received(self, request: Request) -> None:
@@ -71,14 +63,34 @@ class _Stop(Exception):
 class RequestReader:
     """The parser side of one connection."""
 
-    def __init__(self, receiver: Receiver, limits: Limits, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        receiver: Receiver,
+        limits: Limits,
+        route: Callable[[Request], Handler],
+        clock: Callable[[], float],
+    ) -> None:
         self.receiver = receiver
+        self.route = route  # the handler for a request's path
         self.limits = limits
         self.parser = httptools.HttpRequestParser(self)
         self.current: Request | None = None  # being received
         self.began_at = 0.0  # when it began
+        # The request being received, as the reader measures it (reset when one begins):
+        self.in_body = False  # its head is in
+        self.limit = 0  # body bytes allowed
+        self.head_bytes = 0  # trailer fields
+        self.raw_head = 0  # bytes of whole reads that fell inside the head
+        self.overhead = 0  # chunk framing and trailer bytes of whole reads inside the body
+        self.chunk_count = 0
+        self.headers: dict[str, str] = {}  # the current request's
+        self.header_timeout = limits.header_timeout
+        self.body_timeout = limits.body_timeout
+        self.max_header_bytes = limits.max_header_bytes
+        self._read_len = 0  # bytes in the read being parsed
+        self.begin_read_len = 0  # bytes in the read the current request began in
         self.begun = 0  # requests whose first byte arrived
-        self._begins = 0  # messages begun during the current read
+        self._begun_before = 0  # self.begun when the current read started
         self._clock = clock  # the event loop's
         # A request that offered an upgrade (h2c): llhttp stops at its headers, so its body
         # (Content-Length bytes) is read here before parsing goes on. (request, bytes missing)
@@ -91,9 +103,10 @@ class RequestReader:
             if not data:
                 return
         start = self.current
-        in_body = start is not None and start.headers_done
+        in_body = start is not None and self.in_body
         size_before = start.size if start is not None else 0
-        self._begins = 0
+        self._begun_before = self.begun
+        self._read_len = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -108,7 +121,8 @@ class RequestReader:
                 version = "version" in str(exc).lower()
                 self.fail(unsupported_version() if version else Refusal.of(400, MALFORMED))
         else:
-            self._account(data, start, in_body, size_before)
+            if self.current is not None:  # a request is still arriving after this read
+                self._account(data, start, in_body, size_before)
 
     def fail(self, refusal: Refusal) -> None:
         """Refuse the request being received (or the stream, if none began) for good."""
@@ -129,20 +143,21 @@ class RequestReader:
         request = self.current
         if request is None or not self.receiver.receiving:
             return
-        if request is start and self._begins == 0:
-            if not request.headers_done:  # still inside the head
-                request.raw_head += len(data)
+        begins = self.begun - self._begun_before  # messages begun in this read
+        if request is start and begins == 0:
+            if not self.in_body:  # still inside the head
+                self.raw_head += len(data)
             elif in_body:  # chunk framing and trailers: held by the parser, not the body
-                request.overhead += len(data) - (request.size - size)
+                self.overhead += len(data) - (request.size - size)
                 allowed = self.limits.max_header_bytes + self.limits.chunk_overhead * (
-                    request.chunk_count + 1
+                    self.chunk_count + 1
                 )
-                if request.overhead > allowed:
+                if self.overhead > allowed:
                     self.fail(header_too_large())
                 return
-        elif start is None and self._begins == 1 and not request.headers_done:
-            request.raw_head += len(data)
-        if request.raw_head > self.limits.max_header_bytes:
+        elif start is None and begins == 1 and not self.in_body:
+            self.raw_head += len(data)
+        if self.raw_head > self.limits.max_header_bytes:
             self.fail(header_too_large())
 
     # -- httptools callbacks --------------------------------------------------------------------
@@ -150,35 +165,36 @@ class RequestReader:
     def on_message_begin(self) -> None:
         if not self.receiver.receiving:
             raise _Stop
-        self._begins += 1
-        self.current = Request()
+        self.current = request = Request()
+        self.headers = request.headers
+        self.in_body = False
+        self.raw_head = self.head_bytes = 0
+        self.begin_read_len = self._read_len
         self.began_at = now = self._clock()
-        self.receiver.request_begun(self.begun == 0, now)
+        if self.begun:  # the first request keeps the deadline set when the connection opened
+            self.receiver.deadline = now + self.header_timeout
         self.begun += 1
+
+    # The head is measured once complete (cheaper than per field; a single read holds at most
+    # 256 KiB, and whole reads are checked in _account); trailer fields are summed as they come
+    # and held to the same limit.
 
     def on_url(self, url: bytes) -> None:
         request = self.current
         assert request is not None
         request.url += url
-        request.head_bytes += len(url)
-        if request.head_bytes > self.limits.max_header_bytes:
-            self.fail(header_too_large())
-            raise _Stop
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        request = self.current
-        assert request is not None
-        request.head_bytes += len(name) + len(value) + 4
-        if request.head_bytes > self.limits.max_header_bytes:
-            self.fail(header_too_large())
-            raise _Stop
-        if request.headers_done:
-            # A trailer field: counted above, never merged into the headers (RFC 9112 7.1.2),
-            # so nothing (a token, a Content-Type) can be slipped in after the checks.
+        if self.in_body:
+            # A trailer field: counted, never merged into the headers (RFC 9112 7.1.2), so
+            # nothing (a token, a Content-Type) can be slipped in after the checks.
+            self.head_bytes += len(name) + len(value) + 4
             return
         key = name.decode("latin-1").lower()
-        headers = request.headers
+        headers = self.headers
         if key in headers:
+            request = self.current
+            assert request is not None
             if request.repeated is None:
                 request.repeated = []
             request.repeated.append((key, value.decode("latin-1")))
@@ -188,7 +204,16 @@ class RequestReader:
     def on_headers_complete(self) -> None:
         request = self.current
         assert request is not None
-        request.headers_done = True
+        self.in_body = True
+        most = self.max_header_bytes
+        # The head lies within the reads it arrived in: measure it exactly only if those
+        # could hold more than the limit (a small request in one read never needs it).
+        if (
+            self.raw_head + self.begin_read_len + self._read_len > most
+            and _head_size(request) > most
+        ):
+            self.fail(header_too_large())
+            raise _Stop
         parser = self.parser
         request.method = parser.get_method().decode("latin-1")
         request.version = version = parser.get_http_version()
@@ -201,12 +226,15 @@ class RequestReader:
             self.fail(unsupported_version())
             raise _Stop
         refusal = check_head(request)  # sets request.path, which routing needs
-        handler = request.handler = self.receiver.route(request)
+        handler = request.handler = self.route(request)
         refusal = request.refusal = refusal or handler.check(request)
-        request.limit = limit = handler.body_limit(request)
-        if content_length(request) > limit:
+        self.limit = limit = handler.body_limit(request)
+        length = content_length(request)
+        if length > limit:
             self.fail(too_large(limit))  # at once: no point reading a body we refuse
             raise _Stop
+        if length < 0:  # chunked: its framing is measured in _account
+            self.overhead = self.chunk_count = 0
         expect = request.headers.get("expect")
         if expect is not None and expect.lower() == "100-continue" and version == "1.1":
             # RFC 9110 10.1.1: a request that will be refused gets its final status instead
@@ -215,18 +243,19 @@ class RequestReader:
                 self.fail(refusal)
                 raise _Stop
             request.continue_owed = True
-        self.receiver.head_received(request)
+            self.receiver.continue_due()
+        # The body is due body_timeout after the request's first byte.
+        self.receiver.deadline = self.began_at + self.body_timeout
 
     def on_chunk_header(self) -> None:
-        if self.current is not None:
-            self.current.chunk_count += 1
+        self.chunk_count += 1
 
     def on_body(self, body: bytes) -> None:
         request = self.current
         assert request is not None
         request.size += len(body)
-        if request.size > request.limit:
-            self.fail(too_large(request.limit))
+        if request.size > self.limit:
+            self.fail(too_large(self.limit))
             raise _Stop
         if request.refusal is None:
             request.chunks.append(body)
@@ -234,6 +263,9 @@ class RequestReader:
     def on_message_complete(self) -> None:
         request = self.current
         assert request is not None
+        if self.head_bytes > self.max_header_bytes:  # the trailer section is held to it too
+            self.fail(header_too_large())
+            raise _Stop
         self.current = None
         if self.parser.should_upgrade():
             # RFC 9110 7.8: a server may ignore an Upgrade offer. llhttp ends the message at its
@@ -274,9 +306,9 @@ class RequestReader:
         request, missing = self.upgrade_body
         take = data[:missing]
         request.size += len(take)
-        if request.size > request.limit:
+        if request.size > self.limit:
             self.current = request
-            self.fail(too_large(request.limit))
+            self.fail(too_large(self.limit))
             return b""
         request.chunks.append(take)
         missing -= len(take)
@@ -286,3 +318,13 @@ class RequestReader:
         self.upgrade_body = None
         self._complete(request)
         return data[len(take) :]
+
+
+def _head_size(request: Request) -> int:
+    """The bytes of the request target and header fields (names, values, ": " and CRLF)."""
+    headers = request.headers
+    size = len(request.url) + sum(map(len, headers)) + sum(map(len, headers.values()))
+    size += 4 * len(headers)
+    if request.repeated is not None:
+        size += sum(len(name) + len(value) + 4 for name, value in request.repeated)
+    return size

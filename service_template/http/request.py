@@ -26,19 +26,13 @@ class Request:
 
     __slots__ = (
         "body",
-        "chunk_count",
         "chunks",
         "continue_owed",
         "handler",
-        "head_bytes",
         "headers",
-        "headers_done",
         "keep_alive",
-        "limit",
         "method",
-        "overhead",
         "path",
-        "raw_head",
         "refusal",
         "repeated",
         "request_id",
@@ -54,12 +48,6 @@ class Request:
         self.repeated: list[tuple[str, str]] | None = None
         self.chunks: list[bytes] = []
         self.size = 0  # body bytes received
-        self.limit = 0  # body bytes allowed
-        self.head_bytes = 0  # request line, header and trailer fields, counted exactly
-        self.raw_head = 0  # bytes of whole reads that fell inside the head
-        self.overhead = 0  # chunk framing and trailer bytes of whole reads inside the body
-        self.chunk_count = 0
-        self.headers_done = False
         self.method = ""
         self.version = ""
         self.target = ""  # origin form: path and query

@@ -1,5 +1,8 @@
 """The GET routes, on a regular ``tornado.web.Application``: health, metrics, OpenRPC.
 
+``make_app`` serves them beside ``/api``; with an admin port, ``make_admin_app`` serves
+``/metrics`` and the probes there, and the API port stops serving ``/metrics``.
+
 These are not hot paths, so they use ``RequestHandler`` for its conveniences. Every response is
 JSON (or the Prometheus text format), including errors; no ``Server`` header is sent.
 """
@@ -77,14 +80,32 @@ class NotFoundHandler(_Base):
 
 
 def make_app(runtime: Runtime) -> tornado.web.Application:
+    """The API port's GET routes; ``/metrics`` only when no admin port serves it instead."""
     args = {"runtime": runtime}
+    routes: list[Any] = [
+        ("/livez", LivezHandler, args),
+        ("/readyz", ReadyzHandler, args),
+        ("/openrpc.json", OpenRPCHandler, args),
+    ]
+    if runtime.settings.admin_port is None:
+        routes.append(("/metrics", MetricsHandler, args))
+    return _application(routes, args)
+
+
+def make_admin_app(runtime: Runtime) -> tornado.web.Application:
+    """The admin port's routes: ``/metrics`` and the probes, nothing else (no ``/api``)."""
+    args = {"runtime": runtime}
+    routes: list[Any] = [
+        ("/livez", LivezHandler, args),
+        ("/readyz", ReadyzHandler, args),
+        ("/metrics", MetricsHandler, args),
+    ]
+    return _application(routes, args)
+
+
+def _application(routes: list[Any], args: dict[str, Any]) -> tornado.web.Application:
     return tornado.web.Application(
-        [
-            ("/livez", LivezHandler, args),
-            ("/readyz", ReadyzHandler, args),
-            ("/metrics", MetricsHandler, args),
-            ("/openrpc.json", OpenRPCHandler, args),
-        ],
+        routes,
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
         log_function=lambda handler: None,  # per-call logs come from the runtime, not here

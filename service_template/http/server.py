@@ -4,6 +4,9 @@ Connections are ours (``wire.py``, asyncio + httptools); ``/api`` is answered by
 every other path by Tornado's web application (``routes.py``) through ``bridge.py``. Tornado's
 own defaults would not fit a service anyway (100 MiB bodies answered with 400, no body timeout,
 an hour of idle keep-alive). Every bound is in ``limits.py``.
+
+With ``admin_port`` set, a second listener (``admin.AdminListener``) serves ``/metrics`` and
+the probes only, so a NetworkPolicy can give Prometheus that port and nothing else.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import socket
 from tornado.netutil import bind_sockets
 
 from ..runtime import Runtime
+from .admin import AdminListener
 from .api import API_PATH, APIEndpoint
 from .bridge import TornadoRoutes
+from .framing import refresh_date
 from .limits import Limits
 from .request import Handler, Request
 from .routes import make_app
@@ -25,7 +30,7 @@ from .wire import Connection
 
 log = logging.getLogger("service_template.http")
 
-__all__ = ["API_PATH", "HTTPServer", "Server", "bind"]
+__all__ = ["API_PATH", "AdminListener", "HTTPServer", "Server", "bind"]
 
 SWEEP_INTERVAL = 0.5  # seconds between deadline checks; timeouts are this much coarse
 DRAIN_POLL = 0.05
@@ -88,10 +93,17 @@ class HTTPServer:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
+            refresh_date()
             now = loop.time()
             for conn in list(self.connections):
                 if conn.due(now):
-                    conn.expire(now)
+                    try:
+                        conn.expire(now)
+                    except Exception:
+                        # One connection's fault must never stop the sweeper: every deadline
+                        # of every connection depends on it. Log the bug, drop the connection.
+                        log.exception("expiring a connection failed; closing it")
+                        conn.abort()
 
     def stop_listening(self) -> None:
         for listener in self.listeners:
@@ -118,11 +130,22 @@ class Server:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.http = HTTPServer(runtime)
+        self.admin = AdminListener(runtime) if runtime.settings.admin_port is not None else None
         self.port = 0
+        self.admin_port: int | None = None
 
-    async def listen(self, sockets: list[socket.socket] | None = None) -> int:
+    async def listen(
+        self,
+        sockets: list[socket.socket] | None = None,
+        admin_sockets: list[socket.socket] | None = None,
+    ) -> int:
         """Start accepting on ``sockets`` (bound already by a pre-fork parent) or on newly
-        bound ones; returns the port (useful with port 0)."""
+        bound ones, and on the admin port if one is set; returns the API port (useful with
+        port 0; ``admin_port`` holds the other)."""
+        if self.admin is not None:
+            # Bound first: a busy admin port must not leave the API listener open.
+            admin_sockets = admin_sockets or AdminListener.bind(self.runtime)
+            self.admin_port = self.admin.listen(admin_sockets)
         if sockets is None:
             settings = self.runtime.settings
             sockets = bind(settings.host, settings.port)
@@ -154,3 +177,5 @@ class Server:
             # shortly (bounded by the drain deadline; such requests end or time out quickly).
             await asyncio.sleep(DRAIN_POLL)
         await self.http.close()
+        if self.admin is not None:
+            await self.admin.close()

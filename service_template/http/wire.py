@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import select
 import socket
 import struct
 
 from ..protocol.errors import InvalidRequest
-from .framing import CONTINUE, Refusal, response_head
+from .framing import CONTINUE, DATE, OK_HEAD, Refusal, response_head
 from .head import at_capacity, too_many_pipelined
 from .reader import RequestReader
-from .request import Handler, Host, Request
+from .request import Host, Request
 
 log = logging.getLogger("service_template.http")
 
@@ -41,7 +42,7 @@ class Connection(asyncio.Protocol):
         self.limits = host.limits
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.reader = RequestReader(self, self.limits, self.loop.time)
+        self.reader = RequestReader(self, self.limits, host.route, self.loop.time)
         self.queue: collections.deque[Request] = collections.deque()  # received, waiting
         self.active: Request | None = None  # being answered
         self.receiving = True  # False once a request was refused for good: parse no further
@@ -108,35 +109,29 @@ class Connection(asyncio.Protocol):
 
     # -- reader.Receiver ------------------------------------------------------------------------
 
-    def route(self, request: Request) -> Handler:
-        return self.host.route(request)
-
-    def request_begun(self, first: bool, now: float) -> None:
-        if not first:  # the first request keeps the deadline set when the connection opened
-            self.deadline = now + self.limits.header_timeout
-
-    def head_received(self, request: Request) -> None:
-        # The body is due body_timeout after the request's first byte.
-        self.deadline = self.reader.began_at + self.limits.body_timeout
-        if request.continue_owed:
-            self._continue_if_due()
+    def continue_due(self) -> None:
+        self._continue_if_due()
 
     def request_received(self, request: Request) -> None:
         self.deadline = None  # no timeout while the request is answered: calls have deadlines
+        if (
+            self.active is None
+            and not self.queue
+            and request.refusal is None
+            and not self.write_blocked
+            and not self.closing
+        ):
+            # The common case, nothing before it: serve it now. (A handler that answers at
+            # once goes through _finish and _advance, which take care of what follows.)
+            assert request.handler is not None
+            self.active = request
+            request.handler.serve(request, self)
+            return
         if len(self.queue) >= self.limits.max_pipelined:
             # Past the pipelining bound (only reachable within one read): refuse this one and
             # read no further; every request before it is still answered, in order.
             request.refusal = too_many_pipelined(self.limits.max_pipelined)
             self.receiving = False
-        elif self.active is None and not self.queue and not self.write_blocked and not self.closing:
-            # The common case, nothing before it: serve it now. (A handler that answers at
-            # once goes through _finish and _advance, which take care of what follows.)
-            refusal = request.refusal
-            if refusal is None:
-                assert request.handler is not None
-                self.active = request
-                request.handler.serve(request, self)
-                return
         self.queue.append(request)
         self._advance()
 
@@ -153,11 +148,31 @@ class Connection(asyncio.Protocol):
     # -- answering ------------------------------------------------------------------------------
 
     def _advance(self) -> None:
-        """Start waiting requests in order while nothing else is answered and the client
-        reads its output. A loop, not recursion: a handler that answers at once re-enters here
-        and returns, and this loop takes the next request."""
+        """Go on after a response (or a newly queued request): start what waits, then settle
+        reading, deadlines and a deferred ``100 Continue``."""
         if self._advancing:
             return
+        if self.queue:
+            self._take_queued()
+        if self.closing or self.active is not None or self.queue:
+            self._update_reading()
+            return
+        # Nothing owed: the connection is between requests (or receiving one).
+        if self.eof:
+            self._close()
+            return
+        if self.reader.current is None:
+            if self.deadline is None:
+                self.deadline = self.loop.time() + self.limits.idle_timeout
+        else:
+            self._continue_if_due()
+        if self.reading != (self.receiving and not self.write_blocked):
+            self._update_reading()
+
+    def _take_queued(self) -> None:
+        """Start waiting requests in order while nothing else is answered and the client
+        reads its output. A loop, not recursion: a handler that answers at once re-enters
+        _advance, which returns at once, and this loop takes the next request."""
         self._advancing = True
         try:
             while (
@@ -173,19 +188,6 @@ class Connection(asyncio.Protocol):
                     request.handler.serve(request, self)
         finally:
             self._advancing = False
-        if self.closing or self.active is not None or self.queue:
-            self._update_reading()
-            return
-        # Nothing owed: the connection is between requests (or receiving one).
-        if self.eof:
-            self._close()
-            return
-        if self.reader.current is None:
-            if self.deadline is None:
-                self.deadline = self.loop.time() + self.limits.idle_timeout
-        else:
-            self._continue_if_due()
-        self._update_reading()
 
     def will_close(self, request: Request) -> bool:
         """Whether the connection closes after the response to ``request``."""
@@ -208,9 +210,18 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if request is not self.active or transport is None or self.closing:
             return  # the connection went away while the request was answered
-        close = self.will_close(request)
-        length = None if body is None else len(body)
-        head = response_head(status, length, request.request_id, extra, close)
+        refusal = request.refusal
+        close = (  # will_close, inlined on the hot path
+            not request.keep_alive
+            or self.host.draining
+            or (refusal is not None and refusal.final)
+            or (not self.queue and (self.eof or not self.receiving) and self.reader.current is None)
+        )
+        if status == 200 and body is not None and not extra and not close:
+            head = OK_HEAD % (DATE.line, len(body), request.request_id.encode("latin-1"))
+        else:
+            length = None if body is None else len(body)
+            head = response_head(status, length, request.request_id, extra, close)
         if body is None or request.method == "HEAD":
             # HEAD: the headers say what a GET would get; no body follows (RFC 9110 9.3.2).
             transport.write(head)
@@ -271,9 +282,21 @@ class Connection(asyncio.Protocol):
         self.closing = self.lingering = True
         self.receiving = False
         self.deadline = self.loop.time() + self.limits.linger_seconds
-        if transport.can_write_eof():
-            transport.write_eof()
+        try:
+            if transport.can_write_eof():
+                transport.write_eof()
+        except OSError:
+            # The client is gone already (it closed before our answer): nothing to linger for.
+            # Raised here, this would end the sweeper that called us, and with it every
+            # deadline (tests/integration/test_http_hardening.py::
+            # test_timeouts_keep_firing_after_a_client_closes_mid_request).
+            self._abort()
+            return
         self._update_reading()
+
+    def abort(self) -> None:
+        """Close at once (the server's last resort for a connection that misbehaved)."""
+        self._abort()
 
     def _abort(self) -> None:
         """Close at once, dropping unsent output, with a reset (not a FIN after the output)."""
@@ -284,7 +307,8 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             # SO_LINGER 0: the kernel would otherwise keep trying to send the buffered output.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            with contextlib.suppress(OSError):  # a socket the peer has already torn down
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         transport.abort()
 
     def due(self, now: float) -> bool:

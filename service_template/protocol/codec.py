@@ -45,8 +45,9 @@ MAX_INT_DIGITS = 4300
 """Longest integer literal accepted (Python's own default limit for int/str conversion)."""
 
 MAX_CONTAINERS = 50_000
-"""Most arrays and objects accepted in one body. Each costs the server about a hundred bytes
-and an allocation, so ``[[],[],...]`` would turn 1 MiB into some 30 MiB and a long pause."""
+"""Default for the most arrays and objects accepted in one body (the ``max_containers``
+setting). Each costs the server about a hundred bytes and an allocation, so ``[[],[],...]``
+would turn 1 MiB into some 30 MiB and a long pause."""
 
 MAX_FAST_CONTAINERS = 20_000
 """Above this many ``[`` and ``{`` bytes a body is decoded by the interruptible Python scanner."""
@@ -96,13 +97,13 @@ _HOOKS: dict[str, Any] = {
 _decoder = json.JSONDecoder(**_HOOKS)
 
 
-def _python_decoder() -> json.JSONDecoder:
+def _python_decoder(max_containers: int) -> json.JSONDecoder:
     """A strict decoder whose scanner is pure Python: slow, but a thread running it yields the
     interpreter every switch interval, where one C call would hold it to the end. It refuses a
-    body past ``MAX_CONTAINERS`` as it goes, before building the rest. One per call: it counts,
+    body past ``max_containers`` as it goes, before building the rest. One per call: it counts,
     and the scanner keeps per-call state (its key memo)."""
     decoder = json.JSONDecoder(**_HOOKS)
-    budget = [MAX_CONTAINERS]
+    budget = [max_containers]
     defaults = vars(json.decoder)  # JSONArray, JSONObject: untyped in typeshed
     parse_array, parse_object = defaults["JSONArray"], defaults["JSONObject"]
 
@@ -110,7 +111,7 @@ def _python_decoder() -> json.JSONDecoder:
         def parse_counted(*args: Any, **kwargs: Any) -> Any:
             budget[0] -= 1
             if budget[0] < 0:
-                raise _Reject(f"more than {MAX_CONTAINERS} arrays and objects")
+                raise _Reject(f"more than {max_containers} arrays and objects")
             return parse(*args, **kwargs)
 
         return parse_counted
@@ -121,16 +122,20 @@ def _python_decoder() -> json.JSONDecoder:
     return decoder
 
 
-def loads(data: bytes | str) -> Any:
-    """Decode one JSON text strictly; raise ``ParseError`` with a short reason otherwise."""
+def loads(data: bytes | str, max_containers: int = MAX_CONTAINERS) -> Any:
+    """Decode one JSON text strictly; raise ``ParseError`` with a short reason otherwise.
+
+    More than ``max_containers`` arrays and objects is refused too (bytes input only).
+    """
     if _orjson is not None and type(data) is bytes:
-        containers = data.count(b"[") + data.count(b"{")
-        if containers <= MAX_FAST_CONTAINERS:
+        containers = data.count(b"[") + data.count(b"{")  # an upper bound: strings hold some
+        fast = containers <= MAX_FAST_CONTAINERS and containers <= max_containers
+        if fast:
             value = _loads_verified(data, containers)
             if value is not _UNVERIFIED:
                 return value
-        if containers > MAX_FAST_CONTAINERS or len(data) > STRICT_C_LIMIT:
-            return _loads_strict(data, _python_decoder())
+        if not fast or len(data) > STRICT_C_LIMIT:
+            return _loads_strict(data, _python_decoder(max_containers))
     return _loads_strict(data, _decoder)
 
 
@@ -240,28 +245,55 @@ def dumps(value: Any) -> bytes:
     JSON has no NaN or Infinity: a value holding one (at any depth) raises ``ValueError``, on
     either encoder. Never emits ``NaN`` tokens, never turns them into ``null``.
     """
-    data, suspect = dumps_unchecked(value)
-    if suspect:
+    data = encode(value)
+    if suspect(value, data):
         check_finite(value)
     return data
 
 
-def dumps_unchecked(value: Any) -> tuple[bytes, bool]:
-    """``dumps`` without its last check: ``(data, suspect)``.
-
-    ``suspect`` is true when ``data`` contains ``null`` written by orjson, which could stand for
-    a NaN or an infinity: the caller must then run ``check_finite(value)`` (a walk in Python,
-    which a caller may prefer to run off its event loop for a large value).
-    """
+def encode(value: Any) -> bytes:
+    """``dumps`` without its last check: orjson writes NaN and infinities as ``null``, so a
+    caller must run ``check_finite(value)`` when ``suspect(value, data)`` says so (a walk in
+    Python, which a caller may prefer to run off its event loop for a large value)."""
     if _orjson is not None:
         try:
-            data: bytes = _orjson.dumps(value)
+            return _orjson.dumps(value)  # type: ignore[no-any-return]
         except (TypeError, _orjson.JSONEncodeError):
             pass  # fall through: the stdlib handles big ints, int keys and surrogates
-        else:
-            return data, b"null" in data
-    text = json.dumps(value, allow_nan=False, ensure_ascii=True, separators=(",", ":"))
-    return text.encode(), False
+    return json.dumps(value, allow_nan=False, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+class Encoded:
+    """A value already encoded by ``dumps`` (in a worker thread, off the event loop): the
+    dispatcher splices ``data`` into the response instead of encoding the value again."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def preencode(value: Any) -> Any:
+    """``Encoded(dumps(value))``, or ``value`` itself when it cannot be JSON (whoever encodes
+    it next reports why)."""
+    try:
+        return Encoded(dumps(value))
+    except (TypeError, ValueError, OverflowError):
+        return value
+
+
+_FLOAT_FREE = frozenset({int, str, bool, type(None)})
+
+
+def suspect(value: Any, data: bytes) -> bool:
+    """Whether ``data`` (``encode(value)``) could hold a NaN or an infinity written as null.
+
+    Cheap for the usual results: a scalar that is not a float is never suspect, and any other
+    value only when ``data`` contains ``null`` at all.
+    """
+    if type(value) in _FLOAT_FREE:
+        return False
+    return b"null" in data
 
 
 def check_finite(value: Any) -> None:

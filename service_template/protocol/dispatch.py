@@ -3,7 +3,8 @@
 Pure protocol: no sockets, no HTTP, no Tornado. The caller supplies three seams:
 
 - ``invoke(method, args, kwargs)``: runs a method (thread pool, deadline, ...) and returns its
-  result or raises; ``RPCError`` passes to the client as is.
+  result or raises; ``RPCError`` passes to the client as is. A result may come already
+  encoded (``codec.Encoded``, made in the thread that ran the method).
 - ``CallContext.authorized()``: whether the request carries a valid token (asked only for
   private methods, at most once per request).
 - ``CallContext.record(...)``: called once per call with its outcome, for metrics and logs.
@@ -122,6 +123,7 @@ class Dispatcher:
         inline_limit: int = INLINE_LIMIT,
         admission: Admission | None = None,
         deadline: Callable[[Method], float] | None = None,
+        max_containers: int = codec.MAX_CONTAINERS,
     ) -> None:
         self.methods = dict(methods)
         self.invoke = invoke
@@ -132,6 +134,7 @@ class Dispatcher:
         self.inline_limit = inline_limit
         self.admission = admission
         self.deadline = deadline
+        self.max_containers = max_containers
 
     async def dispatch(self, body: bytes, ctx: CallContext) -> bytes | None:
         """Answer one HTTP body. ``None`` means no response at all (only notifications).
@@ -143,9 +146,10 @@ class Dispatcher:
         large = len(body) > self.inline_limit
         try:
             if large and self.offload is not None:
-                payload = await self.offload(functools.partial(codec.loads, body))
+                decode = functools.partial(codec.loads, body, self.max_containers)
+                payload = await self.offload(decode)
             else:
-                payload = codec.loads(body)
+                payload = codec.loads(body, self.max_containers)
         except ParseError as exc:
             ctx.record(INVALID, None, None, exc.code, time.perf_counter() - started)
             return _error_bytes(None, exc)  # section 5: id is null when it cannot be known
@@ -153,18 +157,15 @@ class Dispatcher:
         try:
             if type(payload) is not list:
                 return await self._call(payload, state)
-            return await self._dispatch_batch(payload, state)
+            if not payload or len(payload) > self.max_batch:
+                reason = "empty batch" if not payload else f"batch longer than {self.max_batch}"
+                ctx.record(INVALID, None, None, InvalidRequest.default_code, 0.0)
+                return _error_bytes(None, InvalidRequest(data={"reason": reason}))
+            if self.on_batch is not None:
+                self.on_batch(len(payload))
+            replies = await self._batch(payload, state)
         finally:
             state.close()
-
-    async def _dispatch_batch(self, payload: list[Any], state: _Request) -> bytes | None:
-        if not payload or len(payload) > self.max_batch:
-            reason = "empty batch" if not payload else f"batch longer than {self.max_batch}"
-            state.ctx.record(INVALID, None, None, InvalidRequest.default_code, 0.0)
-            return _error_bytes(None, InvalidRequest(data={"reason": reason}))
-        if self.on_batch is not None:
-            self.on_batch(len(payload))
-        replies = await self._batch(payload, state)
         parts = [reply for reply in replies if reply is not None]
         if not parts:
             return None  # a batch of notifications only: nothing is returned (section 6)
@@ -221,7 +222,9 @@ class Dispatcher:
         request_id, method, params, problem = _validate(item)
         error = problem or ServerOverloaded(data={"retry_after": RETRY_AFTER})
         label = INVALID if problem else method if method in self.methods else UNKNOWN_METHOD
-        state.ctx.record(label, request_id, state.params(params), error.code, 0.0)
+        state.ctx.record(
+            label, request_id, params if not state.body_bytes else state.summary(), error.code, 0.0
+        )
         return None if request_id is NO_ID else _error_bytes(request_id, error)
 
     async def _call(self, item: Any, state: _Request) -> bytes | None:
@@ -243,9 +246,14 @@ class Dispatcher:
                 result = await self.invoke(entry, args, kwargs)
             if request_id is NO_ID:
                 reply = None
+            elif type(result) is codec.Encoded:  # encoded where it was made (a thread)
+                reply = b'{"jsonrpc":"2.0","result":%b,"id":%b}' % (
+                    result.data,
+                    codec.encode(request_id),
+                )
             else:
-                reply, suspect = _result_bytes(request_id, result, method)
-                if suspect:  # orjson wrote null: it may stand for NaN or an infinity
+                reply = _result_bytes(request_id, result, method)
+                if codec.suspect(result, reply):  # orjson writes NaN and infinities as null
                     await self._check_finite(result, len(reply), method)
             # Both raise InternalError for an unencodable result: recorded as a fault.
         except RPCError as exc:
@@ -254,10 +262,20 @@ class Dispatcher:
             log.exception("method %r raised", method)
             error = self._internal(exc)
         else:
-            ctx.record(label, request_id, state.params(params), None, time.perf_counter() - started)
+            ctx.record(
+                label,
+                request_id,
+                params if not state.body_bytes else state.summary(),
+                None,
+                time.perf_counter() - started,
+            )
             return reply
         ctx.record(
-            label, request_id, state.params(params), error.code, time.perf_counter() - started
+            label,
+            request_id,
+            params if not state.body_bytes else state.summary(),
+            error.code,
+            time.perf_counter() - started,
         )
         if request_id is NO_ID:
             return None  # section 4.1: notifications are never answered, not even errors
@@ -327,9 +345,8 @@ class _Request:
             self._verdict = asyncio.ensure_future(self.ctx.authorized())
         return await asyncio.shield(self._verdict)
 
-    def params(self, params: Params) -> Params:
-        if not self.body_bytes or params is None:
-            return params
+    def summary(self) -> Params:
+        """What a record gets instead of the params of a body over ``inline_limit``."""
         return {"omitted": "params of a large body", "body_bytes": self.body_bytes}
 
     def close(self) -> None:
@@ -363,9 +380,9 @@ def _validate(item: Any) -> tuple[Any, str, Params, RPCError | None]:
     return answer_id, "", None, InvalidRequest(data={"reason": reason})
 
 
-def _result_bytes(request_id: Any, result: Any, method: str) -> tuple[bytes, bool]:
+def _result_bytes(request_id: Any, result: Any, method: str) -> bytes:
     try:
-        return codec.dumps_unchecked({"jsonrpc": "2.0", "result": result, "id": request_id})
+        return codec.encode({"jsonrpc": "2.0", "result": result, "id": request_id})
     except (TypeError, ValueError, OverflowError) as exc:
         log.error("result of %r is not JSON serializable: %s", method, exc)
         raise InternalError() from None

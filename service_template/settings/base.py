@@ -35,6 +35,7 @@ class _Declared:
     low: float | None
     high: float | None
     choices: Sequence[str] | None
+    redact: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class Spec:
     parse: Parse
     secret: bool
     required: bool
+    redact: bool  # its raw value never appears in a problem (true for every secret)
 
 
 @overload
@@ -58,6 +60,7 @@ def setting(
     low: float | None = None,
     high: float | None = None,
     choices: Sequence[str] | None = None,
+    redact: bool = False,
 ) -> T: ...
 @overload
 def setting(
@@ -68,6 +71,7 @@ def setting(
     low: float | None = None,
     high: float | None = None,
     choices: Sequence[str] | None = None,
+    redact: bool = False,
 ) -> T: ...
 @overload
 def setting(
@@ -77,6 +81,7 @@ def setting(
     low: float | None = None,
     high: float | None = None,
     choices: Sequence[str] | None = None,
+    redact: bool = False,
 ) -> Any: ...
 def setting(
     *,
@@ -87,15 +92,18 @@ def setting(
     low: float | None = None,
     high: float | None = None,
     choices: Sequence[str] | None = None,
+    redact: bool = False,
 ) -> Any:
     """Declare one setting on a ``BaseSettings`` subclass.
 
     ``default`` (or ``factory`` for a mutable one; neither: the setting is required), ``help``
     (one line, shown in the README table), ``low``/``high`` (inclusive bounds of a number),
     ``choices`` (allowed text, compared case-insensitively), ``parse`` (a function from the raw
-    value to the typed one, raising ``ValueError``; replaces the parser the type would pick).
+    value to the typed one, raising ``ValueError``; replaces the parser the type would pick),
+    ``redact`` (never quote the raw value in a problem, e.g. paths that may be a pasted token;
+    a ``Secret`` never is quoted anyway).
     """
-    declared = _Declared(help, parse, low, high, choices)
+    declared = _Declared(help, parse, low, high, choices, redact)
     return dataclasses.field(default=default, default_factory=factory, metadata={_META: declared})
 
 
@@ -187,18 +195,17 @@ class BaseSettings:
         defaults: Mapping[str, Any] | None,
         problems: list[str],
     ) -> dict[str, Any]:
-        known, secrets = (
-            cls._settings_specs,
-            {n for n, s in cls._settings_specs.items() if s.secret},
-        )
+        known = cls._settings_specs
+        secrets = {name for name, spec in known.items() if spec.secret}
+        hidden = {name for name, spec in known.items() if spec.redact}
         layers = [  # lowest precedence first: a later layer replaces an earlier one's value
             sources.from_mapping(
-                defaults, known, secrets, lambda name: f"class attribute {name}", problems
+                defaults, known, hidden, lambda name: f"class attribute {name}", problems
             ),
             sources.from_yaml(config_file, environ, known, problems),
-            sources.from_environ(environ, known, secrets, problems),
+            sources.from_environ(environ, known, secrets, hidden, problems),
             sources.from_mapping(
-                overrides, known, secrets, lambda name: "--" + name.replace("_", "-"), problems
+                overrides, known, hidden, lambda name: "--" + name.replace("_", "-"), problems
             ),
         ]
         chosen: dict[str, Any] = {}
@@ -247,7 +254,7 @@ def _specs(cls: type) -> dict[str, Spec]:
         raise TypeError(f"{cls.__qualname__}: cannot read a setting's type: {exc}") from exc
     specs: dict[str, Spec] = {}
     for field in dataclasses.fields(cls):
-        declared = field.metadata.get(_META) or _Declared("", None, None, None, None)
+        declared = field.metadata.get(_META) or _Declared("", None, None, None, None, False)
         hint = hints[field.name]
         parse = declared.parse or parser_for(hint)
         if declared.choices is not None:
@@ -258,7 +265,10 @@ def _specs(cls: type) -> dict[str, Spec]:
             field.default_factory is dataclasses.MISSING
         )
         env = sources.env_name(field.name)
-        specs[field.name] = Spec(field.name, env, declared.help, parse, is_secret(hint), required)
+        secret = is_secret(hint)
+        specs[field.name] = Spec(
+            field.name, env, declared.help, parse, secret, required, secret or declared.redact
+        )
     file_names = {spec.env + sources.FILE_SUFFIX for spec in specs.values() if spec.secret}
     clash = sorted(file_names & {spec.env for spec in specs.values()})
     if clash:

@@ -47,17 +47,18 @@ def shown(raw: Any, secret: bool) -> str:
 def from_mapping(
     values: Mapping[str, Any] | None,
     known: Collection[str],
-    secrets: Collection[str],
+    hidden: Collection[str],
     label: Callable[[str], str],
     problems: list[str],
 ) -> Layer:
-    """Flags or class attributes; ``None`` means not given."""
+    """Flags or class attributes; ``None`` means not given. Values of ``hidden`` settings are
+    never quoted."""
     layer: Layer = {}
     for name, raw in (values or {}).items():
         if name not in known:
             problems.append(f"{label(name)}: unknown setting{suggest(name, known)}")
         elif raw is not None:
-            layer[name] = (raw, label(name) + shown(raw, name in secrets))
+            layer[name] = (raw, label(name) + shown(raw, name in hidden))
     return layer
 
 
@@ -127,6 +128,7 @@ def from_environ(
     environ: Mapping[str, str],
     known: Collection[str],
     secrets: Collection[str],
+    hidden: Collection[str],
     problems: list[str],
 ) -> Layer:
     """``SERVICE_<NAME>`` for every setting, and ``SERVICE_<NAME>_FILE`` for secret ones: a file
@@ -140,7 +142,7 @@ def from_environ(
             continue
         if env in by_env:
             name = by_env[env]
-            layer[name] = (raw, env + shown(raw, name in secrets))
+            layer[name] = (raw, env + shown(raw, name in hidden))
         elif env not in by_file_env:  # the value is not shown: a misspelt name may hold a secret
             problems.append(f"{env}: unknown setting{suggest(env, accepted, ENV_PREFIX)}")
     for file_env, name in by_file_env.items():

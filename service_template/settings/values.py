@@ -146,6 +146,8 @@ def bounded(parse: Parse, low: float | None, high: float | None) -> Parse:
 
     def check(value: Any) -> Any:
         result = parse(value)
+        if result is None:  # an optional setting left unset
+            return None
         if low is not None and high is not None and not low <= result <= high:
             raise ValueError(f"must be between {low} and {high}")
         if low is not None and result < low:

@@ -152,11 +152,11 @@ def image(docker_client: docker.DockerClient, base_image: str) -> str:
     if shutil.which("docker") is None:
         unavailable("Docker CLI not found on PATH (needed for docker build)")
     wheels = REPO / ".cache" / "wheels"
-    # Empty, or older than pyproject.toml (a dependency may have been added): the offline
-    # build would fail on a missing wheel, so refresh them (pip's cache makes it quick).
-    if (
-        not any(wheels.glob("*.whl"))
-        or wheels.stat().st_mtime < (REPO / "pyproject.toml").stat().st_mtime
+    # Empty, or older than a lock it is made from (a pin may have moved): the offline build
+    # would fail on a missing wheel, so refresh them (pip's cache makes it quick).
+    locks = [REPO / "requirements" / name for name in ("runtime.txt", "build.txt")]
+    if not any(wheels.glob("*.whl")) or wheels.stat().st_mtime < max(
+        lock.stat().st_mtime for lock in locks
     ):
         run_step(["bash", "scripts/ci/build-wheels.sh"], "building wheels", timeout=600)
     started = time.monotonic()

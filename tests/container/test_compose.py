@@ -43,6 +43,11 @@ SERVICES = {"hello", "compute", "gateway", "prometheus"}
 BACKEND_UNAVAILABLE = -32010
 ACCESS_DENIED = -32001
 COMPOSE_VARIABLES = compose_variables(COMPOSE_FILE)
+# Each service has a token of its own; the tests call the gateway with TOKEN.
+TOKENS = {"hello": "hello-" + TOKEN, "compute": "compute-" + TOKEN, "gateway": TOKEN}
+# The token files' group, which the services join (SECRETS_GID): neither root's nor theirs when
+# the tests run as root (CI), else the caller's own group (what compose/README.md tells users).
+SECRETS_GID = 4711 if os.geteuid() == 0 else os.getgid()
 
 
 @dataclass
@@ -122,17 +127,17 @@ def stack(
 ) -> Iterator[Stack]:
     """The whole stack up and healthy (``up --wait``); torn down, and checked gone, at the end."""
     folder = tmp_path_factory.mktemp("compose")
-    token_file = folder / "api_token"
-    token_file.write_text(TOKEN + "\n")
-    token_file.chmod(0o644)  # the services run as uid 10001
+    lines = [f"SERVICE_IMAGE={image}", f"PROMETHEUS_IMAGE={prometheus_image}"]
+    for name, token in TOKENS.items():
+        token_file = folder / f"{name}_token"
+        token_file.write_text(token + "\n")
+        # As compose/README.md says: group read for the group the services join, no world read.
+        os.chown(token_file, -1, SECRETS_GID)
+        token_file.chmod(0o640)
+        lines.append(f"{name.upper()}_TOKEN_FILE={token_file}")
+    lines += [f"SECRETS_GID={SECRETS_GID}", "GATEWAY_PORT=0", "PROMETHEUS_PORT=0"]
     env_file = folder / "compose.env"
-    env_file.write_text(
-        f"SERVICE_IMAGE={image}\n"
-        f"PROMETHEUS_IMAGE={prometheus_image}\n"
-        f"API_TOKEN_FILE={token_file}\n"
-        "GATEWAY_PORT=0\n"
-        "PROMETHEUS_PORT=0\n"
-    )
+    env_file.write_text("\n".join(lines) + "\n")
     env = {
         key: value
         for key, value in os.environ.items()
@@ -193,13 +198,37 @@ def test_private_method_refuses_a_missing_or_wrong_token_and_accepts_the_right_o
     for token in (None, "wrong-" + TOKEN):
         answer = rpc(url, "private_greet", ["x"], token=token)
         assert answer.get("error", {}).get("code") == ACCESS_DENIED, answer
+    # hello's token is hello's: the gateway does not accept it from a caller ...
+    answer = rpc(url, "private_greet", ["x"], token=TOKENS["hello"])
+    assert answer.get("error", {}).get("code") == ACCESS_DENIED, answer
     answer = rpc(url, "private_greet", ["x"], token=TOKEN)
-    # The gateway forwards with its own token to hello's private method.
+    # ... but sends it to hello's private method (SERVICE_PEER_TOKEN_FILES).
     assert result_of(answer) == "this is secret: hello x"
-    # The token is a mounted secret file, so `docker inspect` shows it nowhere.
+    # The tokens are mounted secret files, so `docker inspect` shows them nowhere.
     for row in stack.ps().values():
         config = docker_client.containers.get(row["ID"]).attrs["Config"]
-        assert not any(TOKEN in item for item in config.get("Env") or []), row["Service"]
+        for token in TOKENS.values():
+            assert not any(token in item for item in config.get("Env") or []), row["Service"]
+
+
+def test_each_service_reads_its_token_file_by_group_without_world_read(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    # Outside Swarm, Compose bind-mounts a file secret with the host file's owner and mode
+    # (it ignores uid/gid/mode with a warning); the services read it through SECRETS_GID.
+    probe = (
+        "import os, stat, json; s = os.stat('/run/secrets/api_token'); "
+        "print(json.dumps([oct(stat.S_IMODE(s.st_mode)), s.st_gid, os.getuid(), os.getgroups(), "
+        "open('/run/secrets/api_token').read().strip()]))"
+    )
+    rows = stack.ps()
+    for name, token in TOKENS.items():
+        container = docker_client.containers.get(rows[name]["ID"])
+        code, output = container.exec_run(["/opt/venv/bin/python", "-c", probe])
+        assert code == 0, output
+        mode, gid, uid, groups, read = json.loads(output)
+        assert (mode, gid, uid, read) == ("0o640", SECRETS_GID, 10001, token), name
+        assert SECRETS_GID in groups
 
 
 def test_only_the_gateway_and_prometheus_are_published_and_only_on_loopback(

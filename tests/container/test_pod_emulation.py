@@ -44,7 +44,7 @@ pytestmark = pytest.mark.container
 OVERLAY = REPO / "k8s" / "overlays" / "prod"
 DEPLOYMENT = "hello"
 # The Secret the prod overlay only refers to (an operator creates it): its value for the test.
-SECRETS = {"service-template-api-token": {"api-token": TOKEN}}
+SECRETS = {f"{DEPLOYMENT}-api-token": {"api-token": TOKEN}}
 # What the kubelet sends with an HTTP probe, besides the probe's own httpHeaders.
 KUBELET_HEADERS = {"User-Agent": "kube-probe/1.33", "Accept": "*/*"}
 QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|k|M|G)?$")
@@ -130,6 +130,7 @@ class Pod:
     grace_period: int
     pre_stop: list[str] | None
     port: int
+    admin_port: int | None
     secret_files: dict[Path, tuple[str, int, int | None]] = field(default_factory=dict)
 
 
@@ -246,14 +247,15 @@ def emulate(docs: list[dict[str, Any]], name: str, image: str, secret_root: Path
     pre_stop = container.get("lifecycle", {}).get("preStop")
     if pre_stop is not None:
         assert set(pre_stop) == {"exec"}, f"preStop not emulated: {pre_stop}"
-    (port,) = [p["containerPort"] for p in container["ports"]]
+    assert set(ports) <= {"http", "admin"}, f"ports not emulated: {sorted(ports)}"
     return Pod(
         manifest_image=container["image"],
         run=run,
         probes=probes,
         grace_period=pod.get("terminationGracePeriodSeconds", 30),
         pre_stop=pre_stop["exec"]["command"] if pre_stop else None,
-        port=port,
+        port=ports["http"],
+        admin_port=ports.get("admin"),
         secret_files=secret_files,
     )
 
@@ -297,6 +299,11 @@ def test_hello_pod_starts_answers_probes_and_drains_without_dropping_calls(
     for kind in ("liveness", "readiness"):
         reply = pod.probes[kind].hit(address)
         assert reply.status == 200, f"{kind}Probe: {reply.status} {reply.body[:200]!r}"
+
+    # /metrics is on the admin port only, where the manifest points Prometheus.
+    assert pod.admin_port is not None
+    assert get(f"http://{address}:{pod.admin_port}/metrics").status == 200
+    assert get(f"http://{address}:{pod.port}/metrics").status == 404
 
     # The Secret volume works under the manifest's user, group and file mode.
     url = f"http://{address}:{pod.port}/api"

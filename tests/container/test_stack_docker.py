@@ -136,7 +136,8 @@ def test_up_call_status_smoke_and_down_leave_no_container_network_or_volume(
 ) -> None:
     up = checkout.run("up", "--docker", "-d")
     assert up.returncode == 0, up.stderr[-3000:]
-    assert "API_TOKEN_FILE is not set: using a generated dev token" in up.stderr
+    for name in ("HELLO", "COMPUTE", "GATEWAY"):  # a token per service
+        assert f"{name}_TOKEN_FILE is not set: using a generated dev token" in up.stderr
     rows = {line.split()[0]: line.split() for line in up.stdout.splitlines()[1:]}
     assert rows["gateway"][1].startswith("http://127.0.0.1:") and rows["gateway"][-2:] == [
         "running",
@@ -151,6 +152,9 @@ def test_up_call_status_smoke_and_down_leave_no_container_network_or_volume(
     assert json.loads(called.stdout) == {"greeting": "hello you", "sum": 5}, called.stderr
     private = checkout.run("call", "hello", "say_private_hello", "x")
     assert json.loads(private.stdout) == "this is secret: hello x", private.stderr
+    # The gateway calls hello's private method with hello's own token.
+    forwarded = checkout.run("call", "gateway", "private_greet", "x")
+    assert json.loads(forwarded.stdout) == "this is secret: hello x", forwarded.stderr
     assert (
         checkout.run("call", "--token", "wrong", "hello", "say_private_hello", "x").returncode == 1
     )

@@ -95,7 +95,10 @@ def server() -> Iterator[Target]:
         yield target
         # After the last example every connection ends (answered, timed out or closed by the
         # client): a descriptor still open is a connection the server lost track of.
-        target.watch.wait_fds_at_most(baseline_fds, within=4 * SETTLE)
+        try:
+            target.watch.wait_fds_at_most(baseline_fds, within=4 * SETTLE)
+        except AssertionError as exc:
+            raise AssertionError(f"after the fuzz, connections never closed: {exc}") from None
     finally:
         service.stop_cleanly()
 

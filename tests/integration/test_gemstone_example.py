@@ -26,7 +26,7 @@ from tests.conftest import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
-# Verbatim from ../shared/reference/gemstone-0.3.1.md, with only the import line changed.
+# Verbatim from gemstone 0.3.1's README, with only the import line changed.
 EXAMPLE = """\
 from service_template import MicroService, public_method, private_api_method
 

@@ -388,6 +388,12 @@ def test_sensitive_params_are_redacted_in_the_log(observed):
         headers={"X-Request-Id": "log-pw-named"},
     )
     rpc(observed.port, "echo", [{"token": secret}], headers={"X-Request-Id": "log-pw-nested"})
+    looks_secret = {"access_token": secret, "clientSecret": secret, "X-Auth": secret, "n": 1}
+    rpc(observed.port, "echo", [looks_secret], headers={"X-Request-Id": "log-pw-pattern"})
+    [pattern] = _call_lines(observed, "log-pw-pattern")
+    assert pattern["params"] == [
+        {"access_token": "***", "clientSecret": "***", "X-Auth": "***", "n": 1}
+    ]
     [positional] = _call_lines(observed, "log-pw-pos")
     [named] = _call_lines(observed, "log-pw-named")
     [nested] = _call_lines(observed, "log-pw-nested")

@@ -529,3 +529,25 @@ def test_two_x_api_tokens_are_refused(header_probe):
     assert exchange(header_probe.port, api_head(len(body), one) + body).json()["result"]
     reply = exchange(header_probe.port, api_head(len(body), one * 2) + body)
     assert reply.json()["error"]["code"] == -32001
+
+
+def test_timeouts_keep_firing_after_a_client_closes_mid_request():
+    # A client that sends half a head and then closes: when its header timeout fires, the
+    # server's half-close meets a socket that is gone. That must not stop the deadline sweeper,
+    # or no timeout of any later connection would fire again (found by the fuzzer).
+    service = launch("tests.integration.services:ProbeService", env=ENV)
+    try:
+        for _ in range(3):
+            with connect(service.port) as sock:
+                sock.sendall(b"POST /api HTTP/1.1\r\nHost: x\r\nContent-Len")
+        # Two silent connections in turn: the second opens after the half-sent ones' deadlines
+        # have fired, so a sweeper they had stopped would leave it open.
+        for _ in range(2):
+            with connect(service.port) as sock:
+                received, seconds = wait_closed(sock, HEADER_TIMEOUT + SWEEP + MARGIN + 4)
+            assert received == b""
+            assert seconds < HEADER_TIMEOUT + SWEEP + MARGIN + 2
+        assert not [line for line in service.logs() if line.get("level") == "error"]
+        assert_healthy(service.port)
+    finally:
+        service.stop_cleanly()

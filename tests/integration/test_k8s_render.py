@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,45 @@ def test_checkov_catches_an_insecure_change(tmp_path: Path) -> None:
     )
     failed = {c["check_id"] for c in _checkov(rendered.parent)["results"]["failed_checks"]}
     assert "CKV_K8S_20" in failed
+
+
+def _referenced_secrets(rendered: Path) -> dict[str, set[str]]:
+    """Deployment name -> names of the Secrets its pod volumes read (plain and projected)."""
+    found: dict[str, set[str]] = {}
+    for doc in yaml.safe_load_all(rendered.read_text()):
+        if not doc or doc["kind"] != "Deployment":
+            continue
+        names = found.setdefault(doc["metadata"]["name"], set())
+        for volume in doc["spec"]["template"]["spec"].get("volumes", []):
+            if "secret" in volume:
+                names.add(volume["secret"]["secretName"])
+            for source in volume.get("projected", {}).get("sources", []):
+                if "secret" in source:
+                    names.add(source["secret"]["name"])
+    return found
+
+
+def test_every_token_secret_a_pod_reads_exists_in_dev_and_is_documented_for_prod(
+    tmp_path: Path,
+) -> None:
+    # Dev: kustomize gave the generated Secrets a hash suffix; every reference, the gateway's
+    # projected peer-token volume included, must carry the same one.
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "prod").mkdir()
+    dev = render("dev", tmp_path / "dev")
+    generated = {
+        doc["metadata"]["name"]
+        for doc in yaml.safe_load_all(dev.read_text())
+        if doc and doc["kind"] == "Secret"
+    }
+    referenced = _referenced_secrets(dev)
+    assert set().union(*referenced.values()) == generated
+    assert len(referenced["gateway"]) == 3  # its own token and its two peers'
+    # Prod: the operator makes <name>-api-token for each service, as the README's loop does.
+    prod = _referenced_secrets(render("prod", tmp_path / "prod"))
+    assert set().union(*prod.values()) == {f"{name}-api-token" for name in prod}
+    for readme in (REPO / "README.md", K8S / "README.md"):
+        text = readme.read_text()
+        loops = re.findall(r"^for name in ([a-z0-9 ]+); do$", text, re.MULTILINE)
+        assert loops and all(set(loop.split()) == set(prod) for loop in loops), readme
+        assert '"$name-api-token"' in text

@@ -61,13 +61,18 @@ def test_compose_file_is_valid_with_every_profile():
         "metrics",
         "config",
         "--quiet",
-        env={"API_TOKEN_FILE": "/dev/null"},
+        env={name: "/dev/null" for name in TOKEN_FILES},
     )
 
 
-def test_compose_refuses_to_run_without_the_token_file():
+TOKEN_FILES = ("HELLO_TOKEN_FILE", "COMPUTE_TOKEN_FILE", "GATEWAY_TOKEN_FILE")
+
+
+@pytest.mark.parametrize("missing", TOKEN_FILES)
+def test_compose_refuses_to_run_without_each_token_file(missing: str) -> None:
     docker = tool("docker")
-    env = {k: v for k, v in os.environ.items() if k != "API_TOKEN_FILE"}
+    env = {k: v for k, v in os.environ.items() if k not in TOKEN_FILES}
+    env.update({name: "/dev/null" for name in TOKEN_FILES if name != missing})
     result = subprocess.run(
         [docker, "compose", "-f", "compose/compose.yaml", "--env-file", "/dev/null", "config"],
         cwd=REPO,
@@ -78,7 +83,7 @@ def test_compose_refuses_to_run_without_the_token_file():
         env=env,
     )
     assert result.returncode != 0
-    assert "API_TOKEN_FILE" in result.stderr
+    assert f"required variable {missing} is missing a value" in result.stderr
 
 
 def test_shell_scripts_pass_shellcheck():

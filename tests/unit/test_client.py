@@ -304,6 +304,28 @@ def test_503_with_retry_after_raises_server_overloaded_with_the_delay():
     assert isinstance(caught.value, errors.ServerOverloaded)
 
 
+def test_a_batch_member_refused_for_want_of_a_slot_carries_its_retry_after():
+    def answer(request: httpx.Request) -> httpx.Response:
+        first, second = json.loads(request.content)
+        overloaded = _error(-32003, "Server overloaded", {"retry_after": 1})
+        return httpx.Response(
+            200,
+            json=[
+                {"jsonrpc": "2.0", "id": first["id"], "result": 3},
+                {"jsonrpc": "2.0", "id": second["id"], "error": overloaded},
+            ],
+        )
+
+    with answering(answer) as remote:
+        with remote.batch() as batch:
+            ran = batch.methods.add(1, 2)
+            refused = batch.methods.add(3, 4)
+        assert ran.result() == 3
+        with pytest.raises(ServerOverloaded) as caught:
+            refused.result()
+    assert caught.value.retry_after == 1.0
+
+
 def test_503_with_retry_after_as_an_http_date_and_no_body():
     when = formatdate(time.time() + 30, usegmt=True)
     response = httpx.Response(503, text="busy", headers={"Retry-After": when})
@@ -345,6 +367,55 @@ def test_connection_refused_raises_connect_error_from_the_httpx_error():
     assert isinstance(caught.value, ConnectionError)
     assert isinstance(caught.value, TransportError)
     assert isinstance(caught.value, ClientError)
+
+
+SECRET_URL = "http://svc-user:pa55word@hello.internal:8000/api"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda request: (_ for _ in ()).throw(httpx.ConnectError("[Errno 111] refused")),
+        lambda request: httpx.Response(502, text="bad gateway"),
+        lambda request: httpx.Response(200, text="<html>"),
+        lambda request: httpx.Response(200, json={"jsonrpc": "2.0", "id": 99, "result": 1}),
+    ],
+    ids=["refused", "http-502", "not-json", "wrong-id"],
+)
+def test_errors_never_show_a_password_from_the_url(failure: Any) -> None:
+    remote = RemoteClient(SECRET_URL, transport=httpx.MockTransport(failure), timeout=2)
+    with remote, pytest.raises(ClientError) as caught:
+        remote.methods.add(1, 2)
+    assert "pa55word" not in str(caught.value) and "svc-user" not in str(caught.value)
+    assert "hello.internal:8000" in str(caught.value)
+    assert "pa55word" not in getattr(caught.value, "url", "")
+    assert "pa55word" not in repr(remote)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda request: (_ for _ in ()).throw(httpx.ConnectError("[Errno 111] refused")),
+        lambda request: (_ for _ in ()).throw(httpx.ReadTimeout("timed out")),
+        lambda request: httpx.Response(502, text="bad gateway"),
+        lambda request: httpx.Response(200, text="<html>"),
+        lambda request: httpx.Response(200, json={"jsonrpc": "2.0", "id": 99, "result": 1}),
+    ],
+    ids=["refused", "timeout", "http-502", "not-json", "wrong-id"],
+)
+def test_a_client_for_a_peer_names_it_by_name_not_by_its_url(failure: Any) -> None:
+    remote = RemoteClient(SECRET_URL, transport=httpx.MockTransport(failure), peer="hello")
+    with remote:
+        with pytest.raises(ClientError) as caught:
+            remote.methods.add(1, 2)
+        try:
+            remote.health()  # a probe that fails to connect is named the same way
+        except ClientError as exc:
+            assert str(exc).startswith(
+                ("cannot connect to service 'hello'", "no answer from service 'hello'")
+            )
+    assert "service 'hello'" in str(caught.value)
+    assert "hello.internal" not in str(caught.value) and "8000" not in str(caught.value)
 
 
 def test_a_dropped_connection_raises_connect_error():

@@ -260,15 +260,17 @@ def test_dumps_keeps_null_and_finite_floats() -> None:
     }
 
 
-def test_dumps_unchecked_flags_only_output_that_could_hide_a_non_finite_float() -> None:
+def test_suspect_flags_only_output_that_could_hide_a_non_finite_float() -> None:
     if codec._orjson is None:
-        pytest.skip("the stdlib encoder refuses NaN itself: nothing is ever suspect")
-    assert codec.dumps_unchecked({"a": 1.5}) == (b'{"a":1.5}', False)
-    data, suspect = codec.dumps_unchecked([float("inf")])
-    assert (data, suspect) == (b"[null]", True)
+        pytest.skip("the stdlib encoder refuses NaN itself")
+    assert codec.encode([float("inf")]) == b"[null]"
+    assert codec.suspect([float("inf")], b"[null]")
     with pytest.raises(ValueError):
         codec.check_finite([float("inf")])
-    assert codec.dumps_unchecked([None])[1] is True
+    assert not codec.suspect({"a": 1.5}, codec.encode({"a": 1.5}))
+    for scalar in (3, "null", True, None):  # never a float: no search, no walk
+        assert not codec.suspect(scalar, codec.encode(scalar))
+    assert codec.suspect([None], b"[null]")
     codec.check_finite([None])  # a real null passes the check
 
 

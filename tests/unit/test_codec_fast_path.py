@@ -201,3 +201,17 @@ def test_between_the_fast_bound_and_max_containers_the_python_scanner_gives_the_
     assert codec.loads(body) == items
     duplicated = body[:-1] + b', {"n": 1, "n": 2}]'
     assert "duplicate key" in reason(duplicated)
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_max_containers_is_a_parameter_and_brackets_in_strings_do_not_count(size: str) -> None:
+    pad = b" " * (LARGE if size == "large" else 0)
+    five = b'[[],{},["[[[[{{{{"],{"a":[]}]' + pad  # 6 containers, 8 brackets in a string
+    assert codec.loads(five, max_containers=6) == [[], {}, ["[[[[{{{{"], {"a": []}]
+    assert "more than 5 arrays and objects" in reason_with(five, 5)
+
+
+def reason_with(data: bytes, max_containers: int) -> str:
+    with pytest.raises(ParseError) as info:
+        codec.loads(data, max_containers=max_containers)
+    return str(info.value.data["reason"])

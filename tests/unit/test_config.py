@@ -385,6 +385,7 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_MAX_CONNECTIONS": "10",
         "SERVICE_MAX_BATCH": "10",
         "SERVICE_HEADER_TIMEOUT": "1",
+        "SERVICE_MAX_CONTAINERS": "10",
         "SERVICE_BODY_TIMEOUT": "1",
         "SERVICE_IDLE_TIMEOUT": "1",
         "SERVICE_WRITE_TIMEOUT": "1",
@@ -397,6 +398,8 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_METRICS_ENABLED": "0",
         "SERVICE_WORKERS": "2",
         "SERVICE_PEERS": "a=http://a/api",
+        "SERVICE_PEER_TOKEN_FILES": f"a={token_file}",
+        "SERVICE_ADMIN_PORT": "9000",
         "SERVICE_REDACT_PARAMS": "x",
     }
     assert set(values) == KNOWN_ENV_VARS - {"SERVICE_API_TOKEN"}

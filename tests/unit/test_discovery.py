@@ -94,3 +94,15 @@ def test_gets_an_async_client_for_a_named_peer():
             return await client.methods.whoami()
 
     assert asyncio.run(scenario()) == ["http://compute:8000/api", None]
+
+
+def test_a_peer_client_names_the_peer_in_its_errors_not_its_url():
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    peers = {"hello": "http://10.1.2.3:8000/api"}
+    client = get_service_by_name("hello", peers=peers, transport=httpx.MockTransport(refuse))
+    with client, pytest.raises(ConnectionError) as caught:
+        client.methods.say_hello("x")
+    assert str(caught.value) == "cannot connect to service 'hello': connection refused"
+    assert get_async_service_by_name("hello", peers=peers).where == "service 'hello'"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service_template.protocol import NO_ID, UNKNOWN_METHOD, Dispatcher, Method
+from service_template.protocol import NO_ID, UNKNOWN_METHOD, Dispatcher, Method, codec
 from tests.unit.rpc_doubles import FakeContext, invoke
 
 
@@ -253,3 +253,25 @@ def test_the_token_check_and_the_method_share_one_deadline() -> None:
     assert reply["error"]["code"] == -32002
     reply = run(dispatcher, call("secret", [0.0], 2), HangingContext(0.01))
     assert reply["result"] == 0.0
+
+
+# --- results encoded where they were made -------------------------------------------------------
+
+
+def test_a_result_encoded_in_a_worker_thread_is_spliced_into_the_response() -> None:
+    async def encoded(method: Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return codec.preencode(method.func(*args, **kwargs))
+
+    dispatcher = Dispatcher({"instant": Method("instant", instant)}, encoded)
+    for request_id in (1, "a", None, 2.5):
+        raw = asyncio.run(
+            dispatcher.dispatch(
+                json.dumps(call("instant", [[1, {"b": None}]], request_id)).encode(), FakeContext()
+            )
+        )
+        assert raw == codec.dumps({"jsonrpc": "2.0", "result": [1, {"b": None}], "id": request_id})
+    # What preencode cannot encode comes back as is: the dispatcher reports it as usual.
+    assert isinstance(codec.preencode([1.5]), codec.Encoded)
+    nan = [float("nan")]
+    assert codec.preencode(nan) is nan
+    assert run(dispatcher, call("instant", [2**70], 3))["result"] == 2**70

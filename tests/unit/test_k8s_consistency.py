@@ -37,6 +37,7 @@ K8S = REPO / "k8s"
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE_FILE = REPO / "compose" / "compose.yaml"
 OVERLAYS = ("dev", "prod")
+PEER_TOKENS_ENV = "SERVICE_PEER_TOKEN_FILES"
 SERVICEMONITOR_COMPONENT = K8S / "components" / "servicemonitor"
 
 # The runtime's endpoints (the contract's ENDPOINTS section). service_template.http exports no
@@ -245,14 +246,34 @@ def served(docs: tuple[Doc, ...], deployment: Doc) -> tuple[type[MicroService], 
 def _loadable(docs: tuple[Doc, ...], deployment: Doc) -> dict[str, str]:
     """The pod's environment over the image's ENV, with the token given inline.
 
-    The token file exists only inside a pod. Giving the token in SERVICE_API_TOKEN instead (the
-    runtime accepts either, not both) lets Settings.load check everything else as the pod would.
+    The token files exist only inside a pod. Giving the token in SERVICE_API_TOKEN instead (the
+    runtime accepts either, not both), and stand-in files for the peers' tokens, lets
+    Settings.load check everything else as the pod would.
     """
     merged = {k: v for k, v in dockerfile()["ENV"].items() if k.startswith("SERVICE_")}
     merged.update(pod_environment(docs, deployment))
     if merged.pop(TOKEN_FILE_ENV, None) is not None:
         merged[TOKEN_ENV] = "stand-in-token"
+    if PEER_TOKENS_ENV in merged:
+        merged[PEER_TOKENS_ENV] = ",".join(
+            f"{peer}={_stand_in_token_file()}" for peer in peer_token_files(merged)
+        )
     return merged
+
+
+@functools.cache
+def _stand_in_token_file() -> str:
+    folder = Path(tempfile.mkdtemp(prefix="k8s-consistency-"))
+    path = folder / "token"
+    path.write_text("stand-in-peer-token")
+    return str(path)
+
+
+def peer_token_files(environ: Mapping[str, str]) -> dict[str, str]:
+    """SERVICE_PEER_TOKEN_FILES as peer name -> path (empty when unset)."""
+    text = environ.get(PEER_TOKENS_ENV, "")
+    pairs = (item.partition("=") for item in text.split(",") if item.strip())
+    return {name.strip(): path.strip() for name, _, path in pairs}
 
 
 def _selector_matches(selector: Mapping[str, Any], deployment: Doc) -> bool:
@@ -266,7 +287,7 @@ def _selector_matches(selector: Mapping[str, Any], deployment: Doc) -> bool:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_probes_hit_the_runtime_health_endpoints_on_the_service_port(overlay: str) -> None:
+def test_probes_hit_the_runtime_health_endpoints_on_the_admin_port(overlay: str) -> None:
     docs = render(overlay)
     for deployment in deployments(overlay):
         spec = container(deployment)
@@ -281,7 +302,10 @@ def test_probes_hit_the_runtime_health_endpoints_on_the_service_port(overlay: st
             http_get = spec[probe]["httpGet"]
             assert http_get["path"] == path
             assert http_get.get("scheme", "HTTP") == "HTTP"
-            assert container_port(deployment, http_get["port"])["containerPort"] == settings.port
+            # The admin port serves the probes (the API port does too, but Prometheus and the
+            # kubelet are pointed at one port, the one the NetworkPolicies open for them).
+            assert http_get["port"] == "admin"
+            assert container_port(deployment, "admin")["containerPort"] == settings.admin_port
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -292,6 +316,8 @@ def test_the_container_port_is_the_port_the_service_listens_on_all_interfaces(
     for deployment in deployments(overlay):
         settings = served(docs, deployment)[1]
         assert container_port(deployment, "http")["containerPort"] == settings.port
+        assert settings.admin_port is not None, "the admin port must be set (SERVICE_ADMIN_PORT)"
+        assert container_port(deployment, "admin")["containerPort"] == settings.admin_port
         # Bound to loopback the pod would pass no probe and take no traffic.
         assert settings.host == "0.0.0.0"
 
@@ -308,9 +334,9 @@ def test_every_service_target_port_names_a_port_of_the_pods_it_selects(overlay: 
             d for d in deployments(overlay) if _selector_matches(service["spec"]["selector"], d)
         ]
         assert [d["metadata"]["name"] for d in selected] == [service["metadata"]["name"]]
+        assert {port["name"] for port in service["spec"]["ports"]} == {"http", "admin"}
         for port in service["spec"]["ports"]:
-            assert port["name"] == "http"
-            assert container_port(selected[0], port["targetPort"])["name"] == "http"
+            assert container_port(selected[0], port["targetPort"])["name"] == port["name"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -355,6 +381,8 @@ def test_the_api_token_file_is_a_key_of_a_mounted_secret(overlay: str) -> None:
         secret = volume["secret"]
         assert token_file.name in [item["path"] for item in secret["items"]]
         assert secret.get("optional", False) is False, "a pod without its token must not start"
+        # Each service has a token of its own, in a Secret of its own.
+        assert secret["secretName"].startswith(f"{deployment['metadata']['name']}-api-token")
         key = next(item["key"] for item in secret["items"] if item["path"] == token_file.name)
         generated = [
             s for s in of_kind(docs, "Secret") if s["metadata"]["name"] == secret["secretName"]
@@ -367,8 +395,53 @@ def test_the_api_token_file_is_a_key_of_a_mounted_secret(overlay: str) -> None:
 
 def test_prod_renders_no_secret_and_dev_marks_its_token_as_public() -> None:
     assert of_kind(render("prod"), "Secret") == []
-    token_env = K8S / "overlays" / "dev" / "dev-api-token.env"
-    assert "DEV ONLY" in token_env.read_text()
+    assert "DEV ONLY - NOT SECRETS" in (K8S / "overlays" / "dev" / "kustomization.yaml").read_text()
+    tokens = [s["data"]["api-token"] for s in of_kind(render("dev"), "Secret")]
+    assert len(tokens) == len(deployments("dev")) == len(set(tokens)), "one token per service"
+
+
+def _mounted_secret_key(deployment: Doc, path: Path) -> tuple[str, str]:
+    """(Secret name, key) that the file ``path`` of the pod comes from."""
+    spec = container(deployment)
+    mount = next(m for m in spec["volumeMounts"] if Path(m["mountPath"]) == path.parent)
+    assert mount.get("readOnly") is True
+    volume = next(
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    )
+    if "secret" in volume:
+        sources = [{"name": volume["secret"]["secretName"], **volume["secret"]}]
+    else:
+        sources = [source["secret"] for source in volume["projected"]["sources"]]
+    for source in sources:
+        assert source.get("optional", False) is False, "a pod without its tokens must not start"
+        for item in source.get("items", []):
+            if item["path"] == path.name:
+                return source["name"], item["key"]
+    raise AssertionError(f"{deployment['metadata']['name']}: no Secret provides {path}")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_caller_reads_each_peers_token_from_the_secret_that_peer_checks(overlay: str) -> None:
+    docs = render(overlay)
+    by_name = {d["metadata"]["name"]: d for d in deployments(overlay)}
+    callers = 0
+    for deployment in deployments(overlay):
+        environ = pod_environment(docs, deployment)
+        settings = served(docs, deployment)[1]
+        files = peer_token_files(environ)
+        if not settings.peers:
+            assert not files
+            continue
+        callers += 1
+        # Every peer called gets its own token; the caller's own is sent to no one.
+        assert set(files) == set(settings.peers)
+        for peer, path in files.items():
+            callee = by_name[peer]
+            expected = _mounted_secret_key(
+                callee, Path(pod_environment(docs, callee)[TOKEN_FILE_ENV])
+            )
+            assert _mounted_secret_key(deployment, Path(path)) == expected, peer
+    assert callers == 1  # the gateway
 
 
 # --- selectors ------------------------------------------------------------------------------------
@@ -457,6 +530,8 @@ def test_each_servicemonitor_scrapes_the_metrics_path_of_one_service() -> None:
         assert [s["metadata"]["name"] for s in matching] == [monitor["metadata"]["name"]]
         port_names = {p["name"] for p in matching[0]["spec"]["ports"]}
         for endpoint in monitor["spec"]["endpoints"]:
+            # The API port has no /metrics once the admin port is set.
+            assert endpoint["port"] == "admin"
             assert endpoint["port"] in port_names
             assert endpoint["path"] == METRICS_PATH
 
@@ -468,7 +543,7 @@ def test_scrape_annotations_point_at_the_metrics_endpoint(overlay: str) -> None:
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/path"] == METRICS_PATH
         port = int(annotations["prometheus.io/port"])
-        assert container_port(deployment, "http")["containerPort"] == port
+        assert container_port(deployment, "admin")["containerPort"] == port
 
 
 # --- network policies -----------------------------------------------------------------------------
@@ -626,8 +701,22 @@ def test_network_policies_let_prometheus_scrape_every_service_and_nothing_else()
     docs = render("prod")
     prometheus = Pod("prometheus", PROMETHEUS_NAMESPACE, {"app": "prometheus"}, {})
     for pod in app_pods(docs):
-        assert connection_allowed(docs, prometheus, pod, pod.ports["http"])
-        assert not connection_allowed(docs, prometheus, pod, pod.ports["http"] + 1)
+        assert connection_allowed(docs, prometheus, pod, pod.ports["admin"])
+        # The admin port only: not the API (except the gateway's, which anyone may call), not
+        # any other port.
+        if pod.name != "gateway":
+            assert not connection_allowed(docs, prometheus, pod, pod.ports["http"])
+        assert not connection_allowed(docs, prometheus, pod, pod.ports["admin"] + 1)
+
+
+def test_network_policies_keep_callers_on_the_api_port() -> None:
+    docs = render("prod")
+    pods = app_pods(docs)
+    outsider = Pod("client", "elsewhere", {"app": "client"}, {})
+    for destination in pods:
+        assert not connection_allowed(docs, outsider, destination, destination.ports["admin"])
+        for source in pods:
+            assert not connection_allowed(docs, source, destination, destination.ports["admin"])
 
 
 def test_network_policies_allow_dns_and_no_other_egress_out_of_the_namespace() -> None:
@@ -672,14 +761,16 @@ def test_settings_fixed_in_compose_are_the_same_here(overlay: str) -> None:
     for deployment in deployments(overlay):
         environ = pod_environment(docs, deployment)
         compose = compose_environment(compose_services()[deployment["metadata"]["name"]])
-        # The token reaches the service as a file in both, mounted where each platform puts it.
+        # The token reaches the service as a file in both, mounted where each platform puts it;
+        # so do the peers' tokens, for the same peers.
         assert (TOKEN_FILE_ENV in environ) == (TOKEN_FILE_ENV in compose)
+        assert set(peer_token_files(environ)) == set(peer_token_files(compose))
         # Values Compose takes from its .env (${...}) may differ per environment; fixed ones,
         # such as the gateway's peer URLs, must not.
         fixed = {
             name: value
             for name, value in compose.items()
-            if "$" not in value and name != TOKEN_FILE_ENV
+            if "$" not in value and name not in (TOKEN_FILE_ENV, PEER_TOKENS_ENV)
         }
         assert {name: environ.get(name) for name in fixed} == fixed
 

@@ -72,7 +72,8 @@ def test_only_its_own_layer_imports_a_library(library: str, allowed: tuple[str, 
 # The package's layers, lowest first. A module's unit is its top-level name under the package
 # (``http/server.py`` -> ``http``); ``__init__`` is the package itself.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("protocol", "errors"),  # JSON-RPC without I/O; why a service will not start
+    # Leaves: JSON-RPC without I/O, start-up errors, the version, what logs must not show.
+    ("protocol", "errors", "version", "redaction"),
     ("settings",),  # the mechanism: typed fields read from flags, environment, a YAML file
     ("config", "auth", "health", "logs", "metrics", "openrpc", "client", "discovery"),
     ("runtime",),  # a service wired for serving: pool, deadlines, auth, accounting

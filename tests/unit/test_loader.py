@@ -160,3 +160,21 @@ def test_a_malformed_target_shows_the_expected_form(target: str) -> None:
     assert message == (
         f"TARGET must look like package.module:Class or path/to/file.py:Class, got {target!r}"
     )
+
+
+def test_a_module_planted_next_to_a_service_file_does_not_shadow_an_installed_one(
+    tmp_path: Path,
+) -> None:
+    import importlib.util
+
+    write(tmp_path, "services.py", SERVICES)
+    # colorsys: a standard module that nothing here has imported yet (find_spec searches).
+    assert "colorsys" not in sys.modules
+    write(tmp_path, "colorsys.py", "raise SystemExit('planted')\n")
+    write(tmp_path, "sibling_helper.py", "VALUE = 1\n")
+    load_service_class(f"{tmp_path / 'services.py'}:Alpha")
+    found = importlib.util.find_spec("colorsys")
+    assert found is not None and found.origin is not None
+    assert not found.origin.startswith(str(tmp_path))
+    sibling = importlib.util.find_spec("sibling_helper")  # siblings still import
+    assert sibling is not None and sibling.origin == str(tmp_path / "sibling_helper.py")

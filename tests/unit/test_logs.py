@@ -20,12 +20,17 @@ from service_template.logs import (
     JSONFormatter,
     LineWriter,
     configure_logging,
-    redact,
-    redact_params,
 )
 from service_template.protocol import NO_ID
+from service_template.redaction import Redactor
 
 SENSITIVE = frozenset(DEFAULT_REDACT_PARAMS)
+REDACTOR = Redactor(SENSITIVE)
+redact = REDACTOR.redact
+
+
+def redact_params(params: Any, names: tuple[str, ...] = ()) -> Any:
+    return REDACTOR.redact_params(params, REDACTOR.positions(names))
 
 
 def record(msg: str, *args: Any, exc_info: Any = None) -> logging.LogRecord:
@@ -108,7 +113,7 @@ def test_configured_logging_writes_json_lines_at_the_chosen_level() -> None:
 
 def test_named_params_with_sensitive_names_are_redacted() -> None:
     params = {"user": "ann", "password": "hunter2", "api_key": "k"}
-    assert redact_params(params, SENSITIVE) == {
+    assert redact_params(params) == {
         "user": "ann",
         "password": REDACTED,
         "api_key": REDACTED,
@@ -117,7 +122,7 @@ def test_named_params_with_sensitive_names_are_redacted() -> None:
 
 def test_redaction_ignores_the_case_of_names() -> None:
     params = {"Password": "a", "TOKEN": "b", "Authorization": "c", "name": "d"}
-    assert redact(params, SENSITIVE) == {
+    assert redact(params) == {
         "Password": REDACTED,
         "TOKEN": REDACTED,
         "Authorization": REDACTED,
@@ -127,7 +132,7 @@ def test_redaction_ignores_the_case_of_names() -> None:
 
 def test_nested_objects_and_lists_are_redacted_too() -> None:
     params = {"login": {"user": "ann", "secret": "s"}, "items": [{"token": "t", "id": 1}, 2]}
-    assert redact(params, SENSITIVE) == {
+    assert redact(params) == {
         "login": {"user": "ann", "secret": REDACTED},
         "items": [{"token": REDACTED, "id": 1}, 2],
     }
@@ -135,23 +140,76 @@ def test_nested_objects_and_lists_are_redacted_too() -> None:
 
 def test_positional_params_are_redacted_by_the_name_they_bind_to() -> None:
     redacted = redact_params(
-        ["ann", "hunter2", {"token": "t"}, "extra"], SENSITIVE, ("user", "Password", "options")
+        ["ann", "hunter2", {"token": "t"}, "extra"], ("user", "Password", "options")
     )
     assert redacted == ["ann", REDACTED, {"token": REDACTED}, "extra"]
 
 
 def test_a_whole_sensitive_value_is_replaced_even_when_it_is_an_object() -> None:
-    assert redact({"secret": {"a": 1}}, SENSITIVE) == {"secret": REDACTED}
+    assert redact({"secret": {"a": 1}}) == {"secret": REDACTED}
 
 
 def test_redaction_leaves_the_original_params_untouched() -> None:
     params = {"password": "hunter2", "nested": {"token": "t"}}
-    redact_params(params, SENSITIVE)
+    redact_params(params)
     assert params == {"password": "hunter2", "nested": {"token": "t"}}
 
 
 def test_absent_params_stay_absent() -> None:
-    assert redact_params(None, SENSITIVE) is None
+    assert redact_params(None) is None
+
+
+SECRET_LOOKING = [
+    "access_token",
+    "client_secret",
+    "apiKey",
+    "X-Auth",
+    "passwd",
+    "refresh-token",
+    "private_key",
+    "credentials",
+    "session",
+    "ACCESS-TOKEN",
+    "clientSecret",
+    "x_api_key",
+    "sessionId",
+    "auth",
+    "new.password",
+    "Cookie",
+]
+HARMLESS = ["user", "name", "author", "key", "monkey", "count", "keyword", "sessions_total", "id"]
+
+
+@pytest.mark.parametrize("name", SECRET_LOOKING)
+def test_secret_looking_names_are_redacted_by_pattern_whatever_their_case_or_separators(
+    name: str,
+) -> None:
+    assert Redactor().is_secret(name)
+    assert redact({name: "s3cret", "user": "ann"}) == {name: REDACTED, "user": "ann"}
+
+
+@pytest.mark.parametrize("name", HARMLESS)
+def test_ordinary_names_are_not_redacted(name: str) -> None:
+    assert not Redactor().is_secret(name)
+    assert redact({name: "v"}) == {name: "v"}
+
+
+def test_names_a_service_adds_are_matched_whatever_their_case_or_separators() -> None:
+    redactor = Redactor({"card_number", "SSN"})
+    assert redactor.redact({"cardNumber": 1, "card-number": 2, "ssn": 3, "cardholder": 4}) == {
+        "cardNumber": REDACTED,
+        "card-number": REDACTED,
+        "ssn": REDACTED,
+        "cardholder": 4,
+    }
+
+
+def test_the_name_cache_stays_bounded_whatever_names_clients_send() -> None:
+    redactor = Redactor()
+    for i in range(10_000):
+        redactor.is_secret(f"field{i}")
+    assert len(redactor._cache) <= 4096
+    assert redactor.is_secret("field_token_99999")
 
 
 # --- the call log -------------------------------------------------------------------------------
@@ -220,12 +278,12 @@ def test_the_call_log_redacts_named_positional_and_nested_secrets() -> None:
     log = call_log(stream)
     log("login", 1, ["ann", "hunter2"], None, 0.0, http_request_id="r")
     log("login", 2, {"user": "ann", "PASSWORD": "hunter2"}, None, 0.0, http_request_id="r")
-    log("add", 3, [{"auth": {"Token": "t"}}, 2], None, 0.0, http_request_id="r")
+    log("add", 3, [{"options": {"Token": "t"}}, 2], None, 0.0, http_request_id="r")
     entries = lines(stream)
     assert [entry["params"] for entry in entries] == [
         ["ann", REDACTED],
         {"user": "ann", "PASSWORD": REDACTED},
-        [{"auth": {"Token": REDACTED}}, 2],
+        [{"options": {"Token": REDACTED}}, 2],
     ]
     assert "hunter2" not in stream.getvalue().decode()
 
@@ -235,6 +293,23 @@ def test_configured_sensitive_names_are_matched_in_any_case() -> None:
     stream = io.BytesIO()
     call_log(stream, frozenset({"SSN"}))("add", 1, {"ssn": "123"}, None, 0.0, http_request_id="r")
     assert lines(stream)[0]["params"] == {"ssn": REDACTED}
+
+
+@pytest.mark.usefixtures("call_logger_at_info")
+def test_the_call_log_redacts_secret_looking_names_positional_and_named() -> None:
+    stream = io.BytesIO()
+    positional = {"refresh": ("client_id", "refreshToken"), "connect": ("host", "X-Auth")}
+    log = CallLog(SENSITIVE, positional, writer=LineWriter(stream))
+    log("refresh", 1, ["app", "rt-value"], None, 0.0, http_request_id="r")
+    log("connect", 2, {"host": "h", "x_auth": "xa-value"}, None, 0.0, http_request_id="r")
+    log("connect", 3, ["h", "xa-value"], None, 0.0, http_request_id="r")
+    log("other", 4, {"client_secret": "cs", "apiKey": "ak"}, None, 0.0, http_request_id="r")
+    assert [entry["params"] for entry in lines(stream)] == [
+        ["app", REDACTED],
+        {"host": "h", "x_auth": REDACTED},
+        ["h", REDACTED],
+        {"client_secret": REDACTED, "apiKey": REDACTED},
+    ]
 
 
 def test_no_call_lines_are_written_below_info() -> None:

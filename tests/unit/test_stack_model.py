@@ -58,7 +58,13 @@ def test_commands_environment_and_merged_anchors_are_read(stack: model.Compose) 
     # From the x-environment anchor, with ${SERVICE_LOG_LEVEL:-INFO} at its default.
     assert gateway.environment["SERVICE_LOG_LEVEL"] == "INFO"
     assert gateway.environment["SERVICE_API_TOKEN_FILE"] == "/run/secrets/api_token"
-    assert gateway.secrets == {"api_token": "/run/secrets/api_token"}
+    # Its own token at the shared path, and the tokens of the peers it calls.
+    assert gateway.secrets == {
+        "gateway_token": "/run/secrets/api_token",
+        "hello_token": "/run/secrets/hello_token",
+        "compute_token": "/run/secrets/compute_token",
+    }
+    assert stack.services["hello"].secrets == {"hello_token": "/run/secrets/api_token"}
 
 
 def test_dependencies_keep_their_condition(stack: model.Compose) -> None:
@@ -76,8 +82,8 @@ def test_ports_name_the_variables_that_choose_them(stack: model.Compose) -> None
 
 def test_healthcheck_timing_and_profiles_are_read(stack: model.Compose) -> None:
     check = stack.services["hello"].healthcheck
-    assert check == model.Healthcheck(interval=2.0, timeout=5.0, retries=3, start_period=30.0)
-    assert check.patience() == 36.0
+    assert check == model.Healthcheck(interval=5.0, timeout=5.0, retries=3, start_period=30.0)
+    assert check.patience() == 45.0
     assert stack.services["prometheus"].profiles == ("metrics",)
     assert stack.services["hello"].stop_grace_period == 25.0
 
@@ -85,16 +91,16 @@ def test_healthcheck_timing_and_profiles_are_read(stack: model.Compose) -> None:
 def test_an_unset_required_secret_file_is_kept_as_a_problem_not_an_error(
     stack: model.Compose,
 ) -> None:
-    secret = stack.secrets["api_token"]
+    secret = stack.secrets["hello_token"]
     assert secret.file is None
-    assert secret.problem is not None and "API_TOKEN_FILE" in secret.problem
+    assert secret.problem is not None and "HELLO_TOKEN_FILE" in secret.problem
 
 
 def test_the_environment_wins_over_defaults(tmp_path: Path) -> None:
-    environ = {"SERVICE_LOG_LEVEL": "DEBUG", "API_TOKEN_FILE": "./secrets/token"}
+    environ = {"SERVICE_LOG_LEVEL": "DEBUG", "HELLO_TOKEN_FILE": "./secrets/token"}
     loaded = reader.load(COMPOSE_FILE, environ)
     assert loaded.services["hello"].environment["SERVICE_LOG_LEVEL"] == "DEBUG"
-    assert loaded.secrets["api_token"].file == (REPO / "compose" / "secrets" / "token").resolve()
+    assert loaded.secrets["hello_token"].file == (REPO / "compose" / "secrets" / "token").resolve()
 
 
 def test_the_env_file_next_to_the_compose_file_gives_values_the_environment_does_not(

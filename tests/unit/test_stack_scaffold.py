@@ -98,7 +98,12 @@ def test_the_compose_service_runs_the_template_image_like_its_model(repo: Path) 
     assert demo.command == ("serve", "services.demo:DemoService")
     assert stack.runs_template_image(demo)
     assert demo.environment == compute.environment
-    assert demo.secrets == compute.secrets
+    # A token of its own, mounted where compute mounts its own.
+    assert demo.secrets == {"demo_token": "/run/secrets/api_token"}
+    assert compute.secrets == {"compute_token": "/run/secrets/api_token"}
+    assert stack.secrets["demo_token"].file_text == (
+        "${DEMO_TOKEN_FILE:?a token file, see compose/.env.example}"
+    )
     assert demo.healthcheck == compute.healthcheck
     assert not demo.build and not demo.depends_on and not demo.ports
 
@@ -216,6 +221,38 @@ def test_an_invalid_name_is_refused_and_nothing_changes(repo: Path, name: str) -
     assert err.count("\n") == 1 and "cannot name a service" in err
     assert out == ""
     assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [
+        ("json", "a standard-library module"),
+        ("asyncio", "a standard-library module"),
+        ("test", "a standard-library module"),
+        ("yaml", "the module of the installed distribution 'PyYAML'"),
+        ("tornado", "the module of the installed distribution 'tornado'"),
+        ("httpx", "the module of the installed distribution 'httpx'"),
+        ("httptools", "the module of the installed distribution 'httptools'"),
+        ("services", "one of this repository's packages"),
+    ],
+)
+def test_a_name_that_would_shadow_a_module_is_refused_and_nothing_changes(
+    repo: Path, name: str, what: str
+) -> None:
+    before = snapshot(repo)
+    status, out, err = run_new(repo, name)
+    assert status == 2
+    assert err.count("\n") == 1
+    assert f"{name!r} cannot name a service: it is {what}" in err
+    assert f"choose another name, e.g. {name}svc" in err
+    assert out == ""
+    assert snapshot(repo) == before
+
+
+def test_the_module_of_the_runtime_itself_is_refused() -> None:
+    # service_template has an underscore, which names already refuse; the check still knows it.
+    assert scaffold.shadowed_module("service_template") == "one of this repository's packages"
+    assert scaffold.shadowed_module("billing") is None
 
 
 @pytest.mark.parametrize("name", ["hello", "gateway", "prometheus"])

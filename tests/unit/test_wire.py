@@ -13,7 +13,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from service_template.http.framing import Refusal
+from service_template.http.head import check_head
 from service_template.http.limits import Limits
 from service_template.http.request import Request
 from service_template.http.wire import Connection
@@ -217,5 +220,83 @@ def test_a_100_continue_waits_for_the_earlier_response() -> None:
         request, _ = handler.waiting.pop()
         conn.respond(request, 200, b"1")
         assert transport.out.endswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    run(test)
+
+
+def head_of(url: bytes, headers: dict[str, str], version: str = "1.1") -> Request:
+    request = Request()
+    request.url = url
+    request.headers = headers
+    request.version = version
+    return request
+
+
+@pytest.mark.parametrize(
+    ("url", "path", "target"),
+    [
+        (b"/api?x=1", "/api", "/api?x=1"),
+        (b"http://host:8000/api", "/api", "/api"),
+        (b"https://host/api?q=/x", "/api", "/api?q=/x"),
+        (b"http://host", "/", "/"),
+        (b"http://host?q", "/", "/?q"),
+        (b"*", "*", "*"),
+    ],
+)
+def test_the_request_target_forms_give_the_path(url: bytes, path: str, target: str) -> None:
+    request = head_of(url, {"host": "a"})
+    assert check_head(request) is None
+    assert (request.path, request.target) == (path, target)
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "version"),
+    [
+        (b"api", {"host": "a"}, "1.1"),  # neither origin nor absolute form
+        (b"/api", {}, "1.1"),  # HTTP/1.1 without Host
+    ],
+)
+def test_a_bad_target_or_a_missing_host_is_a_400(
+    url: bytes, headers: dict[str, str], version: str
+) -> None:
+    refusal = check_head(head_of(url, headers, version))
+    assert refusal is not None
+    assert refusal.status == 400
+
+
+def test_http_1_0_needs_no_host_but_two_hosts_are_refused_in_any_version() -> None:
+    assert check_head(head_of(b"/api", {}, "1.0")) is None
+    request = head_of(b"/api", {"host": "a"}, "1.0")
+    request.repeated = [("host", "b")]
+    refusal = check_head(request)
+    assert refusal is not None
+    assert refusal.status == 400
+
+
+def test_while_output_is_unread_nothing_is_read_or_dispatched_until_it_drains() -> None:
+    def test() -> None:
+        handler = Echo()
+        conn, transport = connect(handler)
+        conn.pause_writing()  # the transport is above its high-water mark
+        assert not transport.reading
+        conn.data_received(post(b"1") + post(b"2"))  # already in flight when reading paused
+        assert handler.seen == []  # received, not dispatched
+        assert transport.out == b""
+        conn.resume_writing()  # below the low-water mark again
+        assert [body for _, body in answers(bytes(transport.out))] == [b"1", b"2"]
+        assert transport.reading
+
+    run(test)
+
+
+def test_output_left_unread_past_the_write_timeout_closes_the_connection() -> None:
+    def test() -> None:
+        conn, transport = connect(Echo(), write_timeout=5.0)
+        conn.pause_writing()
+        now = conn.loop.time()
+        assert not conn.due(now + 4.0)
+        assert conn.due(now + 5.5)
+        conn.expire(now + 5.5)
+        assert transport.closed
 
     run(test)

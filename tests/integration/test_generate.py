@@ -1,0 +1,143 @@
+"""Make it yours: a project generated from the template under another name works, and takes a
+later template update with its owner's code intact.
+
+The template is this working tree, committed into a scratch git repository (copier reads
+templates from git). Copier copies it and runs ``scripts/rename.py``; the generated project is
+then checked the way its owner would: no file of it names the template's product, its own test
+tier passes, its stack comes up and answers, and ``copier update`` merges a template change.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.generation import COPIER, commit_all, generate, make_template, run
+
+pytestmark = pytest.mark.integration
+
+OLD_SLUG = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
+SLUG = "acme-billing"
+IMAGE = "registry.example.com/acme/billing"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_template(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture(scope="module")
+def generated(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = tmp_path_factory.mktemp("generated") / SLUG
+    return generate(template, project, SLUG, IMAGE, "Acme Billing")
+
+
+def files_naming(root: Path, name: str) -> list[str]:
+    """``path:line`` of every line of the project's own files (as git sees them) naming ``name``;
+    the framework package and the changelog (history) are not the product's names."""
+    pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])")
+    listed = run("git", "ls-files", "--cached", "--others", "--exclude-standard", cwd=root)
+    hits = []
+    for relative in listed.splitlines():
+        path = root / relative
+        if relative.startswith("service_template/") or relative == "CHANGELOG.md":
+            continue
+        try:
+            lines = path.read_text().splitlines()
+        except (UnicodeDecodeError, FileNotFoundError):
+            continue
+        hits += [f"{relative}:{n}" for n, line in enumerate(lines, 1) if pattern.search(line)]
+    return hits
+
+
+def test_no_project_or_deploy_file_names_the_template_product(
+    template: Path, generated: Path
+) -> None:
+    assert files_naming(generated, OLD_SLUG) == []
+    pyproject = tomllib.loads((generated / "pyproject.toml").read_text())
+    assert pyproject["project"]["name"] == SLUG
+    assert pyproject["tool"]["stack"]["image"] == IMAGE
+    assert (generated / "README.md").read_text().startswith("# Acme Billing\n")
+    compose = yaml.safe_load((generated / "compose" / "compose.yaml").read_text())
+    assert compose["name"] == SLUG
+    prod = yaml.safe_load((generated / "k8s/overlays/prod/kustomization.yaml").read_text())
+    assert prod["namespace"] == SLUG
+    assert [image["newName"] for image in prod["images"]] == [IMAGE]
+    answers = yaml.safe_load((generated / ".copier-answers.yml").read_text())
+    assert answers["project_slug"] == SLUG and answers["_src_path"] == str(template)
+
+
+def test_renaming_again_with_the_same_name_changes_nothing(generated: Path) -> None:
+    out = run(sys.executable, "scripts/rename.py", SLUG, "--image", IMAGE, cwd=generated)
+    assert "rename: 0 file(s) changed" in out
+    assert run("git", "status", "--porcelain", cwd=generated) == ""
+
+
+def test_the_generated_projects_unit_tier_passes(generated: Path) -> None:
+    out = run(
+        sys.executable, "-m", "pytest", "tests/unit", "-q", "-p", "no:cacheprovider",
+        cwd=generated, timeout=600, PYTHONPATH=str(generated),
+    )  # fmt: skip
+    assert re.search(r"\d+ passed", out), out
+
+
+def test_the_generated_stack_comes_up_and_answers(generated: Path) -> None:
+    env = {"PYTHONPATH": str(generated)}
+    try:
+        run(sys.executable, "scripts/stack.py", "up", "-d", cwd=generated, **env)
+        smoke = run(sys.executable, "scripts/stack.py", "smoke", cwd=generated, **env)
+        assert "FAIL" not in smoke
+    finally:
+        run(sys.executable, "scripts/stack.py", "down", cwd=generated, **env)
+
+
+def test_a_template_update_merges_cleanly_and_keeps_the_owners_code(
+    template: Path, generated: Path
+) -> None:
+    # The owner writes a service of their own and changes a setting the template also ships.
+    own = generated / "services" / "invoices.py"
+    own.write_text(
+        "from service_template import MicroService, public_method\n\n\n"
+        "class InvoiceService(MicroService):\n"
+        '    name = "invoices"\n\n'
+        "    @public_method\n"
+        "    def total(self, amounts: list[int]) -> int:\n"
+        "        return sum(amounts)\n"
+    )
+    env_example = generated / "compose" / ".env.example"
+    env_example.write_text(
+        env_example.read_text().replace("GATEWAY_PORT=8080", "GATEWAY_PORT=9080")
+    )
+    commit_all(generated, "our own service")
+    # The template ships a fix: a runtime module and a manifest change.
+    changelog = template / "CHANGELOG.md"
+    deployment = next((template / "k8s" / "base").glob("*.yaml"))
+    marker = "# template update: a comment the update must bring"
+    deployment.write_text(deployment.read_text() + marker + "\n")
+    runtime_module = template / "service_template" / "version.py"
+    runtime_module.write_text(runtime_module.read_text() + "\n# template fix\n")
+    changelog.write_text(
+        changelog.read_text().replace("## [Unreleased]\n", "## [Unreleased]\n\n- a fix\n", 1)
+    )
+    commit_all(template, "a template fix")
+
+    run(COPIER, "update", "--trust", "--defaults", cwd=generated)
+
+    status = run("git", "status", "--porcelain", cwd=generated)
+    assert "UU " not in status and "<<<<<<<" not in "".join(
+        path.read_text() for path in generated.rglob("*.y*ml") if ".git" not in path.parts
+    ), status
+    assert marker in (generated / deployment.relative_to(template)).read_text()
+    assert "# template fix" in (generated / "service_template" / "version.py").read_text()
+    assert own.read_text().startswith("from service_template import MicroService")
+    assert "GATEWAY_PORT=9080" in env_example.read_text()
+    assert files_naming(generated, OLD_SLUG) == []
+    answers = yaml.safe_load((generated / ".copier-answers.yml").read_text())
+    head = run("git", "rev-parse", "HEAD", cwd=template).strip()
+    assert head.startswith(str(answers["_commit"])), (answers, head)  # now at the new version

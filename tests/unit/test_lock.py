@@ -1,0 +1,102 @@
+"""The lock files pin every distribution by hash, agree with pyproject.toml's ranges and with
+each other, and .venv holds exactly what the dev lock says (the bootstrap installs from it)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import tomllib
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from ..lockfile import LOCKS, REPO, Pin, read_lock
+
+LOCK_FILES = ["dev.txt", "runtime.txt", "build.txt", "tools.txt", "checkov.txt"]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def requirements(lines: list[str]) -> list[Requirement]:
+    return [Requirement(line) for line in lines]
+
+
+def check_covered(lock: dict[str, Pin], wanted: list[Requirement], lock_name: str) -> None:
+    for requirement in wanted:
+        pin = lock.get(canonicalize_name(requirement.name))
+        assert pin is not None, (
+            f"{requirement} is not in requirements/{lock_name}: run python3 scripts/dev.py lock"
+        )
+        assert requirement.specifier.contains(pin.version, prereleases=True), (
+            f"requirements/{lock_name} pins {pin.name}=={pin.version}, outside {requirement}: "
+            "run python3 scripts/dev.py lock"
+        )
+
+
+@pytest.mark.parametrize("name", LOCK_FILES)
+def test_every_lock_pins_exact_versions_with_hashes_and_names_no_index(name: str) -> None:
+    pins = read_lock(name)  # asserts an exact version and at least one hash per line
+    assert pins
+    text = (LOCKS / name).read_text()
+    assert "://" not in text, f"requirements/{name} names an index or a URL"
+    assert "--index-url" not in text and "-e " not in text
+
+
+def test_runtime_lock_covers_the_project_dependencies_within_their_ranges() -> None:
+    check_covered(
+        read_lock("runtime.txt"), requirements(PYPROJECT["project"]["dependencies"]), "runtime.txt"
+    )
+
+
+def test_dev_lock_covers_runtime_dev_and_build_requirements() -> None:
+    wanted = [
+        *PYPROJECT["project"]["dependencies"],
+        *PYPROJECT["project"]["optional-dependencies"]["dev"],
+        *PYPROJECT["build-system"]["requires"],
+    ]
+    check_covered(read_lock("dev.txt"), requirements(wanted), "dev.txt")
+
+
+def test_build_lock_covers_the_build_backend() -> None:
+    check_covered(
+        read_lock("build.txt"), requirements(PYPROJECT["build-system"]["requires"]), "build.txt"
+    )
+
+
+def test_tool_locks_cover_their_inputs() -> None:
+    for source, lock in (("tools.in", "tools.txt"), ("checkov.in", "checkov.txt")):
+        names = [
+            line.split("#", 1)[0].strip()
+            for line in (LOCKS / source).read_text().splitlines()
+            if line.split("#", 1)[0].strip()
+        ]
+        check_covered(read_lock(lock), requirements(names), lock)
+
+
+@pytest.mark.parametrize("name", ["runtime.txt", "build.txt", "tools.txt"])
+def test_a_package_in_two_locks_is_the_same_version_and_files(name: str) -> None:
+    # The image (runtime.txt), its build backend (build.txt) and CI's tools (tools.txt) run the
+    # very versions the tests ran with in .venv (dev.txt).
+    dev = read_lock("dev.txt")
+    shared = {n: p for n, p in read_lock(name).items() if n in dev}
+    # Markers may differ (typing-extensions is needed on every Python by dev tools only).
+    differ = {
+        n: (p.version, dev[n].version)
+        for n, p in shared.items()
+        if (p.version, p.hashes) != (dev[n].version, dev[n].hashes)
+    }
+    assert not differ, f"requirements/{name} and dev.txt disagree: {differ}"
+    if name != "tools.txt":
+        assert set(shared) == set(read_lock(name)), f"{name} pins what dev.txt does not"
+
+
+def test_the_project_venv_holds_exactly_the_dev_lock() -> None:
+    installed = {
+        canonicalize_name(dist.metadata["Name"]): dist.version
+        for dist in importlib.metadata.distributions()
+    }
+    wrong = {
+        pin.name: (pin.version, installed.get(pin.name))
+        for pin in read_lock("dev.txt").values()
+        if pin.applies() and installed.get(pin.name) != pin.version
+    }
+    assert not wrong, f"locked vs installed: {wrong}; run python3 scripts/dev.py bootstrap"

@@ -1,0 +1,70 @@
+"""The files that make the repository a project of its own: licence, changelog, one version,
+git hygiene and a README whose links stay inside the repository."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+import service_template
+from service_template.version import project_version
+
+REPO = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+VERSION = PYPROJECT["project"]["version"]
+
+
+def test_the_package_reports_the_version_pyproject_declares() -> None:
+    assert project_version() == VERSION
+    assert service_template.__version__ == VERSION
+
+
+def test_the_prod_overlay_deploys_the_image_tagged_with_the_version() -> None:
+    kustomization = yaml.safe_load((REPO / "k8s/overlays/prod/kustomization.yaml").read_text())
+    tags = {image.get("newTag", "").split("@")[0] for image in kustomization["images"]}
+    assert tags == {VERSION}, "bump newTag in k8s/overlays/prod/kustomization.yaml with the version"
+
+
+def test_the_changelog_has_a_section_for_the_version() -> None:
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    assert "## [Unreleased]" in changelog
+    assert re.search(rf"^## \[{re.escape(VERSION)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M)
+
+
+def test_the_license_file_is_the_license_pyproject_declares() -> None:
+    assert PYPROJECT["project"]["license"] == "MIT"
+    text = (REPO / "LICENSE").read_text()
+    assert text.startswith("MIT License\n")
+    assert "Permission is hereby granted, free of charge" in text
+
+
+def test_local_compose_settings_never_reach_git() -> None:
+    ignored = (REPO / ".gitignore").read_text().splitlines()
+    assert "compose/.env" in ignored
+    secrets_ignore = (REPO / "compose/secrets/.gitignore").read_text().splitlines()
+    assert "*" in secrets_ignore
+
+
+def markdown_files() -> list[Path]:
+    def ours(path: Path) -> bool:  # not in a virtual environment, a cache or node_modules
+        folders = path.relative_to(REPO).parts[:-1]
+        return not any(part.startswith(".") or part == "node_modules" for part in folders)
+
+    return [path for path in REPO.rglob("*.md") if ours(path)]
+
+
+def test_every_relative_link_in_the_docs_points_at_a_file_in_the_repository() -> None:
+    problems = []
+    for doc in markdown_files():
+        text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)  # code is not a link
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+                continue  # an absolute URL or an anchor in the same page
+            resolved = (doc.parent / target.split("#")[0]).resolve()
+            inside = resolved.is_relative_to(REPO)
+            if not inside or not resolved.exists():
+                problems.append(f"{doc.relative_to(REPO)}: {target}")
+    assert not problems, problems
