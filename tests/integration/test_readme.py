@@ -84,6 +84,11 @@ NOT_RUN_HERE = {
         " tests/unit/test_k8s_consistency.py check what it applies"
     ),
     "service_template/": ("the layout of the repository, not a command", ""),
+    "import contextlib": (
+        "the billing example of the seams; tests/integration/test_seams.py"
+        "::test_the_readme_example_serves_its_settings_readiness_and_metrics serves this block",
+        "",
+    ),
 }
 
 
