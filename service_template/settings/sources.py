@@ -9,14 +9,16 @@ reads ``os.environ``.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .values import kind
+
+if TYPE_CHECKING:
+    import yaml
 
 ENV_PREFIX = "SERVICE_"
 CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG_FILE"
@@ -62,30 +64,42 @@ def from_mapping(
     return layer
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``SafeLoader`` that rejects a key given twice (plain PyYAML silently keeps the last)."""
+@functools.cache
+def _unique_key_loader() -> type[yaml.SafeLoader]:
+    """``SafeLoader`` that rejects a key given twice (plain PyYAML silently keeps the last).
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # keys merged in by "<<" may legitimately be overridden
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            if isinstance(key, str):
-                seen.add(key)
-        return super().construct_mapping(node, deep)
+    Made on first use: ``import service_template`` must not import PyYAML, since
+    ``python -m service_template`` takes a planted ``yaml.py`` in the working directory off
+    ``sys.path`` only after the package itself was imported (see ``__main__``).
+    """
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # keys merged in by "<<" may legitimately be overridden
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, str) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
+                if isinstance(key, str):
+                    seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
 
 
 def _read_yaml(label: str, problems: list[str]) -> Any:
     """The parsed file, or ``None`` (with a problem recorded) when it cannot be used."""
+    import yaml
+
     try:
         content = Path(label).read_text(encoding="utf-8")
         # A SafeLoader subclass, so exactly as safe as yaml.safe_load.
-        data = yaml.load(content, Loader=_UniqueKeyLoader)  # noqa: S506
+        data = yaml.load(content, Loader=_unique_key_loader())  # noqa: S506
     except OSError as exc:
         problems.append(f"{label}: cannot read: {exc.strerror or exc}")
         return None

@@ -251,3 +251,19 @@ def test_the_walker_tells_type_only_imports_from_run_time_ones() -> None:
         ("service", True),
         ("http.server", False),
     ]
+
+
+def test_importing_the_package_loads_no_third_party_library() -> None:
+    # `python -m service_template` imports the package before __main__ takes the working
+    # directory off sys.path, so a library imported then could be a planted yaml.py.
+    import subprocess
+
+    probe = (
+        "import sys, service_template; "
+        "print(sorted(m for m in ('yaml', 'tornado', 'httptools', 'prometheus_client', 'httpx')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
