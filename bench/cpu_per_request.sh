@@ -17,7 +17,7 @@ load=(taskset -c 1)
 if ((workers > 1)); then pin=(); load=(); fi
 
 SERVICE_API_TOKEN=bench "${pin[@]}" "$repo/.venv/bin/python" -m service_template serve \
-    service_template.examples.compute:ComputeService --port "$port" --workers "$workers" \
+    "$repo/bench/servers/ours_server.py:ComputeService" --port "$port" --workers "$workers" \
     >/dev/null 2>&1 &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT

@@ -20,7 +20,7 @@ OURS_COMMAND: tuple[str, ...] = (
     "-m",
     "service_template",
     "serve",
-    "service_template.examples.compute:ComputeService",
+    "bench/servers/ours_server.py:ComputeService",
     "--host",
     "127.0.0.1",
     "--port",

@@ -2,9 +2,11 @@
 """Developer entry point that needs nothing but Python 3.11+: makes the project's virtual
 environment on first use, then runs what you ask for inside it.
 
-    python3 scripts/dev.py test [PYTEST ARGS]   lint (ruff, mypy --strict), then every test tier
+    python3 scripts/dev.py test                 lint (ruff, mypy --strict), then every test tier
+    python3 scripts/dev.py test PATH... [ARGS]  just those tests (pytest ARGS such as -k, -x)
     python3 scripts/dev.py lint                 ruff check, ruff format --check, mypy --strict
-    python3 scripts/dev.py serve [NAME|TARGET]  run one example service (hello, compute, gateway)
+    python3 scripts/dev.py fix                  apply ruff's fixes and format the code
+    python3 scripts/dev.py serve [NAME|TARGET]  run one service of services/ (NAME: its module)
     python3 scripts/dev.py bootstrap            only make/refresh .venv
     python3 scripts/dev.py lock [--upgrade]     re-resolve the lock files in requirements/
 
@@ -16,12 +18,14 @@ changed; `lock --upgrade` moves every pin to the newest version the ranges allow
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import subprocess
 import sys
 import tomllib
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,11 +36,7 @@ LOCKS = REPO / "requirements"
 # Every lock holds one resolution for all platforms (uv's --universal) from Python 3.11 up, with
 # the hash of every file of each pinned version, so one lock serves Linux, macOS and Windows.
 LOCK_PYTHON = "3.11"
-EXAMPLES = {
-    "hello": "service_template.examples.hello:HelloService",
-    "compute": "service_template.examples.compute:ComputeService",
-    "gateway": "service_template.examples.gateway:GatewayService",
-}
+SERVICES = REPO / "services"  # where the project's services live (`stack.py new` adds one)
 
 
 def say(message: str) -> None:
@@ -80,6 +80,33 @@ def bootstrap(check: bool = True) -> None:
         first = (missing.stdout.strip().splitlines() or ["pip check failed"])[0]
         sys.exit(f"dev: the lock does not cover pyproject.toml ({first}); run: {LOCK_COMMAND}")
     STAMP.write_text(wanted + "\n")
+
+
+def service_targets() -> dict[str, str]:
+    """Module name -> ``services.module:Class`` for each module of services/ that defines a
+    MicroService subclass; read with ``ast``, so nothing is imported (or needs .venv)."""
+    found = {}
+    for path in sorted(SERVICES.glob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            bases = [ast.unparse(base) for base in getattr(node, "bases", [])]
+            if isinstance(node, ast.ClassDef) and any(b.endswith("MicroService") for b in bases):
+                found[path.stem] = f"{SERVICES.name}.{path.stem}:{node.name}"
+                break
+    return found
+
+
+def serve_target(wanted: str | None) -> str:
+    """The target ``serve`` runs: TARGET as given, NAME's module, or the first service."""
+    if wanted and ":" in wanted:
+        return wanted
+    targets = service_targets()
+    if not targets:
+        sys.exit("dev: no service in services/; make one with `python3 scripts/stack.py new NAME`")
+    if wanted is None:
+        return next(iter(targets.values()))
+    if wanted not in targets:
+        sys.exit(f"dev: no service {wanted!r} in services/ (there: {', '.join(targets)})")
+    return targets[wanted]
 
 
 LOCK_COMMAND = "python3 scripts/dev.py lock"
@@ -144,30 +171,60 @@ def lint() -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    command, rest = (argv[0], argv[1:]) if argv else ("test", [])
-    bootstrap(check=command != "lock")
-    if command == "bootstrap":
-        return 0
-    if command == "lock":
-        return lock(upgrade="--upgrade" in rest)
-    if command == "lint":
-        return lint()
-    if command == "test":
+def fix() -> int:
+    """ruff's safe fixes, then its formatter: what `lint` would otherwise complain about."""
+    ruff = str(VENV / "bin" / "ruff")
+    for cmd in ((ruff, "check", "--fix", "."), (ruff, "format", ".")):
+        say(" ".join(["ruff", *cmd[1:]]))
+        run(*cmd)  # what is left unfixed, `lint` reports
+    return lint()
+
+
+def test(args: list[str]) -> int:
+    """The whole suite lints first (as CI does); a run of chosen tests is the inner loop."""
+    if not args:
         status = lint()
         if status:
             return status
-        return run(str(PYTHON), "-m", "pytest", *rest)
-    if command == "serve":
-        target = EXAMPLES.get(rest[0], rest[0]) if rest else EXAMPLES["hello"]
-        if "SERVICE_API_TOKEN" not in os.environ and "SERVICE_API_TOKEN_FILE" not in os.environ:
-            # A throwaway token for local trials only; your own is never echoed.
-            os.environ["SERVICE_API_TOKEN"] = "dev-token-change-me"  # noqa: S105 - dev only
-            say("private methods take X-Api-Token: dev-token-change-me (set SERVICE_API_TOKEN)")
-        say(f"serving {target}")
-        os.execv(PYTHON, [str(PYTHON), "-m", "service_template", "serve", target, *rest[1:]])
-    say(f"unknown command {command!r}; see the docstring: {__file__}")
-    return 2
+    return run(str(PYTHON), "-m", "pytest", *args)
+
+
+def serve(args: list[str]) -> int:
+    target = serve_target(args[0] if args else None)
+    if "SERVICE_API_TOKEN" not in os.environ and "SERVICE_API_TOKEN_FILE" not in os.environ:
+        # A throwaway token for local trials only; your own is never echoed.
+        os.environ["SERVICE_API_TOKEN"] = "dev-token-change-me"  # noqa: S105 - dev only
+        say("private methods take X-Api-Token: dev-token-change-me (set SERVICE_API_TOKEN)")
+    say(f"serving {target}")
+    os.execv(PYTHON, [str(PYTHON), "-m", "service_template", "serve", target, *args[1:]])
+
+
+def show_help() -> int:
+    try:
+        print(__doc__)
+    except BrokenPipeError:  # `dev.py --help | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command, rest = (argv[0], argv[1:]) if argv else ("test", [])
+    commands: dict[str, Callable[[], int]] = {
+        "bootstrap": lambda: 0,
+        "lock": lambda: lock(upgrade="--upgrade" in rest),
+        "lint": lint,
+        "fix": fix,
+        "test": lambda: test(rest),
+        "serve": lambda: serve(rest),
+    }
+    if command in ("-h", "--help", "help"):
+        return show_help()
+    handler = commands.get(command)
+    if handler is None:
+        say(f"unknown command {command!r}; `python3 scripts/dev.py --help` lists them")
+        return 2
+    bootstrap(check=command != "lock")
+    return handler()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -213,7 +214,15 @@ def _resolve(args: argparse.Namespace) -> tuple[Any, Any]:
     try:
         return loader.resolve(args.target, os.environ, args.config_file, _overrides(args))
     except ValueError as exc:  # ConfigError and StartupError: the user's to fix
+        if _debugging(args) and exc.__cause__ is not None:
+            # --debug: the whole story of an import-time error, not just where it happened.
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
         raise UsageError(str(exc)) from exc
+
+
+def _debugging(args: argparse.Namespace) -> bool:
+    flag = getattr(args, "debug", None) or os.environ.get("SERVICE_DEBUG", "")
+    return str(flag).strip().lower() in ("1", "true", "yes", "on")
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .logtext import LOG_FORMATS
+from .peers import parse_peers
 from .settings import BaseSettings, ConfigError, Secret, setting
 from .settings.sources import CLIENT_TOKEN_ENV, CONFIG_FILE_ENV, ENV_PREFIX
 from .settings.values import mapping, names, optional, seconds, text, url
@@ -85,7 +87,12 @@ class Settings(BaseSettings):
     log_level: str = setting(
         default="INFO", choices=LOG_LEVELS, help="DEBUG, INFO, WARNING or ERROR"
     )
-    log_calls: bool = setting(default=True, help="log one JSON line per call")
+    log_format: str = setting(
+        default="auto",
+        choices=LOG_FORMATS,
+        help="`json`, `text` for people, or `auto`: text on a terminal",
+    )
+    log_calls: bool = setting(default=True, help="log one line per call")
     max_body_bytes: int = setting(
         default=1048576, low=1024, help="largest request body accepted (413 above)"
     )
@@ -142,7 +149,7 @@ class Settings(BaseSettings):
     workers: int = setting(default=1, low=1, help="server processes")
     peers: dict[str, str] = setting(
         factory=dict,
-        parse=mapping(url),
+        parse=parse_peers,  # the one peers parser: the orchestrator and manifest checks use it
         help="other services' URLs: `hello=http://hello:8000/api,...`",
     )
     peer_token_files: dict[str, str] = setting(

@@ -2,7 +2,8 @@
 
 Peers map a service name to its JSON-RPC URL. Pass them in (a service passes
 ``settings.peers``), or let them come from ``SERVICE_PEERS`` in the environment, read at call
-time, in the form ``hello=http://hello:8000/api,compute=http://compute:8000/api``.
+time, in the form ``hello=http://hello:8000/api,compute=http://compute:8000/api`` and parsed by
+``service_template.peers.parse_peers``, the one parser every reader of that value uses.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service_template.client import AsyncRemoteClient, RemoteClient
+from service_template.peers import PEERS_ENV, parse_peers
 
 __all__ = [
     "PEERS_ENV",
@@ -22,8 +24,6 @@ __all__ = [
     "resolve_url",
 ]
 
-PEERS_ENV = "SERVICE_PEERS"
-
 
 class ServiceNotFound(LookupError):
     """No peer of that name is configured; the message lists the names that are."""
@@ -33,19 +33,6 @@ class ServiceNotFound(LookupError):
         super().__init__(f"no service named {name!r}; known services: {listed}")
         self.name = name
         self.known = sorted(known)
-
-
-def parse_peers(text: str) -> dict[str, str]:
-    """Parse ``name=url,name2=url2``; raise ``ValueError`` on an entry without both parts."""
-    peers: dict[str, str] = {}
-    for entry in filter(None, (part.strip() for part in text.split(","))):
-        name, _, url = (piece.strip() for piece in entry.partition("="))
-        if not name or not url:
-            raise ValueError(f"{PEERS_ENV}: expected name=url, got {entry!r}")
-        if name in peers:
-            raise ValueError(f"{PEERS_ENV}: {name!r} is given twice")
-        peers[name] = url
-    return peers
 
 
 def resolve_url(name: str, peers: Mapping[str, str]) -> str:
@@ -59,7 +46,11 @@ def resolve_url(name: str, peers: Mapping[str, str]) -> str:
 def _peers(peers: Mapping[str, str] | None, environ: Mapping[str, str] | None) -> Mapping[str, str]:
     if peers is not None:
         return peers
-    return parse_peers((os.environ if environ is None else environ).get(PEERS_ENV, ""))
+    text = (os.environ if environ is None else environ).get(PEERS_ENV, "")
+    try:
+        return parse_peers(text)
+    except ValueError as exc:
+        raise ValueError(f"{PEERS_ENV}: {exc}") from None
 
 
 def get_service_by_name(

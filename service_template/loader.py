@@ -8,6 +8,8 @@ import importlib.util
 import inspect
 import os
 import sys
+import sysconfig
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -77,9 +79,11 @@ def _import(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        raise StartupError(f"cannot import {name!r}: {exc}") from exc
+        if exc.name is not None and name.startswith(exc.name):  # the target itself is missing
+            raise StartupError(f"cannot import {name!r}: {exc}") from exc
+        raise StartupError(f"importing {name!r} failed: {describe_error(exc)}") from exc
     except Exception as exc:
-        raise StartupError(f"importing {name!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise StartupError(f"importing {name!r} failed: {describe_error(exc)}") from exc
 
 
 def _load_file(path: Path) -> ModuleType:
@@ -101,5 +105,33 @@ def _load_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise StartupError(f"loading {path} failed: {type(exc).__name__}: {exc}") from exc
+        raise StartupError(f"loading {path} failed: {describe_error(exc)}") from exc
     return module
+
+
+def describe_error(exc: BaseException) -> str:
+    """``file:line: Type: message`` for an error raised while a module was imported: the place
+    is the user's code (the innermost frame outside the import machinery), or the spot a
+    ``SyntaxError`` points at. The full traceback is for ``--debug`` (``SERVICE_DEBUG``)."""
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f"{exc.filename}:{exc.lineno}: "
+        detail = exc.msg
+    else:
+        detail = str(exc)
+        frames = traceback.extract_tb(exc.__traceback__)
+        # The user's code: not this module, the import machinery, the standard library or an
+        # installed package (a JSONDecodeError is the fault of the line that called json).
+        own = [f for f in frames if f.filename != __file__ and not _library(f.filename)]
+        if own:
+            where = f"{own[-1].filename}:{own[-1].lineno}: "
+    return f"{where}{type(exc).__name__}: {detail}"
+
+
+_LIBRARY_DIRS = tuple(
+    {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+
+
+def _library(filename: str) -> bool:
+    return filename.startswith("<frozen") or filename.startswith(_LIBRARY_DIRS)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO, TextIO
 
+from .logtext import TextFormatter, call_line, colour_wanted, text_wanted
 from .protocol import NO_ID, codec
 from .redaction import REDACTED, Redactor
 
@@ -45,10 +46,18 @@ class JSONFormatter(logging.Formatter):
             return json.dumps(line, default=repr, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Send every log record to ``stream`` (stdout) as JSON lines, replacing other handlers."""
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(JSONFormatter())
+def configure_logging(
+    level: str = "INFO", stream: TextIO | None = None, log_format: str = "json"
+) -> None:
+    """Send every log record to ``stream`` (stdout), replacing other handlers: as JSON lines,
+    or as text for a person (``log_format``: ``json``, ``text``, or ``auto`` for text on a
+    terminal; see ``logtext``)."""
+    stream = stream or sys.stdout
+    handler = logging.StreamHandler(stream)
+    if text_wanted(log_format, stream):
+        handler.setFormatter(TextFormatter(colour=colour_wanted(stream)))
+    else:
+        handler.setFormatter(JSONFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -107,8 +116,13 @@ class CallLog:
         sensitive: Iterable[str],
         positional: Mapping[str, tuple[str, ...]],
         writer: LineWriter | None = None,
+        *,
+        log_format: str = "json",
     ) -> None:
         self.enabled = logging.getLogger(CALL_LOGGER).isEnabledFor(logging.INFO)
+        # Text for a person at a terminal (logtext); JSON, the fast path, for everyone else.
+        self.text = text_wanted(log_format, sys.stdout)
+        self.colour = self.text and colour_wanted(sys.stdout)
         self.redactor = Redactor(sensitive)
         self.writer = writer or LineWriter()
         self._prefixes: dict[str, bytes] = {}
@@ -155,6 +169,20 @@ class CallLog:
         http_request_id: str,
     ) -> None:
         if not self.enabled:
+            return
+        if self.text:
+            self.writer.write(
+                call_line(
+                    method,
+                    request_id=request_id,
+                    notification=request_id is NO_ID,
+                    params=self._redacted(method, params),
+                    code=code,
+                    seconds=seconds,
+                    http_request_id=http_request_id,
+                    colour=self.colour,
+                )
+            )
             return
         if request_id is NO_ID:
             ident = b',"id":null,"notification":true'

@@ -42,7 +42,7 @@ def run(make_service: Callable[[], MicroService], settings: Settings) -> int:
 
     ``make_service`` gives the instance to serve: called once, or once in each worker.
     """
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     try:
         if settings.workers > 1:
             return _run_workers(make_service, settings)

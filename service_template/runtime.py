@@ -71,6 +71,7 @@ class Runtime:
             CallLog(
                 settings.redact_params,
                 {name: tuple(m.signature.parameters) for name, m in methods.items()},
+                log_format=settings.log_format,
             )
             if settings.log_calls
             else None

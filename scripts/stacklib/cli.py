@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 
-from . import lifecycle, scaffold, views
+from . import lifecycle, remove, scaffold, views
 from . import state as st
 from .context import Context
 from .errors import StackError
@@ -76,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     new = add("new", scaffold.command, "create a service: module, tests, Compose and Kubernetes")
     new.add_argument("name", metavar="NAME", help="lower-case letters and digits, e.g. billing")
+    new.add_argument(
+        "--called-by",
+        default="",
+        metavar="CALLERS",
+        help="who may call it: services of the stack and/or `ingress` (public), comma-separated;"
+        " writes their peers, tokens and NetworkPolicies (default: no one)",
+    )
+    gone = add(
+        "remove", remove.command, "delete a service: module, tests, Compose, Kubernetes entries"
+    )
+    gone.add_argument("name", metavar="NAME", help="a service of the stack that no one calls")
     return parser
 
 

@@ -1,15 +1,15 @@
 """``new NAME``: a service of your own, consistent everywhere the stack is described.
 
 What it makes: ``services/NAME.py`` (one public and one private method), its unit and integration
-tests, a Compose service, and Kubernetes resources. The Compose service and the manifests are
-modelled on an existing service that calls no peers (``compute`` in the template): its Compose
-block, ``k8s/base/<it>.yaml`` and ``.env`` are copied with the name changed, and every entry that
-is *about* it elsewhere (kustomization lists, the prod overlay's autoscaler and disruption budget,
-the ServiceMonitor, the Prometheus scrape target) gets a twin. Entries that are about calls
-between services (NetworkPolicies, SERVICE_PEERS) are left alone: the new service calls no one.
+tests, a Compose service, and its Kubernetes resources and entries (base manifest and settings,
+kustomization lists, the prod overlay's autoscaler and disruption budget, the dev overlay's
+replicas and settings, the ServiceMonitor, the Prometheus scrape target). Everything is rendered
+from the templates in ``templates.py`` and ``manifests.py``, never copied from another service,
+so it works whichever services the project has, none included. `--called-by` names who may
+call it: each caller gets it as a peer, and the prod NetworkPolicies let exactly them in.
 
 All changes are computed and checked in memory first; a refusal changes nothing, and a failure
-while writing restores every file it had touched.
+while writing restores every file it had touched. ``remove NAME`` (remove.py) undoes it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import keyword
 import os
 import re
 import sys
-import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from . import model, reader, templates, textedit
+from . import callers, manifests, model, reader, templates, textedit
 from . import state as st
 from .context import SCRIPT, Context
 from .errors import StackError
@@ -42,19 +41,11 @@ _OWN_PACKAGES = frozenset({"service_template", "services", "tests", "scripts", "
 
 @dataclass(frozen=True)
 class Change:
-    """One file's new content; ``original`` is None for a file that does not exist yet."""
+    """One file's new content (None: delete it); ``original`` is None for a new file."""
 
     path: Path
-    content: str
+    content: str | None
     original: str | None
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The existing service the new one is modelled on."""
-
-    name: str
-    target: str  # its serve TARGET, module:Class
 
 
 def check_name(name: str) -> None:
@@ -93,78 +84,26 @@ def shadowed_module(name: str) -> str | None:
     return None
 
 
-def renamer(reference: Reference, name: str, target: str) -> Callable[[str], str]:
-    """A function that turns text about the reference service into text about the new one."""
-    old_class, new_class = reference.target.rpartition(":")[2], target.rpartition(":")[2]
-    pairs = [
-        (old_class, new_class),
-        (reference.name, name),
-        (reference.name.upper(), name.upper()),
-        (reference.name.capitalize(), name.capitalize()),
-    ]
-
-    def rename(text: str) -> str:
-        text = text.replace(reference.target, target)
-        for old, new in pairs:
-            # Whole words only; "_" separates too, as in COMPUTE_SERVICE_HOST.
-            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(old)}(?![A-Za-z0-9])", new, text)
-        return wrap_comments(text)
-
-    return rename
-
-
-def wrap_comments(text: str, width: int = YAML_WIDTH) -> str:
-    """Comment lines a longer name pushed past ``width``, wrapped at the same indentation."""
-    out = []
-    for line in text.split("\n"):
-        stripped = line.lstrip(" ")
-        if len(line) <= width or not stripped.startswith("# "):
-            out.append(line)
-            continue
-        prefix = line[: len(line) - len(stripped)] + "# "
-        out += [prefix + part for part in textwrap.wrap(stripped[2:], width - len(prefix))]
-    return "\n".join(out)
-
-
-def _about(reference: str) -> Callable[[Any], bool]:
-    """Whether a list item is about the reference service (see the module docstring)."""
-
-    def wanted(value: Any) -> bool:
-        if isinstance(value, str):
-            return value in (f"{reference}.yaml", f"{reference}.env")
-        if not isinstance(value, dict):
-            return False
-        if value.get("name") in (reference, f"{reference}-config", f"{reference}-api-token"):
-            return True
-        targets = value.get("targets")
-        return isinstance(targets, list) and any(
-            str(t).partition(":")[0] == reference for t in targets
-        )
-
-    return wanted
-
-
-def _variables(text: str) -> str:
-    found = re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text)
-    return ", ".join(dict.fromkeys(found)) or "its file"
-
-
-def _names(value: Any) -> set[str]:
+def taken_names(value: Any) -> set[str]:
+    """The names a Kubernetes object takes (its metadata.name), if it is one."""
     if isinstance(value, dict) and isinstance(value.get("metadata"), dict):
         return {str(value["metadata"].get("name"))}
     return set()
 
 
-def _object_of(reference: str) -> Callable[[Any], bool]:
-    return lambda value: reference in _names(value) and value.get("kind") != "Namespace"
-
-
 class Planner:
     """Computes every change for one new service without writing anything."""
 
-    def __init__(self, paths: st.Paths, name: str, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        paths: st.Paths,
+        name: str,
+        environ: Mapping[str, str],
+        called_by: tuple[str, ...] = (),
+    ) -> None:
         self.paths = paths
         self.name = name
+        self.called_by = called_by
         self.environ = environ
         self.repo = paths.repo
         self.k8s = paths.repo / "k8s"
@@ -186,11 +125,10 @@ class Planner:
             self.paths.compose_file, self.environ, self.shown(self.paths.compose_file)
         )
         self.refuse_if_taken(compose)
-        reference = self.reference(compose)
-        rename = renamer(reference, self.name, self.target)
         self.python_files()
-        self.compose_service(reference, rename, compose)
-        self.kubernetes(reference, rename)
+        self.compose_service(compose)
+        self.kubernetes()
+        self.callers(compose)
         self.check()
         return list(self.changes.values())
 
@@ -220,32 +158,10 @@ class Planner:
                     value = yaml.safe_load(document)
                 except yaml.YAMLError:
                     continue
-                if _names(value) & {name, f"{name}-config"}:
+                if taken_names(value) & {name, f"{name}-config"}:
                     taken.append(f"a resource named {name} in {self.shown(path)}")
         if taken:
             raise StackError(f"{name!r} is taken ({taken[0]}); choose another name", status=2)
-
-    def reference(self, compose: model.Compose) -> Reference:
-        """The first Compose service that runs the template image on its own (no build, no
-        dependencies, no peers, no profile) and has base manifests."""
-        base = self.k8s / "base"
-        for service in compose.services.values():
-            command = service.command or ()
-            if (
-                compose.runs_template_image(service)
-                and not (service.build or service.depends_on or service.profiles)
-                and "SERVICE_PEERS" not in service.environment
-                and len(command) == 2
-                and command[0] == "serve"
-                and (base / f"{service.name}.yaml").is_file()
-                and (base / f"{service.name}.env").is_file()
-            ):
-                return Reference(service.name, command[1])
-        raise StackError(
-            "no service to model the new one on: new needs a Compose service that runs the "
-            "template image without build, depends_on, profiles or SERVICE_PEERS, with "
-            "k8s/base/<it>.yaml and .env"
-        )
 
     def python_files(self) -> None:
         init = self.repo / templates.PACKAGE / "__init__.py"
@@ -259,73 +175,115 @@ class Planner:
             f"tests/integration/test_{name}_service.py", templates.render(integration, name)
         )
 
-    def compose_service(
-        self, reference: Reference, rename: Callable[[str], str], compose: model.Compose
-    ) -> None:
+    def compose_service(self, compose: model.Compose) -> None:
         path = self.paths.compose_file
         text = path.read_text(encoding="utf-8")
-        lines = text.split("\n")
-        found = textedit.mapping_entry(lines, "services", reference.name)
-        if found is None:
-            raise StackError(f"cannot find {reference.name}'s block in {self.shown(path)}")
-        block = rename("\n".join(lines[found[0] : found[1]]))
-        text = textedit.append_to_mapping(text, "services", block)
-        # A secret of the reference's own (compute_token: its API token) gets a twin, so the new
-        # service has a token of its own; shared secrets are mounted as they are.
-        for secret in compose.services[reference.name].secrets:
-            if rename(secret) == secret:
-                continue
-            lines = text.split("\n")
-            entry = textedit.mapping_entry(lines, "secrets", secret)
-            if entry is not None:
-                twin = rename("\n".join(lines[entry[0] : entry[1]]))
-                text = textedit.append_to_mapping(text, "secrets", twin)
-                self.notes.append(
-                    f"{self.name} has a token of its own: set {_variables(twin)} (compose/.env)"
+        for anchor in ("&service", "&environment"):
+            if anchor not in text:
+                raise StackError(
+                    f"{self.shown(path)} has no {anchor} anchor for the shared service settings "
+                    "the new service merges; restore the x-service/x-environment blocks"
                 )
+        # The first service of the template image builds it; the others run it by its tag.
+        block = manifests.compose_service(self.name, builds_image=compose.template_image is None)
+        text = textedit.append_to_mapping(text, "services", block)
+        # Every service has a token of its own: its secret, and the variable naming its file.
+        text = textedit.append_to_mapping(text, "secrets", manifests.compose_secret(self.name))
         self.put(path, text)
-        prometheus = path.parent / "prometheus.yml"
-        if prometheus.is_file():
-            updated, count = textedit.duplicate_items(
-                prometheus.read_text(encoding="utf-8"), _about(reference.name), rename
-            )
-            if count:
-                self.put(prometheus, updated)
-
-    def kubernetes(self, reference: Reference, rename: Callable[[str], str]) -> None:
-        base = self.k8s / "base"
-        manifest = (base / f"{reference.name}.yaml").read_text(encoding="utf-8")
-        body = manifest.split("\n")
-        first = next(i for i, line in enumerate(body) if line.strip() and not line.startswith("#"))
-        header = (
-            f"# {self.name}: made by `{SCRIPT} new` from {reference.name}.yaml;\n"
-            f"# the service itself is {templates.PACKAGE}/{self.name}.py.\n"
+        example = path.parent / ".env.example"
+        if example.is_file():
+            line = manifests.ENV_EXAMPLE_TOKEN.format(name=self.name, NAME=self.name.upper())
+            self.put(example, _after_last_token_line(example.read_text(encoding="utf-8"), line))
+        self.notes.append(
+            f"{self.name} has a token of its own: set {self.name.upper()}_TOKEN_FILE "
+            "(compose/.env); `stack.py up` makes a dev token when it is unset"
         )
-        self.put(base / f"{self.name}.yaml", header + rename("\n".join(body[first:])))
-        self.put(base / f"{self.name}.env", rename((base / f"{reference.name}.env").read_text()))
-        for path in self.yaml_files():
-            if path == base / f"{reference.name}.yaml":
+
+    def edited(self, path: Path) -> str:
+        """The file's content with the changes planned so far."""
+        change = self.changes.get(path)
+        if change is not None and change.content is not None:
+            return change.content
+        return path.read_text(encoding="utf-8")
+
+    def kubernetes(self) -> None:
+        name = self.name
+        base = self.k8s / "base"
+        self.put(base / f"{name}.yaml", manifests.render(manifests.BASE_MANIFEST, name))
+        self.put(base / f"{name}.env", manifests.render(manifests.BASE_ENV, name))
+        for entry in manifests.ENTRIES:
+            path = self.repo / entry.path
+            if not path.is_file():
+                self.notes.append(f"{entry.path} is gone, so {name} has no entry there")
                 continue
-            text = path.read_text(encoding="utf-8")
-            if path.name == "kustomization.yaml":
-                updated, _ = textedit.duplicate_items(text, _about(reference.name), rename)
+            text, fragment = self.edited(path), manifests.render(entry.template, name)
+            if entry.key is None:
+                self.put(path, text.rstrip("\n") + "\n---\n" + fragment)
+                continue
+            try:
+                self.put(path, textedit.append_to_list(text, entry.key, fragment))
+            except ValueError:
+                raise StackError(
+                    f"{entry.path} has no {entry.key}: list to add {name} to; nothing changed"
+                ) from None
+
+    def callers(self, compose: model.Compose) -> None:
+        """Let each of ``called_by`` call the new service (see callers.py)."""
+        name = self.name
+        compose_file = self.paths.compose_file
+        policies = self.k8s / "overlays" / "prod" / "network-policies.yaml"
+        for caller in self.called_by:
+            if caller == callers.INGRESS:
+                self.put(compose_file, callers.compose_publish(self.edited(compose_file), name))
+                ingress = self.k8s / "overlays" / "prod" / "ingress.yaml"
+                if ingress.is_file():
+                    self.put(ingress, callers.ingress_rule(self.edited(ingress), name))
+                    self.notes.append(
+                        f"{name} is routed at https://{name}.example.com/api by "
+                        f"{self.shown(ingress)}: set the host and TLS Secret for your domain"
+                    )
             else:
-                updated, _ = textedit.duplicate_documents(text, _object_of(reference.name), rename)
-            self.put(path, updated)
-        kustomization = base / "kustomization.yaml"
-        if kustomization not in self.changes:
-            raise StackError(
-                f"{self.shown(kustomization)} does not list {reference.name}.yaml; cannot add "
-                f"{self.name} the same way"
-            )
+                service = compose.services.get(caller)
+                if service is None or not compose.runs_template_image(service):
+                    known = ", ".join(
+                        s.name for s in compose.services.values() if compose.runs_template_image(s)
+                    )
+                    raise StackError(
+                        f"--called-by {caller}: not a service of the stack (there: {known}; or "
+                        f"`{callers.INGRESS}` for the public); nothing changed",
+                        status=2,
+                    )
+                self.put(
+                    compose_file, callers.compose_caller(self.edited(compose_file), caller, name)
+                )
+                env_file, deployment = (
+                    self.k8s / "base" / f"{caller}.env",
+                    self.k8s / "base" / f"{caller}.yaml",
+                )
+                if env_file.is_file():
+                    self.put(env_file, callers.env_file_caller(self.edited(env_file), name))
+                if deployment.is_file():
+                    self.put(
+                        deployment, callers.deployment_caller(self.edited(deployment), caller, name)
+                    )
+            if policies.is_file():
+                text = self.edited(policies).rstrip("\n")
+                self.put(policies, text + "\n---\n" + callers.policies(name, caller))
+                self.notes.append(
+                    f"{self.shown(policies)}: {caller} may call {name} (prod NetworkPolicies)"
+                )
 
     def check(self) -> None:
         """Every changed file must parse and stay within the lint width, and the Compose file
         must describe the service."""
         for change in self.changes.values():
+            if change.content is None:
+                continue
             where = self.shown(change.path)
             before = set((change.original or "").split("\n"))
-            if any(len(line) > YAML_WIDTH for line in set(change.content.split("\n")) - before):
+            linted = change.path.suffix in (".yaml", ".yml", ".py")  # env files have no width
+            new_lines = set(change.content.split("\n")) - before
+            if linted and any(len(line) > YAML_WIDTH for line in new_lines):
                 raise StackError(f"new would write lines over {YAML_WIDTH} columns in {where}")
             if change.path.suffix in (".yaml", ".yml"):
                 try:
@@ -334,7 +292,7 @@ class Planner:
                     raise StackError(f"new would break {where} ({exc}); nothing changed") from exc
             elif change.path.suffix == ".py":
                 compile(change.content, where, "exec")
-        text = self.changes[self.paths.compose_file].content
+        text = self.changes[self.paths.compose_file].content or ""
         compose = reader.parse(text, self.paths.compose_file, self.environ, "the new Compose file")
         service = compose.services.get(self.name)
         if service is None or service.command != ("serve", self.target):
@@ -345,6 +303,15 @@ class Planner:
                 f"the Dockerfile does not copy {templates.PACKAGE}/ into the image: `up --docker` "
                 f"needs it (COPY {templates.PACKAGE}/ next to service_template/)"
             )
+
+
+def _after_last_token_line(text: str, line: str) -> str:
+    """``text`` with ``line`` after its last ``*_TOKEN_FILE=`` line (at the end without one)."""
+    lines = text.split("\n")
+    last = max((i for i, entry in enumerate(lines) if "_TOKEN_FILE=" in entry), default=None)
+    if last is None:
+        return text.rstrip("\n") + "\n" + line + "\n"
+    return "\n".join([*lines[: last + 1], line, *lines[last + 1 :]])
 
 
 def write(changes: list[Change], writer: Callable[[Path, str], None] | None = None) -> None:
@@ -358,7 +325,10 @@ def write(changes: list[Change], writer: Callable[[Path, str], None] | None = No
             for folder in missing:
                 folder.mkdir()
                 made.append(folder)
-            writer(change.path, change.content)
+            if change.content is None:
+                change.path.unlink()
+            else:
+                writer(change.path, change.content)
             written.append(change)
     except BaseException:
         for change in reversed(written):
@@ -384,7 +354,8 @@ def _write_atomically(path: Path, content: str) -> None:
 
 def command(ctx: Context, args: argparse.Namespace) -> int:
     """Create the service NAME everywhere; print what changed and what to do next."""
-    planner = Planner(ctx.paths, args.name, ctx.environ)
+    called_by = tuple(dict.fromkeys(c.strip() for c in args.called_by.split(",") if c.strip()))
+    planner = Planner(ctx.paths, args.name, ctx.environ, called_by)
     changes = planner.plan()
     write(changes)
     for change in changes:

@@ -78,36 +78,55 @@ def test_only_private_greet_needs_the_api_token() -> None:
 '''
 
 INTEGRATION_TEST = '''\
-"""The {name} service over real HTTP: anyone may greet, token holders privately."""
+"""The {name} service over real HTTP: anyone may greet, token holders privately.
+
+It uses the runtime's test kit (service_template.testing), so it runs in any project.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from service_template import AccessDenied, RemoteClient
-from tests.conftest import TOKEN
+from service_template import AccessDenied
+from service_template.testing import RunningService, ServiceFactory, serve_in_thread
+from services.{name} import {cls}
 
 pytestmark = pytest.mark.integration
 
+PROJECT = Path(__file__).resolve().parents[2]
 TARGET = "services.{name}:{cls}"
 
 
-def test_greet_answers_over_http(start_service) -> None:
-    service = start_service(TARGET)
-    with RemoteClient(service.url) as client:
-        answer = client.methods.greet("world")
+@pytest.fixture
+def service() -> Iterator[RunningService]:
+    # In this process, on a free loopback port; drained and stopped after the test.
+    with serve_in_thread({cls}, token="test-token") as running:
+        yield running
+
+
+def test_greet_answers_anyone(service: RunningService) -> None:
+    answer = service.client(anonymous=True).methods.greet("world")
     assert answer == "hello world, this is {name}"
 
 
-def test_private_greet_refuses_a_caller_without_the_token(start_service) -> None:
-    service = start_service(TARGET)
-    with RemoteClient(service.url) as client, pytest.raises(AccessDenied):
-        client.methods.private_greet("world")
+def test_private_greet_refuses_a_caller_without_the_token(service: RunningService) -> None:
+    with pytest.raises(AccessDenied):
+        service.client(anonymous=True).methods.private_greet("world")
 
 
-def test_private_greet_answers_a_caller_with_the_token(start_service) -> None:
-    service = start_service(TARGET)
-    with RemoteClient(service.url, token=TOKEN) as client:
-        answer = client.methods.private_greet("world")
+def test_private_greet_answers_a_caller_with_the_token(service: RunningService) -> None:
+    answer = service.client().methods.private_greet("world")
     assert answer == "hello world, this is {name}, privately"
+
+
+def test_it_serves_as_compose_and_kubernetes_run_it() -> None:
+    # The target of its Compose `command` and Deployment `args`, as a real process.
+    with ServiceFactory() as services:
+        process = services.process(TARGET, cwd=PROJECT)
+        answer = services.client(process.url).methods.greet("you")
+        assert answer == "hello you, this is {name}"
+        process.stop_cleanly()
 '''
 
 

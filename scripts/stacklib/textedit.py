@@ -150,3 +150,104 @@ def append_to_mapping(text: str, parent: str, block: str) -> str:
     end = _trim_end(lines, top, _block_end(lines, top, 0, sibling=False))
     lines[end:end] = ["", *block.rstrip("\n").split("\n")]
     return "\n".join(lines)
+
+
+def _key_line(lines: list[str], key: str, start: int = 0, end: int | None = None) -> int | None:
+    """The first line in [start, end) that is ``key:`` or ``key: []`` (any indentation)."""
+    for number in range(start, len(lines) if end is None else end):
+        if lines[number].strip() in (f"{key}:", f"{key}: []"):
+            return number
+    return None
+
+
+def append_to_list(text: str, key: str, item: str) -> str:
+    """``item`` (written at indentation 0) added as the last item of the first block list
+    under ``key:``; an empty ``key: []`` becomes a block list holding it."""
+    lines = text.split("\n")
+    at = _key_line(lines, key)
+    if at is None:
+        raise ValueError(f"no {key}: list")
+    key_indent = _indent(lines[at])
+    if lines[at].strip().endswith("[]"):
+        lines[at] = " " * key_indent + f"{key}:"
+        end, item_indent = at + 1, key_indent + 2
+    else:
+        end = _trim_end(lines, at, _block_end(lines, at, key_indent, sibling=False))
+        first = next((i for i in range(at + 1, end) if _is_content(lines[i])), None)
+        item_indent = _indent(lines[first]) if first is not None else key_indent + 2
+    lines[end:end] = [" " * item_indent + line if line else line for line in item.split("\n")]
+    return "\n".join(lines)
+
+
+def remove_items(text: str, wanted: Callable[[Any], bool]) -> tuple[str, int]:
+    """Remove each list item ``wanted`` accepts; a list left with no item becomes ``key: []``."""
+    lines = text.split("\n")
+    chosen: list[Item] = []
+    for item in items(lines):
+        inside = any(c.start <= item.start < c.end for c in chosen)
+        if not inside and wanted(item_value(lines, item)):
+            chosen.append(item)
+    for item in sorted(chosen, key=lambda i: i.start, reverse=True):
+        parent = next(
+            (
+                i
+                for i in range(item.start - 1, -1, -1)
+                if _is_content(lines[i]) and _indent(lines[i]) < item.indent
+            ),
+            None,
+        )
+        del lines[item.start : item.end]
+        if parent is None or not lines[parent].rstrip().endswith(":"):
+            continue
+        end = _block_end(lines, parent, _indent(lines[parent]), sibling=False)
+        if not any(_ITEM.match(lines[i]) for i in range(parent + 1, end)):
+            # Comments that were inside the list now describe it: they go above its key.
+            indent = " " * _indent(lines[parent])
+            numbers = [i for i in range(parent + 1, end) if lines[i].strip()]
+            comments = [indent + lines[i].strip() for i in numbers]
+            for number in reversed(numbers):
+                del lines[number]
+            lines[parent] = lines[parent].rstrip() + " []"
+            lines[parent:parent] = comments
+    return "\n".join(lines), len(chosen)
+
+
+def remove_documents(text: str, wanted: Callable[[Any], bool]) -> tuple[str, int]:
+    """Remove each ``---`` document ``wanted`` accepts; the file's leading comments stay."""
+    kept, removed = [], 0
+    header: list[str] = []
+    for number, document in enumerate(documents(text)):
+        try:
+            value = yaml.safe_load(document)
+        except yaml.YAMLError:
+            value = None
+        if value is not None and wanted(value):
+            removed += 1
+            if number == 0:
+                lines = document.split("\n")
+                first = next((i for i, line in enumerate(lines) if _is_content(line)), 0)
+                header = lines[:first]
+            continue
+        kept.append(document)
+    if not removed:
+        return text, 0
+    body = "---\n".join(kept)
+    if header and kept:
+        body = "\n".join(header) + "\n" + body
+    elif header:
+        body = "\n".join(header) + "\n"
+    return body, removed
+
+
+def block_of(lines: list[str], start: int, end: int, key: str) -> tuple[int, int] | None:
+    """Lines [a, b) of the entry ``key:`` (or ``key: value``) nested directly in the block
+    [start, end), at the indentation of that block's first content line."""
+    children = [i for i in range(start, end) if _is_content(lines[i])]
+    if not children:
+        return None
+    indent = _indent(lines[children[0]])
+    for number in children:
+        stripped = lines[number].strip()
+        if _indent(lines[number]) == indent and stripped.split(":", 1)[0] == key:
+            return number, _trim_end(lines, number, _block_end(lines, number, indent, False))
+    return None

@@ -69,6 +69,11 @@ class _Exchange(httputil.HTTPConnection):
         headers = httputil.HTTPHeaders()
         for name, value in request.all_headers():
             headers.add(name, value)
+        if "Host" not in headers:
+            # HTTP/1.0 needs no Host (the wire refuses a 1.1 request without one), but
+            # Tornado's request object insists on it: the server's own name stands in
+            # (RFC 9112 3.3, the default authority). Without it the request went unanswered.
+            headers["Host"] = "localhost"
         delegate.headers_received(start_line, headers)
         if request.body:
             delegate.data_received(request.body)

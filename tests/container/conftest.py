@@ -25,6 +25,7 @@ from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.networks import Network
 
+from .compose_stack import Stack, up_stack
 from .support import FACTS, REPO, note
 
 IMAGE = "service-template:test"
@@ -166,6 +167,11 @@ def image(docker_client: docker.DockerClient, base_image: str) -> str:
         timeout=900,
     )
     took = time.monotonic() - started
+    # The image the tag named before is dangling now: remove it (as build-images.sh does). Only
+    # final images carry stage=runtime; the dangling build stages are the layer cache.
+    docker_client.images.prune(
+        filters={"dangling": True, "label": "org.service-template.stage=runtime"}
+    )
     size = docker_client.images.get(IMAGE).attrs["Size"]
     note(f"image {IMAGE}: {size / 1e6:.1f} MB, built on {base_image} in {took:.1f} s")
     return IMAGE
@@ -270,6 +276,21 @@ def module_containers(docker_client: docker.DockerClient, network: Network) -> I
     made = Containers(docker_client, network)
     yield made
     made.remove_all()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    compose: list[str],
+    docker_client: docker.DockerClient,
+    image: str,
+    prometheus_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """The template's Compose stack, up and healthy, shared by every module that tests it;
+    down at the end of the session, leaving nothing."""
+    yield from up_stack(
+        f"st-test-{SESSION}", compose, docker_client, image, prometheus_image, tmp_path_factory
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

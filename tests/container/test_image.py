@@ -37,8 +37,32 @@ from .support import (
 
 pytestmark = pytest.mark.container
 
-HELLO = "service_template.examples.hello:HelloService"
-COMPUTE = "service_template.examples.compute:ComputeService"
+# The image's own checks serve a module of their own, mounted into the image's working directory
+# (/app, the documented way to serve your own module), so they hold whatever services the
+# project has: the examples may be gone.
+PROBE = "probe_service:ProbeService"
+PROBE_SERVICE = """
+from service_template import MicroService, private_api_method, public_method
+
+
+class ProbeService(MicroService):
+    name = "probe"
+
+    @public_method
+    async def say_hello(self, name: str) -> str:
+        return f"hello {name}"
+
+    @private_api_method
+    async def say_private_hello(self, name: str) -> str:
+        return f"this is secret: hello {name}"
+
+    @public_method
+    def fibonacci(self, n: int) -> int:
+        a, b = 0, 1
+        for _ in range(n):
+            a, b = b, a + b
+        return a
+"""
 PYTHON = "/opt/venv/bin/python"
 HARDENED: dict[str, Any] = {
     "read_only": True,
@@ -47,8 +71,7 @@ HARDENED: dict[str, Any] = {
 }
 EROFS = 30
 
-# None of the examples has a call slow enough to be caught in flight, so this one is dropped
-# into the image's working directory (/app), the documented way to serve your own module.
+# A call slow enough to be caught in flight, dropped into /app as PROBE_SERVICE is.
 SLOW_SERVICE = """
 import asyncio
 
@@ -71,6 +94,14 @@ class Running:
     base: str  # http://127.0.0.1:<published port>
 
 
+def probe_volume(folder: Path) -> dict[str, dict[str, str]]:
+    """PROBE_SERVICE as a read-only file in the image's working directory."""
+    module = folder / "probe_service.py"
+    module.write_text(PROBE_SERVICE)
+    module.chmod(0o644)  # the service runs as uid 10001
+    return {str(module): {"bind": "/app/probe_service.py", "mode": "ro"}}
+
+
 def start_service(containers: Containers, image: str, *command: str, **kwargs: Any) -> Running:
     container = containers.start(
         image, command=["serve", *command], publish=8000, **HARDENED, **kwargs
@@ -88,9 +119,12 @@ def started_at(container: Container) -> float:
 
 
 @pytest.fixture(scope="module")
-def hello(module_containers: Containers, image: str) -> Running:
-    """One hardened hello service shared by the module's read-only checks."""
-    return start_service(module_containers, image, HELLO)
+def hello(
+    module_containers: Containers, image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Running:
+    """One hardened probe service shared by the module's read-only checks."""
+    volumes = probe_volume(tmp_path_factory.mktemp("probe"))
+    return start_service(module_containers, image, PROBE, volumes=volumes)
 
 
 def test_image_runs_as_numeric_non_root_user(
@@ -131,7 +165,7 @@ def test_hardened_container_serves_health_metrics_and_json_rpc(hello: Running) -
     assert live.status == 200
     assert live.headers["content-type"].startswith("application/health+json")
     assert live.json()["status"] == "pass"
-    assert live.json()["serviceId"] == "hello"
+    assert live.json()["serviceId"] == "probe"
 
     ready = get(f"{hello.base}/readyz")
     assert (ready.status, ready.json()["status"]) == (200, "pass")
@@ -143,7 +177,7 @@ def test_hardened_container_serves_health_metrics_and_json_rpc(hello: Running) -
     assert metrics.status == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     page = metrics.body.decode()
-    assert 'rpc_service_info{service="hello"} 1.0' in page
+    assert 'rpc_service_info{service="probe"} 1.0' in page
     assert 'rpc_calls_total{method="say_hello",outcome="ok"} 1.0' in page
 
 
@@ -226,10 +260,10 @@ def fibonacci(n: int) -> int:
     return a
 
 
-def test_docker_stop_ends_a_busy_example_within_2_s_and_loses_no_accepted_call(
-    containers: Containers, image: str
+def test_docker_stop_ends_a_busy_service_within_2_s_and_loses_no_accepted_call(
+    containers: Containers, image: str, tmp_path: Path
 ) -> None:
-    service = start_service(containers, image, COMPUTE)
+    service = start_service(containers, image, PROBE, volumes=probe_volume(tmp_path))
     # The container's address on the test network: a refused connection then means the
     # service's listener is closed (the published port would be answered by docker-proxy).
     url = f"http://{containers.ip(service.container)}:8000/api"
@@ -248,7 +282,7 @@ def test_docker_stop_ends_a_busy_example_within_2_s_and_loses_no_accepted_call(
     check_no_accepted_call_failed(outcomes, call_log_ids(logs))
     in_flight = [e["in_flight"] for e in log_entries(logs, "draining")]
     note(
-        f"docker stop under load (compute, 4 clients): {took:.2f} s, exit 0, "
+        f"docker stop under load (fibonacci, 4 clients): {took:.2f} s, exit 0, "
         f"{sum(o.kind == 'ok' for o in outcomes)} calls answered, {in_flight[0]} in flight "
         "at SIGTERM"
     )

@@ -23,8 +23,8 @@ from .support import REPO, note, wait_for
 pytestmark = pytest.mark.container
 
 PYTHON = "/opt/venv/bin/python"
-GATEWAY = "service_template.examples.gateway:GatewayService"
-HELLO = "service_template.examples.hello:HelloService"
+GATEWAY = "services.gateway:GatewayService"
+HELLO = "services.hello:HelloService"
 
 # Prints the distributions the service's interpreter sees and the values pip's markers use
 # (PEP 508), computed the way packaging computes them, with the standard library only.

@@ -1,4 +1,4 @@
-"""Pod emulation: the hello Deployment of the prod overlay, run under Docker with exactly the
+"""Pod emulation: a Deployment of the prod overlay, run under Docker with exactly the
 settings its manifest gives, probed as the kubelet would, and terminated as the kubelet would.
 
 No cluster can run here, so the rendered manifest (``kubectl kustomize k8s/overlays/prod``) is
@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import defined_stack
+
 from .conftest import Containers, unavailable
 from .support import (
     REPO,
@@ -42,7 +44,10 @@ from .support import (
 pytestmark = pytest.mark.container
 
 OVERLAY = REPO / "k8s" / "overlays" / "prod"
-DEPLOYMENT = "hello"
+# A service of the project that calls no one (so it starts alone): whichever the stack has.
+DEPLOYMENT = next(
+    name for name in sorted(defined_stack().app_names()) if not defined_stack().services[name].peers
+)
 # The Secret the prod overlay only refers to (an operator creates it): its value for the test.
 SECRETS = {f"{DEPLOYMENT}-api-token": {"api-token": TOKEN}}
 # What the kubelet sends with an HTTP probe, besides the probe's own httpHeaders.
@@ -279,7 +284,7 @@ def manifests() -> list[dict[str, Any]]:
     return render(OVERLAY)
 
 
-def test_hello_pod_starts_answers_probes_and_drains_without_dropping_calls(
+def test_a_pod_starts_answers_probes_and_drains_without_dropping_calls(
     manifests: list[dict[str, Any]], image: str, containers: Containers, tmp_path: Path
 ) -> None:
     pod = emulate(manifests, DEPLOYMENT, image, tmp_path / "secrets")
@@ -305,13 +310,14 @@ def test_hello_pod_starts_answers_probes_and_drains_without_dropping_calls(
     assert get(f"http://{address}:{pod.admin_port}/metrics").status == 200
     assert get(f"http://{address}:{pod.port}/metrics").status == 404
 
-    # The Secret volume works under the manifest's user, group and file mode.
+    # The Secret volume works under the manifest's user, group and file mode: a token file
+    # the service could not read would have stopped it at start (a configuration error).
     url = f"http://{address}:{pod.port}/api"
-    assert result_of(rpc(url, "say_private_hello", ["pod"], token=TOKEN)) == (
-        "this is secret: hello pod"
-    )
+    document = result_of(rpc(url, "rpc.discover", [], token=TOKEN))
+    assert document["info"]["title"] == DEPLOYMENT
 
-    load = CallLoad(url, "say_hello", ["pod"], "hello pod", clients=8).start()
+    # Every service answers rpc.discover, whatever its own methods are.
+    load = CallLoad(url, "rpc.discover", [], document, clients=8).start()
     try:
         wait_for(lambda: load.count("ok") >= 50, 20, "calls answered under load", interval=0.05)
         # The kubelet's termination: the preStop hook, then SIGTERM; the grace period covers

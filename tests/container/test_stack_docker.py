@@ -29,7 +29,10 @@ from .support import REPO, compose_variables
 pytestmark = pytest.mark.container
 
 PROJECT_LABEL = "com.docker.compose.project"
-COMPOSE_VARIABLES = compose_variables(REPO / "compose" / "compose.yaml")
+FIXTURE = REPO / "tests" / "stackfixture" / "compose.yaml"
+COMPOSE_VARIABLES = compose_variables(FIXTURE) | compose_variables(
+    REPO / "compose" / "compose.yaml"
+)
 
 
 class Checkout:
@@ -107,11 +110,14 @@ def checkout(
 ) -> Iterator[Checkout]:
     """A fresh copy; the `image` fixture has made the wheels the offline build needs."""
     root = copy_worktree(tmp_path / "repo").resolve()
+    # The tests' own stack (tests/stackfixture), so these tests hold whatever services the
+    # project has; its services are mounted into the image.
+    shutil.copyfile(FIXTURE, root / "compose" / "compose.yaml")
     shutil.copytree(REPO / ".cache" / "wheels", root / ".cache" / "wheels")
     env = {k: v for k, v in os.environ.items() if k not in COMPOSE_VARIABLES}
     env = {k: v for k, v in env.items() if not k.startswith("SERVICE_")}
-    # The gateway on a free host port: a developer's stack on 8080 must not collide.
-    env.update(BASE_IMAGE=base_image, SERVICE_IMAGE=tag, GATEWAY_PORT="0")
+    # The front on a free host port: a developer's stack on 8080 must not collide.
+    env.update(BASE_IMAGE=base_image, SERVICE_IMAGE=tag, FRONT_PORT="0")
     made = Checkout(root, env, docker_client)
     yield made
     made.close()
@@ -139,35 +145,36 @@ def test_up_call_status_smoke_and_down_leave_no_container_network_or_volume(
     for name in ("HELLO", "COMPUTE", "GATEWAY"):  # a token per service
         assert f"{name}_TOKEN_FILE is not set: using a generated dev token" in up.stderr
     rows = {line.split()[0]: line.split() for line in up.stdout.splitlines()[1:]}
-    assert rows["gateway"][1].startswith("http://127.0.0.1:") and rows["gateway"][-2:] == [
+    assert rows["front"][1].startswith("http://127.0.0.1:") and rows["front"][-2:] == [
         "running",
         "healthy",
     ]
-    assert rows["hello"][1:] == ["-", "(stack", "network", "only)", "running", "healthy"]
+    assert rows["greeter"][1:] == ["-", "(stack", "network", "only)", "running", "healthy"]
     assert rows["prometheus"][2] == "skipped"
     project = checkout.project
     assert len(checkout.resources(project)["containers"]) == 3
 
-    called = checkout.run("call", "gateway", "greet_and_add", "you", "2", "3")
+    called = checkout.run("call", "front", "greet_and_add", "you", "2", "3")
     assert json.loads(called.stdout) == {"greeting": "hello you", "sum": 5}, called.stderr
-    private = checkout.run("call", "hello", "say_private_hello", "x")
+    private = checkout.run("call", "greeter", "say_private_hello", "x")
     assert json.loads(private.stdout) == "this is secret: hello x", private.stderr
     # The gateway calls hello's private method with hello's own token.
     forwarded = checkout.run("call", "gateway", "private_greet", "x")
     assert json.loads(forwarded.stdout) == "this is secret: hello x", forwarded.stderr
     assert (
-        checkout.run("call", "--token", "wrong", "hello", "say_private_hello", "x").returncode == 1
+        checkout.run("call", "--token", "wrong", "greeter", "say_private_hello", "x").returncode
+        == 1
     )
 
     status = checkout.run("status", timeout=120)
     assert status.returncode == 0, status.stderr
     table = {line.split()[0]: line for line in status.stdout.splitlines()[1:]}
-    assert "running  ready" in table["hello"]
+    assert "running  ready" in table["greeter"]
     smoke = checkout.run("smoke", timeout=120)
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
-    assert "PASS compute: ready, rpc.discover -> compute (5 methods)" in smoke.stdout
-    logs = checkout.run("logs", "--tail", "5", "hello", timeout=60)
-    assert '"service":"hello"' in logs.stdout or "hello" in logs.stdout
+    assert "PASS adder: ready, rpc.discover -> adder (1 methods)" in smoke.stdout
+    logs = checkout.run("logs", "--tail", "5", "greeter", timeout=60)
+    assert '"service":"greeter"' in logs.stdout
 
     down = checkout.run("down", timeout=300)
     assert down.returncode == 0, down.stderr
@@ -178,15 +185,15 @@ def test_up_call_status_smoke_and_down_leave_no_container_network_or_volume(
 def test_a_service_that_crashes_on_start_fails_up_and_leaves_nothing(checkout: Checkout) -> None:
     compose = checkout.root / "compose" / "compose.yaml"
     compose.write_text(
-        compose.read_text().replace("compute:ComputeService", "compute:NoSuchService")
+        compose.read_text().replace("services:AdderService", "services:NoSuchService")
     )
     up = checkout.run("up", "--docker", "-d", "--timeout", "60")
     assert up.returncode == 1
     errors = [line for line in up.stderr.splitlines() if line.startswith("stack: error:")]
     assert len(errors) == 1
-    assert errors[0].startswith("stack: error: compute did not become healthy")
+    assert errors[0].startswith("stack: error: adder did not become healthy")
     assert "NoSuchService" in errors[0]
-    assert "  | last log lines of compute:" in up.stderr
+    assert "  | last log lines of adder:" in up.stderr
     assert nothing(checkout.resources(checkout.project))
     assert not (checkout.root / ".cache" / "stack" / "state.json").exists()
 

@@ -24,7 +24,6 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -358,15 +357,6 @@ def wait_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]:
     except ConnectionResetError:
         pass  # closed with a reset: closed all the same
     return received, time.monotonic() - started
-
-
-def wait_until(predicate: Callable[[], bool], limit: float, what: str) -> None:
-    """Poll ``predicate`` (bounded in time) until it holds."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {limit}s")
-        time.sleep(0.02)
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from service_template.testing import wait_until
 from tests.conftest import REPO, ServiceProcess
 from tests.integration.services import (
     BackgroundCall,
@@ -18,7 +19,6 @@ from tests.integration.services import (
     request,
     result_of,
     sample,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration

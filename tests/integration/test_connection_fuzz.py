@@ -34,12 +34,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from service_template.testing import wait_until
 from tests.conftest import ServiceProcess, launch
 from tests.integration.fuzz_scripts import ENDINGS, scripts
 from tests.integration.fuzz_streams import MAX_BODY, Script, Step, Tail
 from tests.integration.process_watch import ProcessWatch
 from tests.integration.response_stream import ResponseStream
-from tests.integration.services import connect, metrics, request, sample, wait_until
+from tests.integration.services import connect, metrics, request, sample
 
 pytestmark = pytest.mark.integration
 

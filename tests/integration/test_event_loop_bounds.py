@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from service_template.testing import wait_until
 from tests.conftest import TOKEN, ServiceProcess, launch
 from tests.integration.services import (
     BackgroundCall,
@@ -30,7 +31,6 @@ from tests.integration.services import (
     result_of,
     rpc,
     sample,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration

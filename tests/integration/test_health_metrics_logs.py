@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from service_template.testing import wait_until
 from tests.conftest import ServiceProcess, launch
 from tests.integration.services import (
     BackgroundCall,
@@ -31,7 +32,6 @@ from tests.integration.services import (
     result_of,
     rpc,
     sample,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from service_template.testing import wait_until
 from tests.conftest import TOKEN, ServiceProcess, launch
 from tests.integration.services import (
     api_head,
@@ -25,7 +26,6 @@ from tests.integration.services import (
     read_response,
     rpc,
     wait_closed,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -551,3 +551,15 @@ def test_timeouts_keep_firing_after_a_client_closes_mid_request():
         assert_healthy(service.port)
     finally:
         service.stop_cleanly()
+
+
+def test_an_http_1_0_request_without_host_is_answered_on_every_route(header_probe):
+    # HTTP/1.0 has no Host requirement; the probes, metrics and OpenRPC (Tornado's routes)
+    # once left such a request unanswered with an error in the log (found by the image tests).
+    for path in ("/livez", "/readyz", "/metrics", "/openrpc.json", "/nope"):
+        with connect(header_probe.port) as sock:
+            sock.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+            response = read_response(sock)
+        assert response.status in (200, 404), (path, response.status)
+        assert (response.status == 404) == (path == "/nope")
+    assert not [line for line in header_probe.logs() if line.get("level") == "error"]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from service_template.testing import wait_until
 from tests.conftest import ServiceProcess, launch
 from tests.integration.services import (
     BackgroundCall,
@@ -28,7 +29,6 @@ from tests.integration.services import (
     rpc,
     sample,
     wait_closed,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration

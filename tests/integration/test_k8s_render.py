@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import missing_tool
+from tests.conftest import defined_stack, missing_tool
 
 pytestmark = pytest.mark.integration
 
@@ -210,12 +210,22 @@ def test_every_token_secret_a_pod_reads_exists_in_dev_and_is_documented_for_prod
     }
     referenced = _referenced_secrets(dev)
     assert set().union(*referenced.values()) == generated
-    assert len(referenced["gateway"]) == 3  # its own token and its two peers'
+    # Each pod reads its own token and, for every peer Compose declares for it, that peer's.
+    stack = defined_stack()
+    for service in stack.app_names():
+        peers = {callee for caller, callee in stack.calls() if caller == service}
+        assert len(referenced[service]) == 1 + len(peers), service
     # Prod: the operator makes <name>-api-token for each service, as the README's loop does.
     prod = _referenced_secrets(render("prod", tmp_path / "prod"))
     assert set().union(*prod.values()) == {f"{name}-api-token" for name in prod}
     for readme in (REPO / "README.md", K8S / "README.md"):
         text = readme.read_text()
-        loops = re.findall(r"^for name in ([a-z0-9 ]+); do$", text, re.MULTILINE)
-        assert loops and all(set(loop.split()) == set(prod) for loop in loops), readme
+        # The loops list the services the way `new` and `remove` keep them: the base's resources.
+        loops = re.findall(r"^for name in \$\((.+)\); do$", text, re.MULTILINE)
+        assert loops, readme
+        for command in loops:
+            listed = subprocess.run(
+                ["bash", "-c", command], cwd=REPO, capture_output=True, text=True, check=True
+            ).stdout.split()
+            assert set(listed) == set(prod), (readme, command)
         assert '"$name-api-token"' in text

@@ -67,6 +67,7 @@ def blocks() -> list[Block]:
 
 # Blocks not run here, each with the reason and where it is covered instead.
 NOT_RUN_HERE = {
+    "from collections.abc import Iterator": "kit",
     "python3 scripts/stack.py up     # run the example stack": (
         "stays in the foreground; tests/integration/test_stack_local.py runs up, Ctrl-C and down,"
         " and .ci/run runs the test command itself"
@@ -84,6 +85,15 @@ NOT_RUN_HERE = {
         " tests/unit/test_k8s_consistency.py check what it applies"
     ),
     "service_template/": ("the layout of the repository, not a command", ""),
+    "python3 scripts/dev.py lock": (
+        "resolves against the package index; tests/unit/test_lock.py checks the locks it writes"
+    ),
+    ".venv/bin/uv pip compile requirements/dev.txt": (
+        "resolves against the package index, for other platforms; the README reports its result"
+    ),
+    "docker pull python:3.11-slim-bookworm": (
+        "needs a registry; the container tier builds on the local base image instead"
+    ),
     "import contextlib": (
         "the billing example of the seams; tests/integration/test_seams.py"
         "::test_the_readme_example_serves_its_settings_readiness_and_metrics serves this block",
@@ -238,6 +248,7 @@ def run_service_block(block: Block, tmp_path: Path) -> None:
 
 
 RUN_HERE = {
+    "from collections.abc import Iterator": "kit",
     "curl -s http://127.0.0.1:8000/api -H 'Content-Type: application/json' \\": "curl",
     "from service_template import RemoteClient": "client",
     "from service_template import MicroService, public_method, private_api_method": "service",
@@ -274,3 +285,41 @@ def test_the_cli_call_in_the_readme_answers(hello_port: int) -> None:
         check=True,
     )
     assert json.loads(done.stdout) == "hello world"
+
+
+def test_the_test_kit_example_passes_in_a_project_with_a_billing_service(tmp_path: Path) -> None:
+    # The example is written for the service `stack.py new billing` makes: make it, then run
+    # the README's test module there with pytest, as its reader would.
+    from tests.unit.test_stack_scaffold import copy_worktree
+
+    repo = copy_worktree(tmp_path / "repo")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    made = subprocess.run(
+        [str(VENV_PYTHON), "scripts/stack.py", "new", "billing"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    (repo / "tests" / "test_readme_kit.py").write_text(block_named(_key_for("kit")).text)
+    done = subprocess.run(
+        [
+            str(VENV_PYTHON),
+            "-m",
+            "pytest",
+            "tests/test_readme_kit.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=repo,
+        env={**FRESH_ENV, "PYTHONPATH": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,12 +21,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import fresh_name
 from tests.unit.test_stack_scaffold import copy_worktree
 
 pytestmark = pytest.mark.integration
 
 PROC = Path("/proc")
-TEMPLATE_SERVICES = ["hello", "compute", "gateway"]
+# The tests' own stack (tests/stackfixture): the orchestrator is tested on it, so these tests
+# pass whatever services the project itself has.
+FIXTURE = Path(__file__).resolve().parents[1] / "stackfixture" / "compose.yaml"
+FIXTURE_SERVICES = ["greeter", "adder", "front"]
+DEMO = fresh_name("demo")  # a name the project does not use yet
 
 
 def environment() -> dict[str, str]:
@@ -100,13 +106,20 @@ def assert_nothing_left(repo: Path, groups: set[int] = frozenset()) -> None:  # 
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Path]:
+def template_repo(tmp_path: Path) -> Iterator[Path]:
     """A copy of the repository; whatever a test leaves running is stopped afterwards."""
     copy = copy_worktree(tmp_path / "repo").resolve()
     yield copy
     stack(copy, "down")
     for pid in live_processes_in(copy):
         os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def repo(template_repo: Path) -> Path:
+    """A copy of the repository whose stack is the tests' own (tests/stackfixture)."""
+    shutil.copyfile(FIXTURE, template_repo / "compose" / "compose.yaml")
+    return template_repo
 
 
 def edit_compose(repo: Path, old: str, new: str) -> None:
@@ -174,44 +187,44 @@ def test_up_call_status_smoke_logs_then_down_leaves_no_process(repo: Path) -> No
     assert up.returncode == 0, up.stderr
     table = up.stdout.splitlines()
     assert table[0].split() == ["SERVICE", "URL", "STATE", "READINESS"]
-    for name in TEMPLATE_SERVICES:
+    for name in FIXTURE_SERVICES:
         row = next(line.split() for line in table if line.startswith(name + " "))
         assert row[1].startswith("http://127.0.0.1:") and row[2:] == ["running", "ready"]
     assert "prometheus  -" in up.stdout and "skipped" in up.stdout
-    assert "stack: hello ready at http://127.0.0.1:" in up.stderr
+    assert "stack: greeter ready at http://127.0.0.1:" in up.stderr
     groups = recorded_groups(repo)
-    assert len(groups) == 3 and live_members(groups)
+    assert len(groups) == len(FIXTURE_SERVICES) and live_members(groups)
 
-    called = stack(repo, "call", "gateway", "greet_and_add", "you", "2", "3")
+    called = stack(repo, "call", "front", "greet_and_add", "you", "2", "3")
     assert called.returncode == 0, called.stderr
     assert json.loads(called.stdout) == {"greeting": "hello you", "sum": 5}
     # The stack's own token is used, so private methods work too.
-    private = stack(repo, "call", "hello", "say_private_hello", "name=x")
+    private = stack(repo, "call", "greeter", "say_private_hello", "name=x")
     assert json.loads(private.stdout) == "this is secret: hello x"
-    denied = stack(repo, "call", "--token", "wrong", "hello", "say_private_hello", "x")
+    denied = stack(repo, "call", "--token", "wrong", "greeter", "say_private_hello", "x")
     assert denied.returncode == 1 and "Access denied" in denied.stderr
 
     status = stack(repo, "status")
     assert status.returncode == 0, status.stderr
     rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
-    # hello served the gateway's greeting, its own private call and the refused one.
-    assert rows["hello"][2:7] == ["running", "ready", "3", "1", "0"]
-    assert rows["compute"][4] == "1"
+    # greeter served the front's greeting, its own private call and the refused one.
+    assert rows["greeter"][2:7] == ["running", "ready", "3", "1", "0"]
+    assert rows["adder"][4] == "1"
 
     smoke = stack(repo, "smoke")
     assert smoke.returncode == 0, smoke.stderr
-    assert "PASS gateway: ready, rpc.discover -> gateway (4 methods)" in smoke.stdout
+    assert "PASS front: ready, rpc.discover -> front (1 methods)" in smoke.stdout
     assert "SKIP prometheus" in smoke.stdout
 
-    logs = stack(repo, "logs", "hello", "compute")
+    logs = stack(repo, "logs", "greeter", "adder")
     assert logs.returncode == 0
     prefixes = {line.split(" | ")[0].strip() for line in logs.stdout.splitlines()}
-    assert prefixes == {"hello", "compute"}
+    assert prefixes == {"greeter", "adder"}
     assert '"method":"say_private_hello"' in logs.stdout
 
     down = stack(repo, "down")
     assert down.returncode == 0, down.stderr
-    assert "gateway: stopped" in down.stderr
+    assert "front: stopped" in down.stderr
     assert_nothing_left(repo, groups)
     assert "no stack is running" in stack(repo, "down").stderr
 
@@ -281,23 +294,23 @@ def test_after_the_orchestrator_is_killed_the_next_up_replaces_what_it_left(repo
 def test_a_service_that_crashes_on_start_fails_up_with_its_log_and_stops_the_rest(
     repo: Path,
 ) -> None:
-    edit_compose(repo, "examples.compute:ComputeService", "examples.compute:NoSuchService")
+    edit_compose(repo, "services:AdderService", "services:NoSuchService")
     up = stack(repo, "up", "-d")
     assert up.returncode == 1
     error = next(line for line in up.stderr.splitlines() if line.startswith("stack: error:"))
-    assert error.startswith("stack: error: compute exited with status 2 while starting: error:")
+    assert error.startswith("stack: error: adder exited with status 2 while starting: error:")
     assert "'NoSuchService'" in error and "fix it and run up again" in error
-    assert "  | last lines of .cache/stack/logs/compute.log:" in up.stderr
-    assert "hello: stopped" in up.stderr  # started in the same layer, stopped again
+    assert "  | last lines of .cache/stack/logs/adder.log:" in up.stderr
+    assert "greeter: stopped" in up.stderr  # started in the same layer, stopped again
     assert_nothing_left(repo)
 
 
 def test_a_service_that_never_becomes_ready_fails_up_after_the_timeout(repo: Path) -> None:
-    # The gateway is ready only when its peers are; this hello is a closed port.
-    edit_compose(repo, "hello=http://hello:8000/api", "hello=http://127.0.0.1:9/api")
+    # The front is ready only when its peers are; this greeter is a closed port.
+    edit_compose(repo, "greeter=http://greeter:8000/api", "greeter=http://127.0.0.1:9/api")
     up = stack(repo, "up", "-d", "--timeout", "2")
     assert up.returncode == 1
-    assert "stack: error: gateway was not ready within 2 s (last /readyz: HTTP 503)" in up.stderr
+    assert "stack: error: front was not ready within 2 s (last /readyz: HTTP 503)" in up.stderr
     assert_nothing_left(repo)
 
 
@@ -306,11 +319,11 @@ def test_a_port_in_use_is_refused_before_anything_starts(repo: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        up = stack(repo, "up", "-d", "--port", f"gateway={port}")
+        up = stack(repo, "up", "-d", "--port", f"front={port}")
     assert up.returncode == 1
     assert up.stderr.splitlines()[-1] == (
-        f"stack: error: port {port} for gateway is in use on 127.0.0.1; stop what listens "
-        f"there, or pick another with --port gateway=PORT (or leave it out for a free one)"
+        f"stack: error: port {port} for front is in use on 127.0.0.1; stop what listens "
+        f"there, or pick another with --port front=PORT (or leave it out for a free one)"
     )
     assert "starting" not in up.stderr
     assert_nothing_left(repo)
@@ -320,7 +333,7 @@ def test_a_pinned_port_is_used(repo: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    up = stack(repo, "up", "-d", "--port", f"hello={port}")
+    up = stack(repo, "up", "-d", "--port", f"greeter={port}")
     assert up.returncode == 0, up.stderr
     assert f"http://127.0.0.1:{port}/api  running" in up.stdout
 
@@ -330,14 +343,14 @@ def test_a_pinned_port_is_used(repo: Path) -> None:
     [
         ("    pull_policy: never\n", "    pull_policy: [never\n", "is not valid YAML (line "),
         (
-            "      compute:\n        condition: service_healthy",
-            "      computer:\n        condition: service_healthy",
-            "services.gateway.depends_on: unknown service 'computer'",
+            "      adder:\n        condition: service_healthy",
+            "      adders:\n        condition: service_healthy",
+            "services.front.depends_on: unknown service 'adders'",
         ),
         (
-            '    command: ["serve", "service_template.examples.hello:HelloService"]',
-            '    command: ["serve", "service_template.examples.hello:HelloService"]\n'
-            "    depends_on: [gateway]",
+            '    command: ["serve", "tests.stackfixture.services:GreeterService"]',
+            '    command: ["serve", "tests.stackfixture.services:GreeterService"]\n'
+            "    depends_on: [front]",
             "dependency cycle: ",
         ),
     ],
@@ -355,12 +368,12 @@ def test_a_broken_compose_file_is_a_one_line_error_and_starts_nothing(
 
 def test_unknown_service_names_are_one_line_errors_with_a_suggestion(repo: Path) -> None:
     assert stack(repo, "up", "-d").returncode == 0
-    for args in (("call", "helo", "say_hello", "x"), ("logs", "helo")):
+    for args in (("call", "gretter", "say_hello", "x"), ("logs", "gretter")):
         result = stack(repo, *args)
         assert result.returncode == 2
         assert result.stderr == (
-            "stack: error: no service named 'helo' in the stack (services: hello, compute, "
-            "gateway" + (", prometheus" if args[0] == "call" else "") + "); did you mean 'hello'?\n"
+            "stack: error: no service named 'gretter' in the stack (services: greeter, adder, "
+            "front" + (", prometheus" if args[0] == "call" else "") + "); did you mean 'greeter'?\n"
         )
     skipped = stack(repo, "call", "prometheus", "x")
     assert skipped.returncode == 2
@@ -369,7 +382,7 @@ def test_unknown_service_names_are_one_line_errors_with_a_suggestion(repo: Path)
 
 def test_commands_without_a_running_stack_say_how_to_start_one(repo: Path) -> None:
     for command in ("status", "smoke", "call"):
-        args = (command, "hello", "say_hello") if command == "call" else (command,)
+        args = (command, "greeter", "say_hello") if command == "call" else (command,)
         result = stack(repo, *args)
         assert result.returncode == 1
         assert result.stderr == (
@@ -390,8 +403,9 @@ def test_up_docker_without_an_engine_is_a_one_line_error_and_leaves_nothing(repo
 # --- a new service, from scaffold to a running stack --------------------------------------------
 
 
-def test_new_then_its_own_tests_then_up_runs_it(repo: Path) -> None:
-    new = stack(repo, "new", "demo")
+def test_new_then_its_own_tests_then_up_runs_it(template_repo: Path) -> None:
+    repo = template_repo
+    new = stack(repo, "new", DEMO)
     assert new.returncode == 0, new.stderr
     tests = subprocess.run(
         [
@@ -401,8 +415,8 @@ def test_new_then_its_own_tests_then_up_runs_it(repo: Path) -> None:
             "-p",
             "no:cacheprovider",
             "-q",
-            "tests/unit/test_demo_service.py",
-            "tests/integration/test_demo_service.py",
+            f"tests/unit/test_{DEMO}_service.py",
+            f"tests/integration/test_{DEMO}_service.py",
             "tests/unit/test_k8s_consistency.py",
         ],
         cwd=repo,
@@ -417,13 +431,13 @@ def test_new_then_its_own_tests_then_up_runs_it(repo: Path) -> None:
 
     up = stack(repo, "up", "-d")
     assert up.returncode == 0, up.stderr
-    assert any(line.split()[:1] == ["demo"] and "ready" in line for line in up.stdout.splitlines())
-    greeting = stack(repo, "call", "demo", "greet", "world")
-    assert json.loads(greeting.stdout) == "hello world, this is demo"
-    private = stack(repo, "call", "demo", "private_greet", "world")
-    assert json.loads(private.stdout) == "hello world, this is demo, privately"
+    assert any(line.split()[:1] == [DEMO] and "ready" in line for line in up.stdout.splitlines())
+    greeting = stack(repo, "call", DEMO, "greet", "world")
+    assert json.loads(greeting.stdout) == f"hello world, this is {DEMO}"
+    private = stack(repo, "call", DEMO, "private_greet", "world")
+    assert json.loads(private.stdout) == f"hello world, this is {DEMO}, privately"
     smoke = stack(repo, "smoke")
-    assert "PASS demo: ready, rpc.discover -> demo (2 methods)" in smoke.stdout
+    assert f"PASS {DEMO}: ready, rpc.discover -> {DEMO} (2 methods)" in smoke.stdout
     groups = recorded_groups(repo)
     assert stack(repo, "down").returncode == 0
     assert_nothing_left(repo, groups)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from service_template.testing import wait_until
 from tests.conftest import ServiceProcess
-from tests.integration.services import result_of, wait_until
+from tests.integration.services import result_of
 
 pytestmark = pytest.mark.integration
 

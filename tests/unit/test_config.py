@@ -378,6 +378,7 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_CLIENT_TOKEN": "read by the CLI, ignored by services",
         "SERVICE_DEBUG": "0",
         "SERVICE_LOG_LEVEL": "DEBUG",
+        "SERVICE_LOG_FORMAT": "json",
         "SERVICE_LOG_CALLS": "1",
         "SERVICE_MAX_BODY_BYTES": "2048",
         "SERVICE_MAX_HEADER_BYTES": "2048",

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from service_template.client import AsyncRemoteClient, RemoteClient
+from service_template.config import ConfigError, Settings
 from service_template.discovery import (
     ServiceNotFound,
     get_async_service_by_name,
@@ -51,10 +52,27 @@ def test_parses_the_peers_variable():
     assert parse_peers("") == {}
 
 
-@pytest.mark.parametrize("text", ["hello", "=http://x/api", "hello=", "a=http://a,a=http://b"])
-def test_refuses_a_malformed_peers_variable(text: str):
-    with pytest.raises(ValueError, match="SERVICE_PEERS"):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hello", "'hello' is not name=value"),
+        ("=http://x/api", "bad name ''"),
+        ("hello=", "hello: must not be empty"),
+        ("hello=ftp://h/api", "hello: not an http(s) URL"),
+        ("a=http://a,a=http://b", "'a' given twice"),
+    ],
+)
+def test_refuses_a_malformed_peers_variable_as_the_settings_do(text: str, message: str):
+    # One parser (service_template.peers) for discovery, the settings and the orchestrator.
+    with pytest.raises(ValueError) as direct:
         parse_peers(text)
+    assert str(direct.value) == message
+    with pytest.raises(ValueError) as from_environment:
+        get_service_by_name("hello", environ={"SERVICE_PEERS": text})
+    assert str(from_environment.value) == f"SERVICE_PEERS: {message}"
+    with pytest.raises(ConfigError) as settings:
+        Settings.load({"SERVICE_PEERS": text})
+    assert settings.value.problems == [f"SERVICE_PEERS={text!r}: {message}"]
 
 
 def test_gets_a_client_for_a_named_peer_with_client_options():

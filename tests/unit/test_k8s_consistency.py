@@ -1,9 +1,11 @@
 """The Kubernetes manifests agree with the runtime, the Dockerfile and Compose.
 
 No linter checks these: that probes hit paths the service serves, that ports, selectors and
-environment variables line up, that the NetworkPolicies allow exactly the calls the gateway makes,
-and that the shutdown sequence fits in the grace period. Each test reads the YAML that
-`kubectl kustomize` renders for an overlay, so it judges what a cluster would receive.
+environment variables line up, that the NetworkPolicies allow exactly the calls SERVICE_PEERS
+declares in Compose, and that the shutdown sequence fits in the grace period. Each test reads the
+YAML that `kubectl kustomize` renders for an overlay, so it judges what a cluster would receive.
+The services, and who calls whom, come from compose/compose.yaml (``defined_stack``), never from
+a list here: the checks hold for whatever services the project has.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +30,10 @@ import pytest
 import yaml
 
 from service_template.config import KNOWN_ENV_VARS, TOKEN_ENV, TOKEN_FILE_ENV, Settings
-from service_template.examples.gateway import PEERS as GATEWAY_PEERS
 from service_template.loader import resolve
+from service_template.peers import parse_peers
 from service_template.service import MicroService
-from tests.conftest import missing_tool
+from tests.conftest import defined_stack, missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
@@ -38,6 +41,7 @@ DOCKERFILE = REPO / "Dockerfile"
 COMPOSE_FILE = REPO / "compose" / "compose.yaml"
 OVERLAYS = ("dev", "prod")
 PEER_TOKENS_ENV = "SERVICE_PEER_TOKEN_FILES"
+PEERS_ENV = "SERVICE_PEERS"
 SERVICEMONITOR_COMPONENT = K8S / "components" / "servicemonitor"
 
 # The runtime's endpoints (the contract's ENDPOINTS section). service_template.http exports no
@@ -219,6 +223,13 @@ def as_argv(command: str | list[str] | None) -> list[str] | None:
     return shlex.split(command)
 
 
+def _without_tag(image: str) -> str:
+    """The image without its tag or digest: reg:5000/team/x:1.2@sha256:... -> reg:5000/team/x."""
+    name = image.split("@", maxsplit=1)[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':')[0]}" if head else last.split(":")[0]
+
+
 def image_repository(image: str) -> str:
     """The image's name without registry, tag or digest: "reg:5000/team/x:1.2@sha256:..." -> "x"."""
     without_digest = image.split("@", maxsplit=1)[0]
@@ -356,10 +367,21 @@ def test_each_pod_serves_the_service_its_deployment_is_named_after(overlay: str)
         assert (settings.name or cls.name) == deployment["metadata"]["name"]
 
 
-def test_the_gateway_has_a_peer_url_for_every_backend_it_calls() -> None:
-    docs = render("prod")
-    _, settings = served(docs, named(docs, "Deployment", "gateway"))
-    assert set(GATEWAY_PEERS) <= set(settings.peers)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_deployments_are_the_services_compose_defines(overlay: str) -> None:
+    # Compose's services that run the template image with `serve TARGET`: the project's own.
+    expected = sorted(defined_stack().app_names())
+    assert sorted(d["metadata"]["name"] for d in deployments(overlay)) == expected
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_has_the_peers_compose_declares_for_it(overlay: str) -> None:
+    # SERVICE_PEERS in Compose is the one declaration; the env files repeat it, checked here
+    # after the runtime's own parser (service_template.peers) read both sides.
+    docs = render(overlay)
+    for deployment in deployments(overlay):
+        name = deployment["metadata"]["name"]
+        assert served(docs, deployment)[1].peers == dict(defined_stack().services[name].peers)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -651,7 +673,7 @@ def app_pods(docs: tuple[Doc, ...]) -> list[Pod]:
     ]
 
 
-def gateway_calls(docs: tuple[Doc, ...]) -> set[tuple[str, str]]:
+def peer_calls(docs: tuple[Doc, ...]) -> set[tuple[str, str]]:
     """(caller, callee) Deployment names for every peer URL in any service's SERVICE_PEERS."""
     calls = set()
     for deployment in of_kind(docs, "Deployment"):
@@ -670,12 +692,12 @@ def gateway_calls(docs: tuple[Doc, ...]) -> set[tuple[str, str]]:
     return calls
 
 
-def test_the_gateway_peers_are_hello_and_compute() -> None:
-    # Guards the test below against a SERVICE_PEERS that was emptied by mistake.
-    assert gateway_calls(render("prod")) == {("gateway", "hello"), ("gateway", "compute")}
+def test_the_calls_the_pods_make_are_the_calls_compose_declares() -> None:
+    # Guards the test below against a SERVICE_PEERS emptied (or added) on one side only.
+    assert peer_calls(render("prod")) == defined_stack().calls()
 
 
-def test_network_policies_allow_exactly_the_calls_the_gateway_makes() -> None:
+def test_network_policies_allow_exactly_the_calls_compose_declares() -> None:
     docs = render("prod")
     pods = app_pods(docs)
     allowed = {
@@ -683,10 +705,10 @@ def test_network_policies_allow_exactly_the_calls_the_gateway_makes() -> None:
         for source, destination in itertools.product(pods, pods)
         if connection_allowed(docs, source, destination, destination.ports["http"])
     }
-    assert allowed == gateway_calls(docs)
+    assert allowed == defined_stack().calls()
 
 
-def test_network_policies_let_anyone_reach_only_the_gateway() -> None:
+def test_network_policies_let_anyone_reach_only_the_services_compose_publishes() -> None:
     docs = render("prod")
     outsider = Pod("client", "elsewhere", {"app": "client"}, {})
     reachable = {
@@ -694,7 +716,8 @@ def test_network_policies_let_anyone_reach_only_the_gateway() -> None:
         for pod in app_pods(docs)
         if connection_allowed(docs, outsider, pod, pod.ports["http"])
     }
-    assert reachable == {"gateway"}
+    # A service with `ports:` in Compose is an entry point; every other one is internal.
+    assert reachable == {s.name for s in defined_stack().app_services() if s.published}
 
 
 def test_network_policies_let_prometheus_scrape_every_service_and_nothing_else() -> None:
@@ -702,9 +725,9 @@ def test_network_policies_let_prometheus_scrape_every_service_and_nothing_else()
     prometheus = Pod("prometheus", PROMETHEUS_NAMESPACE, {"app": "prometheus"}, {})
     for pod in app_pods(docs):
         assert connection_allowed(docs, prometheus, pod, pod.ports["admin"])
-        # The admin port only: not the API (except the gateway's, which anyone may call), not
-        # any other port.
-        if pod.name != "gateway":
+        # The admin port only: not the API (except a public service's, which anyone may call:
+        # those Compose publishes), not any other port.
+        if pod.name not in {s.name for s in defined_stack().app_services() if s.published}:
             assert not connection_allowed(docs, prometheus, pod, pod.ports["http"])
         assert not connection_allowed(docs, prometheus, pod, pod.ports["admin"] + 1)
 
@@ -744,10 +767,15 @@ def test_base_image_is_the_one_compose_runs() -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_deployment_runs_the_image_as_compose_runs_that_service(overlay: str) -> None:
     image = dockerfile()
+    # One image runs every service; production's is the one pyproject.toml names for releases.
+    images = {_without_tag(container(d)["image"]) for d in deployments(overlay)}
+    assert len(images) == 1, images
+    if overlay == "prod":
+        pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+        assert images == {pyproject["tool"]["stack"]["image"]}
     for deployment in deployments(overlay):
         spec = container(deployment)
         service = compose_services()[deployment["metadata"]["name"]]
-        assert image_repository(spec["image"]) == "service-template"
         # The image's ENTRYPOINT runs unchanged in both; the arguments choose the service.
         assert spec.get("command", image["ENTRYPOINT"]) == image["ENTRYPOINT"]
         assert as_argv(service.get("entrypoint")) in (None, image["ENTRYPOINT"])
@@ -766,13 +794,15 @@ def test_settings_fixed_in_compose_are_the_same_here(overlay: str) -> None:
         assert (TOKEN_FILE_ENV in environ) == (TOKEN_FILE_ENV in compose)
         assert set(peer_token_files(environ)) == set(peer_token_files(compose))
         # Values Compose takes from its .env (${...}) may differ per environment; fixed ones,
-        # such as the gateway's peer URLs, must not.
+        # such as a service's peer URLs, must not.
         fixed = {
             name: value
             for name, value in compose.items()
-            if "$" not in value and name not in (TOKEN_FILE_ENV, PEER_TOKENS_ENV)
+            if "$" not in value and name not in (TOKEN_FILE_ENV, PEER_TOKENS_ENV, PEERS_ENV)
         }
         assert {name: environ.get(name) for name in fixed} == fixed
+        # The peers by meaning: Compose may fold a long value (a space after each comma).
+        assert parse_peers(environ.get(PEERS_ENV, "")) == parse_peers(compose.get(PEERS_ENV, ""))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

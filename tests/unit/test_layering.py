@@ -69,18 +69,40 @@ def test_only_its_own_layer_imports_a_library(library: str, allowed: tuple[str, 
     assert not offenders, f"{library} imported outside {allowed}: {offenders}"
 
 
+def test_the_peers_parser_uses_only_the_standard_library() -> None:
+    # scripts/stacklib imports it to read SERVICE_PEERS the way the runtime does.
+    path = PACKAGE / "peers.py"
+    assert not imported_roots(path) - set(sys.stdlib_module_names) - {"__future__"}
+
+
+def test_no_runtime_module_imports_the_test_kit() -> None:
+    # service_template.testing is for users' tests; the runtime never depends on it.
+    offenders = [
+        rel(path)
+        for path in modules()
+        if not rel(path).startswith("testing/")
+        and "testing" in path.read_text()
+        and any(
+            isinstance(node, ast.ImportFrom) and (node.module or "").endswith("testing")
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    ]
+    assert not offenders, f"the runtime imports the test kit: {offenders}"
+
+
 # The package's layers, lowest first. A module's unit is its top-level name under the package
 # (``http/server.py`` -> ``http``); ``__init__`` is the package itself.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    # Leaves: JSON-RPC without I/O, start-up errors, the version, what logs must not show.
-    ("protocol", "errors", "version", "redaction"),
+    # Leaves: JSON-RPC without I/O, start-up errors, the version, what logs must not show, the
+    # one peers parser, the text log format.
+    ("protocol", "errors", "version", "redaction", "peers", "logtext"),
     ("settings",),  # the mechanism: typed fields read from flags, environment, a YAML file
     ("config", "auth", "health", "logs", "metrics", "openrpc", "client", "discovery"),
     ("runtime",),  # a service wired for serving: pool, deadlines, auth, accounting
     ("http",),  # the only Tornado/httptools code
     ("supervisor", "runner"),  # processes: pre-fork workers, signals, lifecycle, drain
     ("service",),  # MicroService: what users subclass; start() calls the runner
-    ("loader", "__init__", "cli", "__main__", "examples"),  # entry points
+    ("loader", "__init__", "cli", "__main__", "testing"),  # entry points and the test kit
 )
 LAYER_OF = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from service_template import MicroService, StartupError
-from service_template.examples.hello import HelloService
 from service_template.loader import load_service_class
+from tests.integration.services import ProbeService
 
 SERVICES = """
 from service_template import MicroService, public_method
@@ -57,7 +57,7 @@ def error_for(target: str) -> str:
 
 
 def test_a_module_target_gives_the_class() -> None:
-    assert load_service_class("service_template.examples.hello:HelloService") is HelloService
+    assert load_service_class("tests.integration.services:ProbeService") is ProbeService
 
 
 def test_a_file_target_gives_the_class(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_a_missing_module_is_named() -> None:
 def test_a_file_that_fails_to_import_says_why(tmp_path: Path) -> None:
     path = write(tmp_path, "broken.py", "raise RuntimeError('database url missing')\n")
     message = error_for(f"{path}:Service")
-    assert message == f"loading {path} failed: RuntimeError: database url missing"
+    assert message == f"loading {path} failed: {path}:1: RuntimeError: database url missing"
 
 
 def test_a_module_that_fails_to_import_says_why(
@@ -122,12 +122,14 @@ def test_a_module_that_fails_to_import_says_why(
     write(tmp_path, "broken_module_x.py", "import json\njson.loads('{')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     message = error_for("broken_module_x:Service")
-    assert message.startswith("importing 'broken_module_x' failed: JSONDecodeError: ")
+    assert message.startswith("importing 'broken_module_x' failed: ")
+    assert "broken_module_x.py:2: JSONDecodeError: " in message
 
 
 def test_a_file_with_a_syntax_error_says_so(tmp_path: Path) -> None:
     path = write(tmp_path, "typo.py", "def broken(:\n")
-    assert error_for(f"{path}:Service").startswith(f"loading {path} failed: SyntaxError")
+    assert error_for(f"{path}:Service").startswith(f"loading {path} failed: {path}:")
+    assert "SyntaxError" in error_for(f"{path}:Service")
 
 
 def test_a_missing_class_lists_the_services_the_module_has(tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ from scripts.stacklib.errors import StackError
 from scripts.stacklib.interpolate import InterpolationError, interpolate, read_env_file
 from tests.conftest import REPO
 
-COMPOSE_FILE = REPO / "compose" / "compose.yaml"
+# The tests' own stack, shaped like the template's example: these tests read the reader, not
+# whatever services the project has (those are the definition's business).
+COMPOSE_FILE = REPO / "tests" / "stackfixture" / "compose.yaml"
 
 
 def load_text(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> model.Compose:
@@ -34,73 +36,70 @@ def error_of(tmp_path: Path, text: str) -> str:
 
 @pytest.fixture(scope="module")
 def stack() -> model.Compose:
-    return reader.load(COMPOSE_FILE, {}, "compose/compose.yaml")
+    return reader.load(COMPOSE_FILE, {}, "compose.yaml")
 
 
 def test_the_services_come_in_file_order(stack: model.Compose) -> None:
-    assert list(stack.services) == ["hello", "compute", "gateway", "prometheus"]
+    assert list(stack.services) == ["greeter", "adder", "front", "prometheus"]
 
 
 def test_template_services_are_told_apart_from_third_party_images(stack: model.Compose) -> None:
     ours = [name for name, s in stack.services.items() if stack.runs_template_image(s)]
-    assert ours == ["hello", "compute", "gateway"]
+    assert ours == ["greeter", "adder", "front"]
     assert stack.template_image == "service-template:latest"
-    assert stack.services["hello"].build is True
-    assert stack.services["compute"].build is False
+    assert stack.services["greeter"].build is True
+    assert stack.services["adder"].build is False
 
 
 def test_commands_environment_and_merged_anchors_are_read(stack: model.Compose) -> None:
-    gateway = stack.services["gateway"]
-    assert gateway.command == ("serve", "service_template.examples.gateway:GatewayService")
-    assert gateway.environment["SERVICE_PEERS"] == (
-        "hello=http://hello:8000/api,compute=http://compute:8000/api"
+    front = stack.services["front"]
+    assert front.command == ("serve", "tests.stackfixture.services:FrontService")
+    assert front.environment["SERVICE_PEERS"] == (
+        "greeter=http://greeter:8000/api,adder=http://adder:8000/api"
     )
     # From the x-environment anchor, with ${SERVICE_LOG_LEVEL:-INFO} at its default.
-    assert gateway.environment["SERVICE_LOG_LEVEL"] == "INFO"
-    assert gateway.environment["SERVICE_API_TOKEN_FILE"] == "/run/secrets/api_token"
-    # Its own token at the shared path, and the tokens of the peers it calls.
-    assert gateway.secrets == {
-        "gateway_token": "/run/secrets/api_token",
-        "hello_token": "/run/secrets/hello_token",
-        "compute_token": "/run/secrets/compute_token",
-    }
-    assert stack.services["hello"].secrets == {"hello_token": "/run/secrets/api_token"}
+    assert front.environment["SERVICE_LOG_LEVEL"] == "INFO"
+    assert front.environment["SERVICE_API_TOKEN_FILE"] == "/run/secrets/api_token"
+    assert front.secrets == {"api_token": "/run/secrets/api_token"}
 
 
 def test_dependencies_keep_their_condition(stack: model.Compose) -> None:
-    assert stack.services["gateway"].depends_on == (
-        model.Dependency("hello", "service_healthy"),
-        model.Dependency("compute", "service_healthy"),
+    assert stack.services["front"].depends_on == (
+        model.Dependency("greeter", "service_healthy"),
+        model.Dependency("adder", "service_healthy"),
     )
 
 
 def test_ports_name_the_variables_that_choose_them(stack: model.Compose) -> None:
-    (port,) = stack.services["gateway"].ports
+    (port,) = stack.services["front"].ports
     assert (port.host_ip, port.published, port.target) == ("127.0.0.1", "8080", 8000)
-    assert port.variables == ("GATEWAY_BIND", "GATEWAY_PORT")
+    assert port.variables == ("FRONT_BIND", "FRONT_PORT")
 
 
 def test_healthcheck_timing_and_profiles_are_read(stack: model.Compose) -> None:
-    check = stack.services["hello"].healthcheck
-    assert check == model.Healthcheck(interval=5.0, timeout=5.0, retries=3, start_period=30.0)
-    assert check.patience() == 45.0
+    check = stack.services["greeter"].healthcheck
+    assert check == model.Healthcheck(interval=2.0, timeout=5.0, retries=3, start_period=30.0)
+    assert check.patience() == 36.0
     assert stack.services["prometheus"].profiles == ("metrics",)
-    assert stack.services["hello"].stop_grace_period == 25.0
+    assert stack.services["greeter"].stop_grace_period == 25.0
 
 
 def test_an_unset_required_secret_file_is_kept_as_a_problem_not_an_error(
     stack: model.Compose,
 ) -> None:
-    secret = stack.secrets["hello_token"]
+    secret = stack.secrets["api_token"]
     assert secret.file is None
-    assert secret.problem is not None and "HELLO_TOKEN_FILE" in secret.problem
+    assert secret.problem is not None and "API_TOKEN_FILE" in secret.problem
 
 
 def test_the_environment_wins_over_defaults(tmp_path: Path) -> None:
-    environ = {"SERVICE_LOG_LEVEL": "DEBUG", "HELLO_TOKEN_FILE": "./secrets/token"}
+    environ = {"SERVICE_LOG_LEVEL": "DEBUG", "API_TOKEN_FILE": "./secrets/token"}
     loaded = reader.load(COMPOSE_FILE, environ)
-    assert loaded.services["hello"].environment["SERVICE_LOG_LEVEL"] == "DEBUG"
-    assert loaded.secrets["hello_token"].file == (REPO / "compose" / "secrets" / "token").resolve()
+    assert loaded.services["greeter"].environment["SERVICE_LOG_LEVEL"] == "DEBUG"
+    assert (
+        loaded.secrets["api_token"].file
+        == (REPO / "tests" / "stackfixture" / "secrets" / "token").resolve()
+    )
 
 
 def test_the_env_file_next_to_the_compose_file_gives_values_the_environment_does_not(
@@ -223,8 +222,8 @@ def test_a_port_that_is_not_a_number_is_reported(tmp_path: Path) -> None:
 
 
 def test_asking_for_an_unknown_service_lists_the_known_ones(stack: model.Compose) -> None:
-    with pytest.raises(StackError, match=r"no service named 'helo' .*hello, compute"):
-        stack.get("helo")
+    with pytest.raises(StackError, match=r"no service named 'gretter' .*greeter, adder"):
+        stack.get("gretter")
 
 
 @pytest.mark.parametrize(

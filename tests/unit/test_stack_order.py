@@ -8,10 +8,10 @@ from scripts.stacklib import order, reader
 from tests.conftest import REPO
 
 
-def test_the_template_stack_starts_its_backends_together_then_the_gateway() -> None:
-    stack = reader.load(REPO / "compose" / "compose.yaml", {})
+def test_a_stack_starts_its_backends_together_then_the_service_that_calls_them() -> None:
+    stack = reader.load(REPO / "tests" / "stackfixture" / "compose.yaml", {})
     graph = {name: [d.service for d in s.depends_on] for name, s in stack.services.items()}
-    assert order.layers(graph) == [["hello", "compute"], ["gateway"], ["prometheus"]]
+    assert order.layers(graph) == [["greeter", "adder"], ["front"], ["prometheus"]]
 
 
 def test_services_with_no_order_between_them_keep_the_file_order() -> None:

@@ -16,10 +16,14 @@ import yaml
 from scripts.stacklib import reader, scaffold
 from scripts.stacklib.cli import main
 from scripts.stacklib.state import Paths
+from scripts.stacklib.templates import class_name
 from scripts.stacklib.ui import UI
-from tests.conftest import REPO, missing_tool
+from tests.conftest import REPO, defined_stack, fresh_name, missing_tool
 
 VENV_BIN = Path(sys.executable).parent
+# Names the project does not use yet: these tests pass whatever services it has.
+DEMO, SECOND = fresh_name("demo"), fresh_name("billing", fresh_name("demo"))
+DEMO_CLS = class_name(DEMO)
 
 
 def copy_worktree(dest: Path) -> Path:
@@ -71,46 +75,57 @@ def named(path: Path, name: str) -> list[str]:
 
 
 def test_new_writes_the_module_its_tests_and_reports_each_file(repo: Path) -> None:
-    status, _, err = run_new(repo, "demo")
+    status, _, err = run_new(repo, DEMO)
     assert status == 0
-    module = (repo / "services" / "demo.py").read_text()
-    assert "class DemoService(MicroService):" in module
-    assert '    name = "demo"' in module
+    module = (repo / "services" / f"{DEMO}.py").read_text()
+    assert f"class {DEMO_CLS}(MicroService):" in module
+    assert f'    name = "{DEMO}"' in module
     assert "@public_method\n    async def greet" in module
     assert "@private_api_method\n    async def private_greet" in module
     assert (repo / "services" / "__init__.py").is_file()
     assert (
-        "from services.demo import DemoService"
-        in (repo / "tests" / "unit" / "test_demo_service.py").read_text()
+        f"from services.{DEMO} import {DEMO_CLS}"
+        in (repo / "tests" / "unit" / f"test_{DEMO}_service.py").read_text()
     )
-    assert (
-        'TARGET = "services.demo:DemoService"'
-        in (repo / "tests" / "integration" / "test_demo_service.py").read_text()
-    )
-    for shown in ("created services/demo.py", "updated compose/compose.yaml", "k8s/base/demo.yaml"):
+    integration = (repo / "tests" / "integration" / f"test_{DEMO}_service.py").read_text()
+    # The generated tests use the runtime's test kit, never the template's own tests/ package.
+    assert "from service_template.testing import" in integration
+    assert "from tests" not in integration and "import tests" not in integration
+    assert f'TARGET = "services.{DEMO}:{DEMO_CLS}"' in integration
+    for shown in (
+        f"created services/{DEMO}.py",
+        "updated compose/compose.yaml",
+        f"k8s/base/{DEMO}.yaml",
+    ):
         assert shown in err
 
 
-def test_the_compose_service_runs_the_template_image_like_its_model(repo: Path) -> None:
-    run_new(repo, "demo")
+def test_the_compose_service_runs_the_template_image_like_the_others(repo: Path) -> None:
+    run_new(repo, DEMO)
     stack = reader.load(repo / "compose" / "compose.yaml", {})
-    demo, compute = stack.services["demo"], stack.services["compute"]
-    assert demo.command == ("serve", "services.demo:DemoService")
+    demo = stack.services[DEMO]
+    assert demo.command == ("serve", f"services.{DEMO}:{DEMO_CLS}")
     assert stack.runs_template_image(demo)
-    assert demo.environment == compute.environment
-    # A token of its own, mounted where compute mounts its own.
-    assert demo.secrets == {"demo_token": "/run/secrets/api_token"}
-    assert compute.secrets == {"compute_token": "/run/secrets/api_token"}
-    assert stack.secrets["demo_token"].file_text == (
-        "${DEMO_TOKEN_FILE:?a token file, see compose/.env.example}"
+    assert set(demo.environment) == {"SERVICE_API_TOKEN_FILE", "SERVICE_LOG_LEVEL"}
+    # A token of its own, mounted where every service mounts its own.
+    assert demo.secrets == {f"{DEMO}_token": "/run/secrets/api_token"}
+    assert stack.secrets[f"{DEMO}_token"].file_text == (
+        f"${{{DEMO.upper()}_TOKEN_FILE:?a token file, see compose/.env.example}}"
     )
-    assert demo.healthcheck == compute.healthcheck
-    assert not demo.build and not demo.depends_on and not demo.ports
+    assert demo.healthcheck is not None and demo.healthcheck.interval is not None
+    for other in stack.services.values():
+        if stack.runs_template_image(other) and other.name != DEMO:
+            # Same shared settings, from the file's x-service and x-environment anchors.
+            assert other.healthcheck == demo.healthcheck
+            assert other.secrets.get(f"{other.name}_token") == "/run/secrets/api_token"
+    assert not demo.depends_on and not demo.ports
+    # One service builds the image; the template's stack already has one.
+    assert not demo.build
 
 
 def test_every_edited_file_only_gains_lines_so_comments_stay(repo: Path) -> None:
     before = snapshot(repo)
-    run_new(repo, "demo")
+    run_new(repo, DEMO)
     after = snapshot(repo)
     edited = [name for name in before if before[name] != after[name]]
     assert "compose/compose.yaml" in edited
@@ -121,32 +136,31 @@ def test_every_edited_file_only_gains_lines_so_comments_stay(repo: Path) -> None
         assert removed == [], f"{name} lost lines"
 
 
-def test_the_kubernetes_resources_exist_for_every_place_compute_has_them(repo: Path) -> None:
-    run_new(repo, "demo")
+def test_the_kubernetes_resources_exist_for_every_place_a_service_needs_them(repo: Path) -> None:
+    run_new(repo, DEMO)
     k8s = repo / "k8s"
-    assert named(k8s / "base" / "demo.yaml", "demo") == ["ServiceAccount", "Service", "Deployment"]
-    deployment = documents(k8s / "base" / "demo.yaml")[2]
+    assert named(k8s / "base" / f"{DEMO}.yaml", DEMO) == ["ServiceAccount", "Service", "Deployment"]
+    deployment = documents(k8s / "base" / f"{DEMO}.yaml")[2]
     container = deployment["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
-    assert container["args"] == ["serve", "services.demo:DemoService"]
-    assert container["envFrom"] == [{"configMapRef": {"name": "demo-config"}}]
+    assert container["args"] == ["serve", f"services.{DEMO}:{DEMO_CLS}"]
+    assert container["envFrom"] == [{"configMapRef": {"name": f"{DEMO}-config"}}]
     base = yaml.safe_load((k8s / "base" / "kustomization.yaml").read_text())
-    assert "demo.yaml" in base["resources"]
-    assert {"name": "demo-config", "envs": ["demo.env"]}.items() <= next(
-        g for g in base["configMapGenerator"] if g["name"] == "demo-config"
+    assert f"{DEMO}.yaml" in base["resources"]
+    assert {"name": f"{DEMO}-config", "envs": [f"{DEMO}.env"]}.items() <= next(
+        g for g in base["configMapGenerator"] if g["name"] == f"{DEMO}-config"
     ).items()
-    assert (k8s / "base" / "demo.env").read_text() == (
-        (k8s / "base" / "compute.env").read_text().replace("compute", "demo")
-    )
-    assert named(k8s / "overlays" / "prod" / "autoscaling.yaml", "demo") == [
+    settings = (k8s / "base" / f"{DEMO}.env").read_text().splitlines()
+    assert "SERVICE_HOST=0.0.0.0" in settings and "SERVICE_PORT=8000" in settings
+    assert named(k8s / "overlays" / "prod" / "autoscaling.yaml", DEMO) == [
         "HorizontalPodAutoscaler"
     ]
-    assert named(k8s / "overlays" / "prod" / "disruption-budgets.yaml", "demo") == [
+    assert named(k8s / "overlays" / "prod" / "disruption-budgets.yaml", DEMO) == [
         "PodDisruptionBudget"
     ]
     monitors = k8s / "components" / "servicemonitor" / "servicemonitors.yaml"
-    assert named(monitors, "demo") == ["ServiceMonitor"]
+    assert named(monitors, DEMO) == ["ServiceMonitor"]
     dev = yaml.safe_load((k8s / "overlays" / "dev" / "kustomization.yaml").read_text())
-    assert {"name": "demo", "count": 1} in dev["replicas"]
+    assert {"name": DEMO, "count": 1} in dev["replicas"]
 
 
 def test_the_new_service_calls_no_one_so_the_network_policies_stay_as_they_are(
@@ -154,19 +168,19 @@ def test_the_new_service_calls_no_one_so_the_network_policies_stay_as_they_are(
 ) -> None:
     policies = repo / "k8s" / "overlays" / "prod" / "network-policies.yaml"
     before = policies.read_text()
-    run_new(repo, "demo")
+    run_new(repo, DEMO)
     assert policies.read_text() == before
-    assert "SERVICE_PEERS" not in (repo / "k8s" / "base" / "demo.env").read_text()
+    assert "SERVICE_PEERS" not in (repo / "k8s" / "base" / f"{DEMO}.env").read_text()
 
 
 def test_prometheus_scrapes_the_new_service_too(repo: Path) -> None:
-    run_new(repo, "demo")
+    run_new(repo, DEMO)
     config = yaml.safe_load((repo / "compose" / "prometheus.yml").read_text())
     targets = [t for c in config["scrape_configs"][0]["static_configs"] for t in c["targets"]]
-    assert targets[-1] == "demo:8000"
+    assert targets[-1] == f"{DEMO}:8000"
 
 
-@pytest.mark.parametrize("name", ["demo", "a" * scaffold.MAX_LENGTH])
+@pytest.mark.parametrize("name", [DEMO, "a" * scaffold.MAX_LENGTH])
 def test_what_new_writes_passes_the_linters(repo: Path, name: str) -> None:
     assert run_new(repo, name)[0] == 0
     ruff = VENV_BIN / "ruff"
@@ -201,11 +215,11 @@ def test_what_new_writes_passes_the_linters(repo: Path, name: str) -> None:
 
 
 def test_two_services_can_be_added_one_after_the_other(repo: Path) -> None:
-    assert run_new(repo, "demo")[0] == 0
-    assert run_new(repo, "billing")[0] == 0
+    assert run_new(repo, DEMO)[0] == 0
+    assert run_new(repo, SECOND)[0] == 0
     stack = reader.load(repo / "compose" / "compose.yaml", {})
-    assert list(stack.services)[-2:] == ["demo", "billing"]
-    assert named(repo / "k8s" / "overlays" / "prod" / "autoscaling.yaml", "billing")
+    assert list(stack.services)[-2:] == [DEMO, SECOND]
+    assert named(repo / "k8s" / "overlays" / "prod" / "autoscaling.yaml", SECOND)
 
 
 # --- refusals change nothing --------------------------------------------------------------------
@@ -255,7 +269,7 @@ def test_the_module_of_the_runtime_itself_is_refused() -> None:
     assert scaffold.shadowed_module("billing") is None
 
 
-@pytest.mark.parametrize("name", ["hello", "gateway", "prometheus"])
+@pytest.mark.parametrize("name", sorted(defined_stack().services))
 def test_a_name_of_the_stack_is_taken_and_nothing_changes(repo: Path, name: str) -> None:
     before = snapshot(repo)
     status, _, err = run_new(repo, name)
@@ -265,27 +279,29 @@ def test_a_name_of_the_stack_is_taken_and_nothing_changes(repo: Path, name: str)
 
 
 def test_a_name_with_a_module_or_manifest_already_there_is_taken(repo: Path) -> None:
-    (repo / "k8s" / "base" / "billing.env").write_text("SERVICE_LOG_LEVEL=INFO\n")
+    (repo / "k8s" / "base" / f"{SECOND}.env").write_text("SERVICE_LOG_LEVEL=INFO\n")
     before = snapshot(repo)
-    status, _, err = run_new(repo, "billing")
+    status, _, err = run_new(repo, SECOND)
     assert status == 2
-    assert "'billing' is taken (k8s/base/billing.env)" in err
+    assert f"'{SECOND}' is taken (k8s/base/{SECOND}.env)" in err
     assert snapshot(repo) == before
 
 
-def test_a_repository_without_a_service_to_model_on_is_refused(repo: Path) -> None:
-    compose = repo / "compose" / "compose.yaml"
-    compose.write_text(compose.read_text().replace("    pull_policy: never\n", "    build: ..\n"))
-    before = snapshot(repo)
-    status, _, err = run_new(repo, "demo")
-    assert status == 1
-    assert "no service to model the new one on" in err
-    assert snapshot(repo) == before
+def test_in_a_stack_with_no_service_of_its_own_the_new_one_builds_the_image(repo: Path) -> None:
+    stack = defined_stack()
+    # Callers first: a service others call cannot be removed before them.
+    for name in sorted(stack.app_names(), key=lambda n: len(stack.callers_of(n))):
+        assert main(["remove", name], repo, environ={}, ui=UI(io.StringIO(), io.StringIO())) == 0
+    assert run_new(repo, DEMO)[0] == 0
+    assert run_new(repo, SECOND)[0] == 0
+    services = reader.load(repo / "compose" / "compose.yaml", {}).services
+    assert services[DEMO].build and not services[SECOND].build
+    assert "pull_policy: never" in (repo / "compose" / "compose.yaml").read_text()
 
 
 def test_a_failing_write_restores_every_file_already_written(repo: Path) -> None:
     before = snapshot(repo)
-    changes = scaffold.Planner(Paths(repo, repo / "compose" / "compose.yaml"), "demo", {}).plan()
+    changes = scaffold.Planner(Paths(repo, repo / "compose" / "compose.yaml"), DEMO, {}).plan()
     written: list[Path] = []
 
     def fail_on_the_sixth(path: Path, content: str) -> None:
@@ -298,5 +314,5 @@ def test_a_failing_write_restores_every_file_already_written(repo: Path) -> None
         scaffold.write(changes, fail_on_the_sixth)
     assert len(written) == 5
     assert snapshot(repo) == before
-    assert not (repo / "services" / "demo.py").exists()
-    assert not (repo / "k8s" / "base" / "demo.yaml").exists()
+    assert not (repo / "services" / f"{DEMO}.py").exists()
+    assert not (repo / "k8s" / "base" / f"{DEMO}.yaml").exists()

@@ -1,7 +1,8 @@
 """The gateway: one public entry point that calls ``hello`` and ``compute`` by service name.
 
-Peers are found in ``SERVICE_PEERS`` (``hello=http://hello:8000/api,...``), so a Compose or
-Kubernetes service name is all it needs. Its readiness is theirs: when a backend is not ready,
+Its peers are declared once, as ``SERVICE_PEERS`` on the gateway in ``compose/compose.yaml``
+(``hello=http://hello:8000/api,...``): a Compose or Kubernetes service name is all it needs, and
+the code names no list of its own. Its readiness is theirs: when a configured peer is not ready,
 neither is the gateway, and calls that need it fail fast with a clear error.
 """
 
@@ -16,8 +17,7 @@ from service_template.client import ClientError
 from service_template.service import readiness_check
 
 BACKEND_UNAVAILABLE = -32010
-PEERS = ("hello", "compute")
-log = logging.getLogger("service_template.examples.gateway")
+log = logging.getLogger("services.gateway")
 
 
 class GatewayService(MicroService):
@@ -64,8 +64,8 @@ class GatewayService(MicroService):
 
     @readiness_check
     async def backends(self) -> bool:
-        """Ready when every peer answers its own readiness probe."""
-        probes = [self.get_service(peer).health("readyz") for peer in PEERS]
+        """Ready when every configured peer (``SERVICE_PEERS``) answers its readiness probe."""
+        probes = [self.get_service(peer).health("readyz") for peer in self.settings.peers]
         try:
             return all(result.ok for result in await asyncio.gather(*probes))
         except ClientError:

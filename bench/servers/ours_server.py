@@ -1,0 +1,27 @@
+"""Benchmark peer: this runtime serving add(a, b) at POST /api, as the compute example does.
+
+Run by ``python -m service_template serve bench/servers/ours_server.py:ComputeService`` (see
+``OURS_COMMAND`` in bench/peers.py). It lives here, with the other peers, rather than importing
+the template's compute example: the benchmark must keep working after a project deletes the
+examples (``stack.py remove compute``).
+"""
+
+from service_template import InvalidParams, MicroService, public_method
+
+
+def _number(value: object, name: str) -> float:
+    # type() rather than isinstance(): bool is an int in Python but not a number in JSON terms.
+    if type(value) not in (int, float):
+        raise InvalidParams(data={"reason": f"{name} must be a number"})
+    return value  # type: ignore[return-value]
+
+
+class ComputeService(MicroService):
+    """The compute example, reduced to the one benchmarked method."""
+
+    name = "compute"
+
+    @public_method
+    async def add(self, a: float, b: float) -> float:
+        """Return a + b."""
+        return _number(a, "a") + _number(b, "b")

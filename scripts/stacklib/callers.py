@@ -1,0 +1,314 @@
+"""``new NAME --called-by CALLER,...``: who may call the new service, wired everywhere it shows.
+
+A caller is another service of the stack, or ``ingress`` (the public, through the Ingress).
+For a service caller the new service becomes its peer, declared once in Compose and repeated
+where Kubernetes needs it (the checks tie them together):
+
+- Compose: the caller's ``SERVICE_PEERS`` and ``SERVICE_PEER_TOKEN_FILES`` gain the new service,
+  it mounts the new service's token secret and waits for it to be healthy (``depends_on``);
+- Kubernetes: the caller's env file gains the peer, its Deployment the token (env value and a
+  source of its ``peer-tokens`` projected volume, made if it has none yet);
+- the prod NetworkPolicies: the caller may reach the new service's API port, nobody else may.
+
+For ``ingress`` the service is published: Compose publishes its port on loopback, the prod
+Ingress routes ``/api`` of a host of its own to it (set the host for your domain), and a
+NetworkPolicy lets anyone reach its API port. Each edit is text on the files as written, so
+comments stay; the scaffolder checks the result parses and the manifest tests check its sense.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import StackError
+
+INGRESS = "ingress"
+WIDTH = 100  # the repository's yamllint line-length
+PEERS_ENV = "SERVICE_PEERS"
+TOKENS_ENV = "SERVICE_PEER_TOKEN_FILES"
+PEER_TOKEN_DIR = "/var/run/secrets/peers"  # noqa: S105 - a folder, not a token
+
+
+def peer_url(name: str) -> str:
+    return f"http://{name}:8000/api"
+
+
+def _service_block(lines: list[str], service: str) -> tuple[int, int]:
+    """[start, end) of ``service``'s block under the Compose file's top-level ``services:``."""
+    top = next((i for i, line in enumerate(lines) if line.rstrip() == "services:"), None)
+    if top is None:
+        raise StackError("the Compose file has no services: mapping")
+    start = next(
+        (i for i in range(top + 1, len(lines)) if lines[i].rstrip() == f"  {service}:"), None
+    )
+    if start is None:
+        raise StackError(f"cannot find {service}'s block in the Compose file")
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end].startswith("   ")):
+        end += 1
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    return start, end
+
+
+def _find(lines: list[str], start: int, end: int, pattern: str) -> int | None:
+    regex = re.compile(pattern)
+    return next((i for i in range(start, end) if regex.match(lines[i])), None)
+
+
+def _append_pair(line: str, pair: str) -> str:
+    key, _, value = line.partition(": ") if ": " in line else line.partition("=")
+    separator = ": " if ": " in line else "="
+    value = value.rstrip()
+    return f"{key}{separator}{value + ',' if value else ''}{pair}"
+
+
+def _add_pair(lines: list[str], at: int, pair: str) -> int:
+    """Add ``pair`` to the ``KEY: a=1,b=2`` line at ``at``; how many lines were added.
+
+    A value that would pass the lint width is written folded, a pair per line (``>-``): the
+    runtime's parser ignores the space that folding puts after each comma.
+    """
+    key, _, value = lines[at].partition(":")
+    value = value.strip()
+    inner = " " * (len(key) - len(key.lstrip()) + 2)
+    if value == ">-":  # folded already: a pair per following line
+        last = at + 1
+        while last + 1 < len(lines) and lines[last + 1].startswith(inner):
+            last += 1
+        lines[last] = lines[last].rstrip().rstrip(",") + ","
+        lines.insert(last + 1, f"{inner}{pair}")
+        return 1
+    joined = _append_pair(lines[at], pair)
+    if len(joined) <= WIDTH:
+        lines[at] = joined
+        return 0
+    pairs = [*filter(None, (part.strip() for part in value.split(","))), pair]
+    lines[at : at + 1] = [f"{key}: >-"] + [
+        f"{inner}{item}{',' if index < len(pairs) - 1 else ''}" for index, item in enumerate(pairs)
+    ]
+    return len(pairs)
+
+
+def compose_caller(text: str, caller: str, name: str) -> str:
+    """The Compose file with ``name`` added as a peer of ``caller``."""
+    lines = text.split("\n")
+    start, end = _service_block(lines, caller)
+    env = _find(lines, start, end, r"^    environment:\s*$")
+    if env is None:
+        raise StackError(f"{caller} has no environment: block in the Compose file")
+    token_pair = f"{name}=/run/secrets/{name}_token"
+    for key, pair in ((PEERS_ENV, f"{name}={peer_url(name)}"), (TOKENS_ENV, token_pair)):
+        at = _find(lines, start, end, rf"^      {key}:")
+        if at is None:
+            lines.insert(env + 1, f"      {key}: {pair}")
+            end += 1
+        else:
+            end += _add_pair(lines, at, pair)
+    secrets = _find(lines, start, end, r"^    secrets:\s*$")
+    if secrets is None:
+        raise StackError(f"{caller} mounts no secrets in the Compose file (its own token)")
+    last = secrets + 1
+    while last < end and lines[last].startswith("      "):
+        last += 1
+    lines.insert(last, f"      - {name}_token")
+    end += 1
+    depends = _find(lines, start, end, r"^    depends_on:\s*$")
+    entry = [f"      {name}:", "        condition: service_healthy"]
+    if depends is None:
+        lines[end:end] = ["    depends_on:", *entry]
+    else:
+        last = depends + 1
+        while last < end and lines[last].startswith("      "):
+            last += 1
+        lines[last:last] = entry
+    return "\n".join(lines)
+
+
+def compose_publish(text: str, name: str) -> str:
+    """The Compose file with ``name``'s API port published on loopback (a free host port by
+    default: ``<NAME>_PORT`` chooses one)."""
+    lines = text.split("\n")
+    start, end = _service_block(lines, name)
+    if _find(lines, start, end, r"^    ports:") is not None:
+        return text
+    upper = name.upper()
+    lines[end:end] = [
+        "    ports:",
+        f'      - "${{{upper}_BIND:-127.0.0.1}}:${{{upper}_PORT:-0}}:8000"',
+    ]
+    return "\n".join(lines)
+
+
+def env_file_caller(text: str, name: str) -> str:
+    """A service's ``k8s/base/<it>.env`` with ``name`` added to its SERVICE_PEERS."""
+    lines = text.rstrip("\n").split("\n")
+    pair = f"{name}={peer_url(name)}"
+    at = next((i for i, line in enumerate(lines) if line.startswith(f"{PEERS_ENV}=")), None)
+    if at is None:
+        lines.append(f"{PEERS_ENV}={pair}")
+    else:
+        lines[at] = _append_pair(lines[at], pair)
+    return "\n".join(lines) + "\n"
+
+
+def deployment_caller(text: str, caller: str, name: str) -> str:
+    """``k8s/base/<caller>.yaml`` with ``name``'s token mounted and named for the runtime."""
+    lines = text.split("\n")
+    pair = f"{name}={PEER_TOKEN_DIR}/{name}"
+    at = _find(lines, 0, len(lines), rf"^\s+- name: {TOKENS_ENV}\s*$")
+    if at is not None:
+        _add_pair(lines, at + 1, pair)
+    else:
+        own = _find(lines, 0, len(lines), r"^\s+- name: SERVICE_API_TOKEN_FILE\s*$")
+        if own is None:
+            raise StackError(f"k8s/base/{caller}.yaml sets no SERVICE_API_TOKEN_FILE")
+        indent = lines[own][: len(lines[own]) - len(lines[own].lstrip())]
+        lines[own + 2 : own + 2] = [
+            f"{indent}- name: {TOKENS_ENV}",
+            f"{indent}  value: {pair}",
+        ]
+    source = [
+        "              - secret:",
+        f"                  name: {name}-api-token",
+        "                  items:",
+        "                    - key: api-token",
+        f"                      path: {name}",
+    ]
+    volume = _find(lines, 0, len(lines), r"^        - name: peer-tokens\s*$")
+    if volume is not None:
+        last = volume + 1
+        while last < len(lines) and lines[last].startswith("          "):
+            last += 1
+        lines[last:last] = source
+    else:
+        mounts = _find(lines, 0, len(lines), r"^          volumeMounts:\s*$")
+        volumes = _find(lines, 0, len(lines), r"^      volumes:\s*$")
+        if mounts is None or volumes is None:
+            raise StackError(f"k8s/base/{caller}.yaml has no volumeMounts:/volumes: to extend")
+        end = volumes + 1
+        while end < len(lines) and (lines[end].startswith("        ") or not lines[end].strip()):
+            end += 1
+        while not lines[end - 1].strip():
+            end -= 1
+        lines[end:end] = [
+            "        # The tokens of the peers it calls, from the Secrets they check their own in.",
+            "        - name: peer-tokens",
+            "          projected:",
+            "            defaultMode: 0440",
+            "            sources:",
+            *source,
+        ]
+        last = mounts + 1
+        while lines[last].startswith("            "):
+            last += 1
+        lines[last:last] = [
+            "            - name: peer-tokens",
+            f"              mountPath: {PEER_TOKEN_DIR}",
+            "              readOnly: true",
+        ]
+    return "\n".join(lines)
+
+
+PUBLIC_POLICY = """\
+# {name} is public (`new --called-by ingress`): anyone may call its API port.
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {name}-ingress
+  labels:
+    app.kubernetes.io/name: {name}
+    app.kubernetes.io/part-of: service-template
+spec:
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: {name}
+      app.kubernetes.io/part-of: service-template
+  policyTypes: [Ingress]
+  ingress:
+    - ports:
+        - port: http
+          protocol: TCP
+"""
+
+CALLER_POLICIES = """\
+# {caller} calls {name} (`new --called-by {caller}`): {caller}'s egress, and {name}'s ingress.
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {caller}-egress-to-{name}
+  labels:
+    app.kubernetes.io/name: {caller}
+    app.kubernetes.io/part-of: service-template
+spec:
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: {caller}
+      app.kubernetes.io/part-of: service-template
+  policyTypes: [Egress]
+  egress:
+    - to:
+        - podSelector:
+            matchLabels:
+              app.kubernetes.io/name: {name}
+              app.kubernetes.io/part-of: service-template
+      ports:
+        - port: http
+          protocol: TCP
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {name}-ingress-from-{caller}
+  labels:
+    app.kubernetes.io/name: {name}
+    app.kubernetes.io/part-of: service-template
+spec:
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: {name}
+      app.kubernetes.io/part-of: service-template
+  policyTypes: [Ingress]
+  ingress:
+    - from:
+        - podSelector:
+            matchLabels:
+              app.kubernetes.io/name: {caller}
+              app.kubernetes.io/part-of: service-template
+      ports:
+        - port: http
+          protocol: TCP
+"""
+
+
+def policies(name: str, caller: str) -> str:
+    """The NetworkPolicies (documents) that let ``caller`` call ``name``'s API port: for
+    ``ingress``, anyone; otherwise ``caller``'s egress and ``name``'s ingress from it."""
+    template = PUBLIC_POLICY if caller == INGRESS else CALLER_POLICIES
+    return template.format(name=name, caller=caller)
+
+
+def ingress_rule(text: str, name: str) -> str:
+    """The prod Ingress with a host of ``name``'s own routing ``/api`` to it (over TLS)."""
+    host = f"{name}.example.com"
+    lines = text.rstrip("\n").split("\n")
+    tls = _find(lines, 0, len(lines), r"^  tls:\s*$")
+    rules = _find(lines, 0, len(lines), r"^  rules:\s*$")
+    if tls is None or rules is None:
+        raise StackError("k8s/overlays/prod/ingress.yaml has no tls: and rules: to extend")
+    lines.extend(
+        [
+            f"    - host: {host}",
+            "      http:",
+            "        paths:",
+            "          - path: /api",
+            "            pathType: Exact",
+            "            backend:",
+            "              service:",
+            f"                name: {name}",
+            "                port:",
+            "                  name: http",
+        ]
+    )
+    lines[rules:rules] = [f"    - hosts: [{host}]", f"      secretName: {name}-tls"]
+    return "\n".join(lines) + "\n"

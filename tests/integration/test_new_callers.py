@@ -1,0 +1,111 @@
+"""``stack.py new NAME --called-by ...``: in production, a new service is reachable by the callers
+it names, and by no one else (the prod overlay's NetworkPolicies, rendered by kustomize)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import defined_stack
+from tests.unit.test_k8s_consistency import Pod, _kustomize, app_pods, connection_allowed
+from tests.unit.test_stack_scaffold import copy_worktree, snapshot
+
+pytestmark = pytest.mark.integration
+
+NAME = "billing"
+
+
+def caller_of_the_stack() -> str:
+    """A service of the stack that runs the template image and is published (an entry point)."""
+    published = [s.name for s in defined_stack().app_services() if s.published]
+    assert published, "the stack publishes no service to call billing from"
+    return published[0]
+
+
+def new(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(repo / "scripts" / "stack.py"), "new", NAME, *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = copy_worktree(tmp_path / "repo")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    return root
+
+
+def pods(repo: Path) -> tuple[tuple[dict[str, object], ...], dict[str, Pod]]:
+    docs = tuple(_kustomize(repo / "k8s" / "overlays" / "prod"))
+    return docs, {pod.name: pod for pod in app_pods(docs)}
+
+
+def test_the_named_caller_may_call_the_new_service_and_no_one_else(repo: Path) -> None:
+    caller = caller_of_the_stack()
+    done = new(repo, "--called-by", caller)
+    assert done.returncode == 0, done.stderr
+    assert f"note: k8s/overlays/prod/network-policies.yaml: {caller} may call {NAME}" in (
+        done.stderr
+    )
+    docs, by_name = pods(repo)
+    billing = by_name[NAME]
+    assert connection_allowed(docs, by_name[caller], billing, billing.ports["http"])
+    outsider = Pod("client", "elsewhere", {"app": "client"}, {})
+    assert not connection_allowed(docs, outsider, billing, billing.ports["http"])
+    for other in by_name.values():
+        if other.name not in (caller, NAME):
+            assert not connection_allowed(docs, other, billing, billing.ports["http"]), other
+    # The caller knows it as a peer, in Compose and in its pod, with the token billing checks.
+    compose = yaml.safe_load((repo / "compose" / "compose.yaml").read_text())
+    environment = compose["services"][caller]["environment"]
+    assert f"{NAME}=http://{NAME}:8000/api" in environment["SERVICE_PEERS"]
+    assert f"{NAME}=/run/secrets/{NAME}_token" in environment["SERVICE_PEER_TOKEN_FILES"]
+    assert f"{NAME}_token" in compose["services"][caller]["secrets"]
+    assert "SERVICE_PEERS=" in (repo / "k8s" / "base" / f"{caller}.env").read_text()
+
+
+def test_called_by_ingress_makes_it_public_through_the_ingress(repo: Path) -> None:
+    done = new(repo, "--called-by", "ingress")
+    assert done.returncode == 0, done.stderr
+    docs, by_name = pods(repo)
+    billing = by_name[NAME]
+    outsider = Pod("client", "elsewhere", {"app": "client"}, {})
+    assert connection_allowed(docs, outsider, billing, billing.ports["http"])
+    assert not connection_allowed(docs, outsider, billing, billing.ports["admin"])
+    routed = {
+        path["backend"]["service"]["name"]
+        for doc in docs
+        if doc.get("kind") == "Ingress"
+        for rule in doc["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert NAME in routed
+    compose = yaml.safe_load((repo / "compose" / "compose.yaml").read_text())
+    assert compose["services"][NAME]["ports"]  # published, as every entry point is
+
+
+def test_without_callers_no_one_may_call_it(repo: Path) -> None:
+    assert new(repo).returncode == 0
+    docs, by_name = pods(repo)
+    billing = by_name[NAME]
+    for other in by_name.values():
+        if other.name != NAME:
+            assert not connection_allowed(docs, other, billing, billing.ports["http"]), other
+
+
+def test_an_unknown_caller_is_refused_and_nothing_changes(repo: Path) -> None:
+    before = snapshot(repo)
+    done = new(repo, "--called-by", "nosuchservice")
+    assert done.returncode == 2
+    assert "--called-by nosuchservice: not a service of the stack" in done.stderr
+    assert snapshot(repo) == before

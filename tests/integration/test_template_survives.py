@@ -1,0 +1,163 @@
+"""The template survives its user's first changes, proven in scratch copies of the repository.
+
+Two copies (the files git lists), each changed as a user would, then its own lint, mypy, unit
+and integration tiers run in it, its Kubernetes overlays rendered and its Compose file rendered
+by Compose (``config``; no ``up``: the integration tier has no Docker engine, and the container
+tier's stack tests take minutes each):
+
+- ``new``: ``stack.py new billing`` (or the first free name like it);
+- ``replaced``: every service of the project removed with ``stack.py remove`` (callers first),
+  then ``stack.py new billing``.
+
+Cost: the copies reuse this virtual environment; ``PYTHONPATH`` points at the copy, so its own
+``service_template``, ``services`` and ``tests`` are the ones imported (an editable install would
+point at this checkout instead). The two runs go in parallel: measured 6.4 min of wall time on
+the shared 2-core machine (the integration tier alone takes about 2 min). The gemstone example
+binds port 5000 by design, so it runs in one copy only.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts.stacklib import definition
+from tests.conftest import defined_stack, fresh_name, missing_tool
+from tests.unit.test_stack_scaffold import copy_worktree
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
+
+THIS = Path(__file__).relative_to(Path(__file__).resolve().parents[2])
+BIN = Path(sys.executable).parent
+NAME = fresh_name("billing")
+TIERS_LIMIT = 1200  # seconds for one copy's tiers on a busy 2-core machine
+
+
+def environment(copy: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
+    return {**env, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def stack(copy: Path, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "scripts/stack.py", *args],
+        cwd=copy,
+        env=environment(copy),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def scratch(tmp_path: Path, label: str) -> Path:
+    copy = copy_worktree(tmp_path / label).resolve()
+    # The copy's own tests copy it in turn with `git ls-files`: make it a repository.
+    for args in (["init", "-q"], ["add", "-A"]):
+        subprocess.run(["git", *args], cwd=copy, check=True, timeout=60, capture_output=True)
+    return copy
+
+
+def start_tiers(copy: Path, *extra: str) -> subprocess.Popen[str]:
+    """The copy's lint and type check, then its unit and integration tiers, in the background."""
+    # What `dev.py lint` runs (ruff, mypy --strict), then the tiers.
+    script = (
+        f"{BIN / 'ruff'} check . && {BIN / 'ruff'} format --check . && "
+        f"{BIN / 'mypy'} --cache-dir .cache/mypy && "
+        f"{sys.executable} -m pytest -q -p no:cacheprovider tests/unit tests/integration "
+        f"--ignore={THIS} " + " ".join(extra)
+    )
+    return subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=copy,
+        env=environment(copy),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Path, str]]]:
+    """Both copies changed, their tiers run side by side; label -> (copy, output tail)."""
+    root = tmp_path_factory.mktemp("survives")
+    stack_now = defined_stack()
+    added = scratch(root, "new")
+    stack(added, "new", NAME)
+    replaced = scratch(root, "replaced")
+    removed = sorted(stack_now.app_names(), key=lambda n: len(stack_now.callers_of(n)))
+    for name in removed:
+        assert f"deleted k8s/base/{name}.yaml" in stack(replaced, "remove", name)
+    stack(replaced, "new", NAME)
+    processes = {
+        "new": (added, start_tiers(added)),
+        "replaced": (
+            replaced,
+            start_tiers(replaced, "--ignore=tests/integration/test_gemstone_example.py"),
+        ),
+    }
+    results = {}
+    try:
+        for label, (copy, process) in processes.items():
+            output, _ = process.communicate(timeout=TIERS_LIMIT)
+            results[label] = (copy, f"exit {process.returncode}\n{output[-4000:]}")
+    finally:
+        for _, process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    yield results
+
+
+def kustomize(copy: Path, overlay: str) -> list[dict[str, object]]:
+    kubectl = BIN / "kubectl"
+    if not kubectl.is_file():
+        missing_tool(f"kubectl is not installed in {BIN}: run scripts/ci/install-tools.sh")
+    result = subprocess.run(
+        [str(kubectl), "kustomize", str(copy / "k8s" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.mark.parametrize("label", ["new", "replaced"])
+def test_every_tier_of_the_changed_copy_passes(
+    runs: dict[str, tuple[Path, str]], label: str
+) -> None:
+    copy, output = runs[label]
+    assert output.startswith("exit 0\n"), output
+    assert " passed" in output and " failed" not in output
+    expected = sorted([*defined_stack().app_names(), NAME]) if label == "new" else [NAME]
+    for overlay in ("dev", "prod"):
+        deployments = [d for d in kustomize(copy, overlay) if d["kind"] == "Deployment"]
+        names = sorted(str(d["metadata"]["name"]) for d in deployments)  # type: ignore[index]
+        assert names == expected
+    # Compose itself accepts the changed file (`docker compose config`, no engine needed).
+    if definition.compose_command() is None:
+        missing_tool("Compose is not installed: run scripts/ci/install-tools.sh .venv")
+    rendered = definition.load(copy / "compose" / "compose.yaml", {}, use_compose=True)
+    assert rendered.app_names() == expected
+
+
+def test_the_replaced_copy_has_no_trace_of_the_removed_services(
+    runs: dict[str, tuple[Path, str]],
+) -> None:
+    copy, _ = runs["replaced"]
+    for name in defined_stack().app_names():
+        assert not (copy / "services" / f"{name}.py").exists()
+        assert not (copy / "k8s" / "base" / f"{name}.env").exists()
+        assert not list((copy / "tests").rglob(f"test_{name}_service.py"))
+    left = definition.load(copy / "compose" / "compose.yaml", {}, use_compose=False)
+    assert left.app_names() == [NAME]
