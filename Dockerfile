@@ -71,6 +71,28 @@ RUN /opt/pip/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /t
         "$site/service_template" "$site/services"
 
 # ---------------------------------------------------------------------------------------------
+# Development target (`stack.py up --docker --watch`; never the default, which is the runtime
+# stage below). The code runs from /app, where Compose's develop.watch syncs each saved file
+# and restarts the container: `python -m` puts the working directory first on sys.path, so
+# /app/service_template and /app/services take the place of the installed copies, with normal
+# timestamp-checked bytecode. It runs as root, as the build stage does: Compose copies synced
+# files in as the container's user, and Docker 20.10 fails to for a user the host itself does
+# not know (uid 10001).
+FROM build AS dev
+COPY service_template/ /app/service_template/
+COPY services/ /app/services/
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    SERVICE_HOST=0.0.0.0 \
+    SERVICE_PORT=8000
+WORKDIR /app
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/opt/venv/bin/python", "-c", "import os, sys, urllib.request\ntry:\n    urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('SERVICE_PORT', '8000'), timeout=3)\nexcept Exception as exc:\n    sys.exit('unhealthy: %s' % exc)"]
+ENTRYPOINT ["/opt/venv/bin/python", "-m", "service_template"]
+CMD ["serve"]
+
+# ---------------------------------------------------------------------------------------------
 # The base, stripped to the interpreter and its libraries: no shell, no apt or dpkg, no pip,
 # setuptools or wheel, no setuid bits (scripts/image/prune_runtime.py says what goes and why).
 # Exec-form RUN: the base's own Python does it, no shell involved.

@@ -8,6 +8,7 @@ Python 3.11+ (the first run makes .venv, as scripts/dev.py does).
     python3 scripts/stack.py status              health and call metrics of each service
     python3 scripts/stack.py logs [-f] [SERVICE...]
     python3 scripts/stack.py call gateway greet_and_add you 2 3
+    python3 scripts/stack.py attach hello        one service in this terminal: breakpoint() works
     python3 scripts/stack.py smoke               /readyz and one call per service (CI)
     python3 scripts/stack.py down                stop everything, whatever started it
     python3 scripts/stack.py new billing         a new service: module, tests, Compose, k8s

@@ -14,6 +14,7 @@ from .auth import (
     tokens_match,
 )
 from .config import Settings
+from .context import CallInfo, Principal, current_call
 from .errors import ConfigError
 from .protocol.errors import (
     AccessDenied,
@@ -26,6 +27,7 @@ from .protocol.errors import (
     RPCError,
     ServerOverloaded,
 )
+from .routing import Route
 from .service import (
     MicroService,
     StartupError,
@@ -44,6 +46,7 @@ __all__ = [
     "AsyncRemoteClient",
     "BasicCookieStrategy",
     "BearerStrategy",
+    "CallInfo",
     "ConfigError",
     "CookieStrategy",
     "DeadlineExceeded",
@@ -55,12 +58,15 @@ __all__ = [
     "MethodNotFound",
     "MicroService",
     "ParseError",
+    "Principal",
     "RPCError",
     "RemoteClient",
+    "Route",
     "Secret",
     "ServerOverloaded",
     "Settings",
     "StartupError",
+    "current_call",
     "get_service_by_name",
     "private_api_method",
     "public_method",

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = setting(
         default=1048576, low=1024, help="largest request body accepted (413 above)"
     )
+    route_max_body_bytes: int = setting(
+        default=65536, low=0, help="body limit of a service's own routes, unless declared"
+    )
     max_header_bytes: int = setting(
         default=65536, low=1024, help="largest request head, and trailer section (431 above)"
     )

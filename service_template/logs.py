@@ -22,6 +22,8 @@ from .redaction import REDACTED, Redactor
 
 __all__ = ["CALL_LOGGER", "REDACTED", "CallLog", "JSONFormatter", "LineWriter", "configure_logging"]
 CALL_LOGGER = "service_template.calls"
+ROUTE_LOGGER = "service_template.routes"
+_route_log = logging.getLogger(ROUTE_LOGGER)
 
 
 class JSONFormatter(logging.Formatter):
@@ -207,6 +209,25 @@ class CallLog:
 
     def flush(self) -> None:
         self.writer.flush()
+
+
+def log_route_request(
+    route: str, method: str, status: int, seconds: float, request_id: str
+) -> None:
+    """The access line of a request to a service's own route. It names the declared route,
+    not the path: a path may carry a secret (a webhook token) or an unbounded id."""
+    _route_log.info(
+        "request",
+        extra={
+            "fields": {
+                "route": route,
+                "http_method": method,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "request_id": request_id,
+            }
+        },
+    )
 
 
 def _has_containers(values: Iterable[Any]) -> bool:

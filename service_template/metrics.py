@@ -118,10 +118,31 @@ class Metrics:
             multiprocess_mode="max",
         )
         info.labels(service).set(1)
+        # A service's own routes (not /api, not the runtime's GET routes): not a hot path, so
+        # plain instruments. ``route`` is the declared pattern, so values are bounded; the
+        # rpc_ prefix keeps them apart from a service's own http_* metrics.
+        self.route_requests = Counter(
+            "rpc_http_route_requests",
+            "Requests to the service's own HTTP routes, by route, HTTP method and status.",
+            ["route", "method", "status"],
+            registry=target,
+        )
+        self.route_duration = Histogram(
+            "rpc_http_route_duration_seconds",
+            "Time from a route's request headers to its response, by route.",
+            ["route"],
+            buckets=DURATION_BUCKETS,
+            registry=target,
+        )
 
     def observe_call(self, method: str, code: int | None, seconds: float) -> None:
         """Count one finished call (``code`` None for success)."""
         self._observe(method, "ok" if code is None else str(code), seconds)
+
+    def observe_route(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request answered by a service's own route."""
+        self.route_requests.labels(route, method, str(status)).inc()
+        self.route_duration.labels(route).observe(seconds)
 
     def observe_batch(self, size: int) -> None:
         self.batch_size.observe(size)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
@@ -17,13 +18,17 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from . import health
+from . import health, hooks
+from .auth import extract_token
 from .config import Settings
-from .logs import CallLog
+from .context import API_TOKEN_PRINCIPAL, HeaderView
+from .errors import StartupError
+from .logs import CallLog, log_route_request
 from .metrics import Metrics, instruments_registry, make_registry
 from .openrpc import build_document
 from .protocol import DeadlineExceeded, Dispatcher, Method, codec
 from .protocol.aio import Resume
+from .routing import RouteTable
 from .version import project_version
 
 if TYPE_CHECKING:  # the service module imports the runner, which imports this: types only
@@ -76,6 +81,13 @@ class Runtime:
             if settings.log_calls
             else None
         )
+        try:
+            # The runtime's own hooks (tracing, for one) belong in front of the service's, so
+            # a span covers the service's hooks too: compose([*runtime_hooks, *service's]).
+            around = hooks.compose(service.call_hooks())
+            self.routes = RouteTable(type(service).routes, settings.route_max_body_bytes)
+        except (TypeError, ValueError) as exc:
+            raise StartupError(str(exc)) from None
         self.dispatcher = Dispatcher(
             methods,
             self.invoke,
@@ -86,6 +98,7 @@ class Runtime:
             admission=self,
             deadline=self.deadline,
             max_containers=settings.max_containers,
+            around=around,
         )
         # Plain checks get threads of their own; at most one each (see health.Readiness), made
         # only when used. Checks may be added while the service runs, so room for a few more.
@@ -103,6 +116,9 @@ class Runtime:
         # The built-in check is a constant-time compare: cheap enough for the event loop.
         # A user's override may do I/O, so a plain one runs in the thread pool.
         self.token_check_inline = _builtin(service.api_token_is_valid)
+        # The built-in authenticate takes the token path below (authorized); an override is
+        # called as it is declared (async on the loop, plain in the pool).
+        self.custom_authenticate = not _builtin(service.authenticate)
         self.started_at = time.time()
         self.draining = False
         self.in_flight = 0  # /api requests admitted and not yet answered
@@ -169,8 +185,13 @@ class Runtime:
         self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any], limit: float
     ) -> Any:
         loop = asyncio.get_running_loop()
-        # The result is encoded in the same thread: a large one costs the loop nothing.
-        call = functools.partial(self._run, functools.partial(_encoded, method.func, args, kwargs))
+        # The result is encoded in the same thread: a large one costs the loop nothing. A copy
+        # of the caller's context goes along, so current_call() answers in the thread too.
+        call = functools.partial(
+            contextvars.copy_context().run,
+            self._run,
+            functools.partial(_encoded, method.func, args, kwargs),
+        )
         deadline = asyncio.timeout(limit)
         try:
             with self._in_flight():
@@ -181,6 +202,27 @@ class Runtime:
                 raise
             log.warning("%s passed its %gs deadline; its thread runs on", method.name, limit)
             raise DeadlineExceeded(data={"timeout": limit}) from None
+
+    async def authenticate(self, headers: HeaderView) -> Any:
+        """The principal of a request (``MicroService.authenticate``), or None; any failure
+        means None (fail closed), logged for the operator and never shown to the caller."""
+        if not self.custom_authenticate:
+            try:
+                token = extract_token(self.service.validation_strategies, headers)
+            except ValueError:  # a credential the strategies cannot read as one token
+                return None
+            return API_TOKEN_PRINCIPAL if await self.authorized(token) else None
+        check = self.service.authenticate
+        try:
+            if inspect.iscoroutinefunction(check):
+                principal = await check(headers)
+            else:
+                loop = asyncio.get_running_loop()
+                principal = await loop.run_in_executor(self.executor, check, headers)
+        except Exception:
+            log.exception("authenticate raised; access denied")
+            return None
+        return principal or None  # False, "" or 0 prove no identity either
 
     async def authorized(self, token: str | None) -> bool:
         """Whether ``token`` passes the service's check; any failure means no (fail closed).
@@ -205,6 +247,15 @@ class Runtime:
             log.exception("api_token_is_valid raised; access denied")
             return False
         return verdict is True
+
+    def observe_route(
+        self, route: str, method: str, status: int, seconds: float, request_id: str
+    ) -> None:
+        """Metrics and the access line of one request answered by a service's own route."""
+        if self.metrics is not None:
+            self.metrics.observe_route(route, method, status, seconds)
+        if self.call_log is not None:
+            log_route_request(route, method, status, seconds, request_id)
 
     # -- admission and drain --------------------------------------------------------------------
 

@@ -21,10 +21,13 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
-from .auth import HeaderStrategy, TokenStrategy, tokens_match
+from .auth import HeaderStrategy, TokenStrategy, extract_token, tokens_match
 from .config import Settings
+from .context import API_TOKEN_PRINCIPAL, HeaderView
 from .errors import ConfigError, StartupError
+from .hooks import Hook
 from .protocol import Method
+from .routing import Route
 
 if TYPE_CHECKING:
     from .client import AsyncRemoteClient
@@ -124,6 +127,8 @@ class MicroService:
     version: ClassVar[str | None] = None
     validation_strategies: ClassVar[Sequence[TokenStrategy]] = (HeaderStrategy(),)
     settings_class: ClassVar[type[Settings]] = Settings
+    routes: ClassVar[Sequence[Route | tuple[str, type]]] = ()
+    """HTTP routes of this service, served next to ``/api`` (see ``routing``)."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
@@ -186,6 +191,28 @@ class MicroService:
         """
         secret = self.settings.api_token
         return tokens_match(api_token, secret.reveal() if secret is not None else None)
+
+    @_builtin  # the runtime's token path; an override is called as declared
+    def authenticate(self, headers: HeaderView) -> Any:
+        """Who is calling: a principal (any object; ``context.Principal`` fits) or None (a falsy
+        value counts as None).
+
+        Private methods run only for a principal, and every method and hook of the request
+        sees it as ``current_call().principal``. It is asked once per HTTP request, when a
+        private method or a hook (``await call.authenticate()``) first needs it.
+
+        The default reads a token with ``validation_strategies`` and returns
+        ``API_TOKEN_PRINCIPAL`` when ``api_token_is_valid`` accepts it. Override it to check a
+        JWT or a session instead (``async def``, or plain: a plain one runs in the thread
+        pool). Fails closed: an exception is logged and counts as None.
+        """
+        token = extract_token(self.validation_strategies, headers)
+        return API_TOKEN_PRINCIPAL if token and self.api_token_is_valid(token) is True else None
+
+    def call_hooks(self) -> Sequence[Hook]:
+        """Hooks run around every call, the first outermost (see ``hooks``); none by default,
+        which keeps the per-call cost at its minimum. Read once, when serving starts."""
+        return ()
 
     # -- readiness -----------------------------------------------------------------------------
 

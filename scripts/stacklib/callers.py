@@ -288,27 +288,41 @@ def policies(name: str, caller: str) -> str:
     return template.format(name=name, caller=caller)
 
 
-def ingress_rule(text: str, name: str) -> str:
-    """The prod Ingress with a host of ``name``'s own routing ``/api`` to it (over TLS)."""
-    host = f"{name}.example.com"
-    lines = text.rstrip("\n").split("\n")
-    tls = _find(lines, 0, len(lines), r"^  tls:\s*$")
-    rules = _find(lines, 0, len(lines), r"^  rules:\s*$")
-    if tls is None or rules is None:
-        raise StackError("k8s/overlays/prod/ingress.yaml has no tls: and rules: to extend")
-    lines.extend(
-        [
-            f"    - host: {host}",
-            "      http:",
-            "        paths:",
-            "          - path: /api",
-            "            pathType: Exact",
-            "            backend:",
-            "              service:",
-            f"                name: {name}",
-            "                port:",
-            "                  name: http",
-        ]
+INGRESS_DOCUMENT = """\
+# {name} is public (`new --called-by ingress`): HTTPS to its /api. Set the host and the TLS
+# Secret for your domain (with cert-manager, annotate cert-manager.io/cluster-issuer: NAME).
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {name}
+  labels:
+    app.kubernetes.io/name: {name}
+    app.kubernetes.io/part-of: service-template
+spec:
+  ingressClassName: nginx
+  tls:
+    - hosts: [{name}.example.com]
+      secretName: {name}-tls
+  rules:
+    - host: {name}.example.com
+      http:
+        paths:
+          - path: /api
+            pathType: Exact
+            backend:
+              service:
+                name: {name}
+                port:
+                  name: http
+"""
+
+
+def ingress(text: str, name: str) -> str:
+    """``k8s/overlays/prod/ingress.yaml`` with an Ingress of ``name``'s own (one per public
+    service, named after it, so ``remove NAME`` takes it with the service)."""
+    document = INGRESS_DOCUMENT.format(name=name)
+    body = text.rstrip("\n")
+    has_documents = any(
+        line.strip() and not line.lstrip().startswith("#") for line in body.split("\n")
     )
-    lines[rules:rules] = [f"    - hosts: [{host}]", f"      secretName: {name}-tls"]
-    return "\n".join(lines) + "\n"
+    return f"{body}\n---\n{document}" if has_documents else f"{body}\n{document}".lstrip("\n")

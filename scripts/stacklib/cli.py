@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 
-from . import lifecycle, remove, scaffold, views
+from . import foreground, lifecycle, remove, scaffold, views
 from . import state as st
 from .context import Context
 from .errors import StackError
@@ -56,6 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="local backend: serve NAME on this port instead of a free one",
     )
     up.add_argument("--timeout", type=float, metavar="S", help="readiness limit per service")
+    up.add_argument(
+        "--replace", action="store_true", help="stop a stack running in the background first"
+    )
+    up.add_argument(
+        "--watch",
+        action="store_true",
+        help="with --docker: the image's dev target, synced and restarted on each save "
+        "(Compose's develop.watch)",
+    )
+    up.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="local backend: do not restart services when their code changes",
+    )
     add("down", lifecycle.down, "stop everything the stack runs and remove it")
     add("status", views.status, "health and key metrics of each service")
     smoke = add("smoke", views.smoke, "check each service's /readyz and one call (for CI)")
@@ -74,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument(
         "args", nargs="*", metavar="ARGS", help="JSON or text; name=value for named params"
     )
+    attach = add(
+        "attach",
+        foreground.command,
+        "run one local service in this terminal (breakpoint() works); the rest keeps running",
+    )
+    attach.add_argument("service", metavar="SERVICE")
     new = add("new", scaffold.command, "create a service: module, tests, Compose and Kubernetes")
     new.add_argument("name", metavar="NAME", help="lower-case letters and digits, e.g. billing")
     new.add_argument(

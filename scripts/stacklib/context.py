@@ -6,8 +6,9 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from . import model, reader
+from . import definition, model, rendered
 from . import state as st
 from .docker_backend import DockerBackend
 from .errors import StackError
@@ -26,12 +27,17 @@ class Context:
     environ: Mapping[str, str]
     _local: LocalBackend | None = field(default=None, repr=False)
     _docker: DockerBackend | None = field(default=None, repr=False)
+    rendering: dict[str, Any] = field(default_factory=dict, repr=False)  # Compose's own JSON
 
     def compose(self, extra: Mapping[str, str] | None = None) -> model.Compose:
-        """The Compose file, read and checked now (a StackError says what is wrong); ``extra``
-        are variables a backend set for Compose (a generated token file)."""
-        shown = self.paths.shown(self.paths.compose_file)
-        return reader.load(self.paths.compose_file, {**self.environ, **(extra or {})}, shown)
+        """The Compose file as Compose renders it, now (a StackError says what is wrong);
+        ``extra`` are variables a backend set for Compose (a generated token file)."""
+        compose, self.rendering = rendered.load(
+            definition.compose_command(),
+            self.paths.compose_file,
+            {**self.environ, **(extra or {})},
+        )
+        return compose
 
     @property
     def local(self) -> LocalBackend:
@@ -57,7 +63,7 @@ def unknown_service(name: str, known: list[str]) -> StackError:
     """The error for a service name the stack does not have, with a suggestion."""
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    listed = ", ".join(known) or "none"
+    listed = ", ".join(sorted(known)) or "none"
     return StackError(
         f"no service named {name!r} in the stack (services: {listed}){hint}", status=2
     )

@@ -24,7 +24,6 @@ from typing import Any
 from . import buildlog, probe
 from . import state as st
 from .errors import StackError
-from .interpolate import read_env_file
 from .local import container_port
 from .model import Compose, Service
 from .ui import UI, tail
@@ -44,6 +43,37 @@ _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 PROBE_SOURCE = Path(probe.__file__).read_text(encoding="utf-8")
 
 
+def dev_override(repo: Path, compose: Compose) -> str:
+    """The Compose override for ``up --docker --watch`` (JSON, which is YAML)."""
+    folders = {"service_template"}
+    for service in compose.services.values():
+        target = (service.command or ("",) * 2)[1] if len(service.command or ()) > 1 else ""
+        if ":" in target and (repo / target.split(".", 1)[0].split(":", 1)[0]).is_dir():
+            folders.add(target.split(".", 1)[0].split(":", 1)[0])
+    watch = [
+        {"action": "sync+restart", "path": str(repo / name), "target": f"/app/{name}"}
+        for name in sorted(folders)
+    ]
+    watch.append({"action": "rebuild", "path": str(repo / "pyproject.toml")})
+    image = compose.template_image or "service-template:latest"
+    dev_image = image.rsplit(":", 1)[0] + ":dev"
+    services: dict[str, Any] = {}
+    for service in compose.services.values():
+        if not compose.runs_template_image(service):
+            continue
+        services[service.name] = {
+            "image": dev_image,
+            # Synced files are written into the container: its root filesystem must take them.
+            "read_only": False,
+            # The dev stage runs as root (see the Dockerfile); a user given here would be used.
+            "user": "0",
+            "develop": {"watch": watch},
+        }
+        if service.build:
+            services[service.name]["build"] = {"target": "dev"}
+    return json.dumps({"services": services}, indent=2) + "\n"
+
+
 class DockerBackend:
     """Runs Compose commands for one project and reads their results."""
 
@@ -61,6 +91,7 @@ class DockerBackend:
             "compose",
             "-f",
             state.compose_file,
+            *[word for extra in state.overrides for word in ("-f", extra)],
             "-p",
             state.project,
             *profiles,
@@ -112,13 +143,13 @@ class DockerBackend:
 
     def prepare(self, state: st.State, compose: Compose) -> None:
         """Choose the project, and give every file secret whose variable is unset a dev file."""
-        state.project = self.paths.project
-        dotenv = self.paths.compose_file.parent / ".env"
-        configured = {**read_env_file(dotenv), **self.environ}
+        # The file's own `name:`, so the raw `docker compose -f compose/compose.yaml ...` commands
+        # of the docs see (and stop) what stack.py started, and the other way round.
+        state.project = compose.project_name or self.paths.project
         for secret in compose.secrets.values():
             if secret.file is not None or secret.problem is None:
                 continue
-            names = [n for n in _VARIABLE.findall(secret.file_text or "") if n not in configured]
+            names = _VARIABLE.findall(secret.file_text or "")
             variable = next(iter(names), None)
             if variable is None:
                 raise StackError(f"secret {secret.name}: {secret.problem}")
@@ -128,13 +159,34 @@ class DockerBackend:
             # Compose bind-mounts the file as it is (owner and mode); the services run as uid
             # 10001 and join SECRETS_GID (compose.yaml), so group read is enough: no world read.
             path.chmod(0o640)
-            if SECRETS_GID not in configured:
+            if not self._configured(SECRETS_GID):
                 state.env[SECRETS_GID] = str(os.getgid())
             state.files.append(str(path))
             state.env[variable] = str(path)
             self.ui.say(
                 f"{variable} is not set: using a generated dev token ({self.paths.shown(path)})"
             )
+
+    def _configured(self, variable: str) -> bool:
+        """Whether the caller's environment or compose/.env sets ``variable`` (then it is the
+        user's choice, never overridden)."""
+        if variable in self.environ:
+            return True
+        dotenv = self.paths.compose_file.parent / ".env"
+        try:
+            lines = dotenv.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return False
+        return any(line.strip().startswith(f"{variable}=") for line in lines)
+
+    def develop(self, state: st.State, compose: Compose) -> None:
+        """Add the development override: the image's ``dev`` target, and Compose's
+        ``develop.watch`` syncing the source into /app and restarting on each save."""
+        path = self.paths.cache / "compose.dev.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dev_override(self.paths.repo, compose))
+        state.overrides.append(str(path))
+        state.files.append(str(path))
 
     def up(self, state: st.State, compose: Compose, limit: float | None) -> None:
         """Build and start the project; StackError naming the failing service if it fails."""

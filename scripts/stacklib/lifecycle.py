@@ -15,12 +15,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import logs, procs
+from . import logs, procs, rendered
 from . import state as st
 from .context import SCRIPT, Context, started
 from .errors import StackError
 from .local import Plan, make_plan
 from .model import Compose
+from .reload import Reloader
 from .views import docker_rows, local_rows
 
 HEADERS = ("SERVICE", "URL", "STATE", "READINESS")
@@ -53,8 +54,9 @@ def teardown(ctx: Context, recorded: st.State) -> None:
                 raise StackError(f"docker resources of {recorded.project} remain ({listed})")
 
 
-def stop_previous(ctx: Context) -> None:
-    """Before a new ``up``: stop a stack left running, unless its ``up`` is still attached."""
+def stop_previous(ctx: Context, replace: bool) -> None:
+    """Before a new ``up``: refuse while a stack runs (unless ``replace``); a stack whose
+    attached ``up`` is gone, or whose services all exited, is cleaned up first."""
     previous = st.load(ctx.paths)
     if previous is None:
         return
@@ -64,7 +66,18 @@ def stop_previous(ctx: Context) -> None:
             f"the stack is already up and attached to `stack.py up` (pid {owner}); stop it there "
             f"with Ctrl-C or run `{SCRIPT} down`"
         )
-    how = "left behind by an orchestrator that is gone" if owner else "running in the background"
+    alive = previous.backend == "docker" or bool(ctx.local.running(previous))
+    if owner is None and alive and not replace:
+        raise StackError(
+            f"a {previous.backend} stack is already running (started {started(previous)}); "
+            f"`{SCRIPT} down` stops it, or `up --replace` replaces it"
+        )
+    if owner is not None:
+        how = "left behind by an orchestrator that is gone"
+    elif alive:
+        how = "running in the background (--replace)"
+    else:
+        how = "whose services have all exited"
     ctx.ui.say(f"stopping the {previous.backend} stack {how} (started {started(previous)})")
     teardown(ctx, previous)
 
@@ -86,6 +99,13 @@ def up(ctx: Context, args: argparse.Namespace) -> int:
     """Start the stack; print its table; then return (-d) or follow its logs until Ctrl-C."""
     compose = ctx.compose()  # a malformed file stops everything before anything starts
     pins = parse_pins(args.port)
+    if args.watch and not args.docker:
+        raise StackError(
+            "--watch is for --docker: the local backend reloads changed services by itself",
+            status=2,
+        )
+    if args.watch and args.detach:
+        raise StackError("--watch follows the stack: leave out -d", status=2)
     if args.docker and pins:
         raise StackError(
             "--port is for the local backend; Compose publishes ports itself", status=2
@@ -96,6 +116,7 @@ def up(ctx: Context, args: argparse.Namespace) -> int:
         owner_pid=None if args.detach else os.getpid(),
         owner_start=None if args.detach else procs.start_time(os.getpid()),
         profiles=list(args.profile),
+        reload=not args.detach and not args.docker and not args.no_reload,
     )
     # Checks that need nothing started come first, so a refusal leaves nothing to clean.
     plan = None
@@ -103,13 +124,25 @@ def up(ctx: Context, args: argparse.Namespace) -> int:
         ctx.docker.check_engine()
     else:
         plan = make_plan(compose, recorded.profiles)
+        refused = [
+            problem
+            for service in plan.services
+            for problem in rendered.local_refusals(
+                ctx.paths.repo.resolve(), service.name, ctx.rendering["services"][service.name]
+            )
+        ]
+        if refused:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            raise StackError(refused[0] + more, details=refused[1:], status=2)
         if not plan.services:
             shown = ctx.paths.shown(ctx.paths.compose_file)
             raise StackError(f"no service of {shown} runs the template image")
     with st.locked(ctx.paths):
-        stop_previous(ctx)
+        stop_previous(ctx, args.replace)
         try:
-            start(ctx, recorded, compose, plan=plan, pins=pins, limit=args.timeout)
+            start(
+                ctx, recorded, compose, plan=plan, pins=pins, limit=args.timeout, watch=args.watch
+            )
         except BaseException:
             ctx.ui.say("stopping what was started")
             teardown(ctx, recorded)
@@ -129,9 +162,12 @@ def start(
     plan: Plan | None,
     pins: dict[str, int],
     limit: float | None,
+    watch: bool = False,
 ) -> None:
     if plan is None:
         ctx.docker.prepare(recorded, compose)
+        if watch:
+            ctx.docker.develop(recorded, compose)
         st.save(ctx.paths, recorded)  # before Compose makes anything: a crash is recoverable
         ctx.docker.up(recorded, compose, limit)
         return
@@ -160,14 +196,12 @@ def attach(ctx: Context, recorded: st.State) -> int:
         if recorded.backend == "docker":
             follow_docker(ctx, recorded)
         else:
-            files = {name: ctx.paths.log(name) for name in recorded.services}
-            logs.follow(
-                files,
-                ctx.ui.print,
-                lambda: st.same_run(ctx.paths, recorded) and bool(ctx.local.running(recorded)),
-                time.sleep,
-            )
-        if not st.same_run(ctx.paths, recorded):
+            follow_local(ctx, recorded)
+        # A `down` elsewhere holds the lock while it stops the services and forgets the stack:
+        # waiting for it tells its stop from the services' own exit.
+        with st.locked(ctx.paths):
+            stopped_elsewhere = not st.same_run(ctx.paths, recorded)
+        if stopped_elsewhere:
             ctx.ui.say(f"the stack was stopped by `{SCRIPT} down`")
             return 0
         ctx.ui.say("every service has exited")
@@ -181,16 +215,72 @@ def attach(ctx: Context, recorded: st.State) -> int:
     return status
 
 
-def follow_docker(ctx: Context, recorded: st.State) -> None:
-    """``compose logs --follow``: it ends by itself when the project's containers stop."""
-    argv = ctx.docker.argv(recorded, "logs", "--follow", "--no-color", "--tail", "0")
-    process = subprocess.Popen(argv, env=ctx.docker.env(recorded), stdin=subprocess.DEVNULL)
+def follow_local(ctx: Context, recorded: st.State) -> None:
+    """Print the services' logs while any runs, reloading each whose code changes."""
+    files = {name: ctx.paths.log(name) for name in recorded.services}
+    reloader = Reloader(ctx.local, recorded, ctx.ui) if recorded.reload else None
+
+    def keep_going() -> bool:
+        if reloader is not None and reloader.busy.locked():
+            return True  # a service is between its old process and its new one
+        try:
+            current = st.load(ctx.paths)
+        except StackError:
+            return False
+        if current is None or current.started_at != recorded.started_at:
+            return False
+        # From the file: a reload or an `attach` elsewhere may have changed the processes.
+        return bool(ctx.local.running(current))
+
+    if reloader is not None:
+        reloader.start()
+        ctx.ui.say("reloading services when their code changes")
     try:
-        process.wait()
+        logs.follow(files, ctx.ui.print, keep_going, time.sleep)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=10)
+        if reloader is not None:
+            reloader.stop()
+
+
+def follow_docker(ctx: Context, recorded: st.State) -> None:
+    """``compose logs --follow``: it ends by itself when the project's containers stop. With
+    ``--watch``, ``compose watch`` runs beside it and prints what it syncs; a container it
+    restarts ends ``logs --follow`` too, which is then started again while any container runs."""
+    env = ctx.docker.env(recorded)
+    follow = ctx.docker.argv(recorded, "logs", "--follow", "--no-color", "--tail", "0")
+    watcher = None
+    if recorded.overrides:
+        watch = ctx.docker.argv(recorded, "watch", "--no-up")
+        watcher = subprocess.Popen(watch, env=env, stdin=subprocess.DEVNULL)
+        ctx.ui.say("compose watch: each save is synced into its containers, which restart")
+    logs = subprocess.Popen(follow, env=env, stdin=subprocess.DEVNULL)
+    try:
+        while True:
+            logs.wait()
+            if watcher is None or not _any_container_up(ctx, recorded):
+                return
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+            again = ctx.docker.argv(recorded, "logs", "--follow", "--no-color", "--since", since)
+            logs = subprocess.Popen(again, env=env, stdin=subprocess.DEVNULL)
+    finally:
+        for process in (logs, watcher):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
+
+
+def _any_container_up(ctx: Context, recorded: st.State) -> bool:
+    """Whether a container of the project runs or is being restarted (bounded wait for one that
+    compose watch is restarting)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = {str(row.get("State")) for row in ctx.docker.ps(recorded)}
+        if "running" in states:
+            return True
+        if not states & {"restarting", "created", "exited"}:
+            return False
+        time.sleep(0.5)
+    return False
 
 
 def down(ctx: Context, _args: argparse.Namespace) -> int:

@@ -82,6 +82,31 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def inherited(environ: Mapping[str, str]) -> dict[str, str]:
+    """The caller's environment minus its SERVICE_* settings (a container would not see them
+    either, and the service rejects unknown ones)."""
+    return {
+        key: value
+        for key, value in environ.items()
+        if not key.startswith("SERVICE_") and key != "PROMETHEUS_MULTIPROC_DIR"
+    }
+
+
+def module_file(repo: Path, command: tuple[str, ...] | None) -> str | None:
+    """The source file of the module a ``serve module:Class`` command serves, if it is in the
+    repository (``services.hello`` -> ``services/hello.py``)."""
+    if not command or len(command) < 2 or command[0] != "serve" or ":" not in command[1]:
+        return None
+    parts = command[1].split(":", 1)[0].split(".")
+    for candidate in (
+        repo.joinpath(*parts).with_suffix(".py"),
+        repo.joinpath(*parts, "__init__.py"),
+    ):
+        if candidate.is_file():
+            return str(candidate.resolve())
+    return None
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # As the service's own listener does, so a port in TIME_WAIT counts as free.
@@ -191,11 +216,20 @@ class LocalBackend:
     ) -> dict[str, str]:
         """The process environment: the caller's, minus its SERVICE_* settings (a container
         would not see them either), plus the service's Compose environment, adapted."""
-        env = {
-            key: value
-            for key, value in self.environ.items()
-            if not key.startswith("SERVICE_") and key != "PROMETHEUS_MULTIPROC_DIR"
+        return {
+            **inherited(self.environ),
+            **self.own_environment(service, port, addresses, secret_files),
         }
+
+    def own_environment(
+        self,
+        service: Service,
+        port: int,
+        addresses: Mapping[str, tuple[int, int]],
+        secret_files: Mapping[str, Path],
+    ) -> dict[str, str]:
+        """What the stack sets for the service (recorded, so a restart sets the same)."""
+        env: dict[str, str] = {}
         mounts = {target: secret_files[name] for name, target in service.secrets.items()}
         for key, value in service.environment.items():
             env[key] = rewrite_urls(rewrite_mounts(value, mounts), addresses)
@@ -210,60 +244,90 @@ class LocalBackend:
         addresses: Mapping[str, tuple[int, int]],
         secret_files: Mapping[str, Path],
     ) -> None:
-        env = self.environment(service, port, addresses, secret_files)
+        own = self.own_environment(service, port, addresses, secret_files)
         argv = [self.python, "-m", "service_template", *(service.command or IMAGE_COMMAND)]
-        log_path = self.paths.log(service.name)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         self.ui.say(f"starting {service.name}: {' '.join(argv[1:])}")
-        with log_path.open("wb") as log:
-            child = subprocess.Popen(
-                argv,
-                cwd=self.paths.repo,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped as one, never by the tty
-            )
-        self.children[service.name] = child
-        token_file = env.get("SERVICE_API_TOKEN_FILE")
-        state.services[service.name] = st.Process(
-            pid=child.pid,
-            pgid=child.pid,
-            start=procs.start_time(child.pid),
+        log_path = self.paths.log(service.name)
+        token_file = own.get("SERVICE_API_TOKEN_FILE")
+        record = st.Process(
+            pid=0,
+            pgid=0,
+            start=None,
             port=port,
             url=f"http://127.0.0.1:{port}/api",
             log=str(log_path),
             token_file=token_file if token_file and Path(token_file).is_file() else None,
             grace=service.stop_grace_period or DEFAULT_GRACE,
+            argv=argv,
+            env=own,
+            module=module_file(self.paths.repo, service.command),
         )
+        self.children[service.name] = self.spawn(record, fresh_log=True)
+        state.services[service.name] = record
         st.save(self.paths, state)
 
-    def _wait_ready(self, state: st.State, service: Service, limit: float | None) -> None:
-        record = state.services[service.name]
-        child = self.children[service.name]
-        patience = service.healthcheck.patience() if service.healthcheck else None
-        limit = limit or patience or DEFAULT_READY_LIMIT
+    def spawn(
+        self,
+        record: st.Process,
+        fresh_log: bool = False,
+        argv: list[str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> subprocess.Popen[bytes]:
+        """Start the recorded service in the background, its own process group, output to its
+        log (appended to, unless ``fresh_log``); ``record`` gets the new process's identity.
+        ``argv`` replaces the recorded command line (the reloader's standby launcher)."""
+        log_path = Path(record.log)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("wb" if fresh_log else "ab") as log:
+            child = subprocess.Popen(
+                argv or record.argv,
+                pass_fds=pass_fds,
+                cwd=self.paths.repo,
+                env={**inherited(self.environ), **record.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopped as one, never by the tty
+            )
+        record.pid = record.pgid = child.pid
+        record.start = procs.start_time(child.pid)
+        record.attached = False
+        return child
+
+    def wait_ready(
+        self, name: str, record: st.Process, child: subprocess.Popen[bytes], limit: float
+    ) -> float:
+        """Poll ``/readyz`` until it answers 200; the seconds it took (StackError if the process
+        exits or ``limit`` passes first)."""
         base = record.url.removesuffix("/api")
         started = time.monotonic()
         last = "no answer yet"
         while True:
             status = child.poll()
             if status is not None:
-                raise self._failure(service.name, f"exited with status {status} while starting")
+                raise self._failure(name, f"exited with status {status} while starting")
             answer = probe.probe(base, metrics=False, timeout=2.0)
             if answer["ready"] == 200:
-                took = time.monotonic() - started
-                self.ui.say(f"{service.name} ready at {record.url} ({seconds(took)})")
-                return
+                return time.monotonic() - started
             last = f"HTTP {answer['ready']}" if answer["ready"] else answer["ready_detail"]
             if time.monotonic() - started > limit:
                 raise self._failure(
-                    service.name, f"was not ready within {limit:.0f} s (last /readyz: {last})"
+                    name, f"was not ready within {limit:.0f} s (last /readyz: {last})"
                 )
             # Waiting on the process doubles as the poll interval and notices an exit at once.
             with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=0.1)
+                child.wait(timeout=0.05)
+
+    def _wait_ready(self, state: st.State, service: Service, limit: float | None) -> None:
+        record = state.services[service.name]
+        patience = service.healthcheck.patience() if service.healthcheck else None
+        took = self.wait_ready(
+            service.name,
+            record,
+            self.children[service.name],
+            limit or patience or DEFAULT_READY_LIMIT,
+        )
+        self.ui.say(f"{service.name} ready at {record.url} ({seconds(took)})")
 
     def _failure(self, name: str, what: str) -> StackError:
         log_path = self.paths.log(name)

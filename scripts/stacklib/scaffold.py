@@ -188,7 +188,7 @@ class Planner:
         block = manifests.compose_service(self.name, builds_image=compose.template_image is None)
         text = textedit.append_to_mapping(text, "services", block)
         # Every service has a token of its own: its secret, and the variable naming its file.
-        text = textedit.append_to_mapping(text, "secrets", manifests.compose_secret(self.name))
+        text = _append_secret(text, manifests.compose_secret(self.name))
         self.put(path, text)
         example = path.parent / ".env.example"
         if example.is_file():
@@ -237,7 +237,7 @@ class Planner:
                 self.put(compose_file, callers.compose_publish(self.edited(compose_file), name))
                 ingress = self.k8s / "overlays" / "prod" / "ingress.yaml"
                 if ingress.is_file():
-                    self.put(ingress, callers.ingress_rule(self.edited(ingress), name))
+                    self.put(ingress, callers.ingress(self.edited(ingress), name))
                     self.notes.append(
                         f"{name} is routed at https://{name}.example.com/api by "
                         f"{self.shown(ingress)}: set the host and TLS Secret for your domain"
@@ -303,6 +303,22 @@ class Planner:
                 f"the Dockerfile does not copy {templates.PACKAGE}/ into the image: `up --docker` "
                 f"needs it (COPY {templates.PACKAGE}/ next to service_template/)"
             )
+
+
+def _append_secret(text: str, block: str) -> str:
+    """``block`` as the last entry of the top-level ``secrets:`` mapping (made if missing),
+    after whatever it holds, comments included, with no blank line: entries there are compact."""
+    lines = text.rstrip("\n").split("\n")
+    top = next((i for i, line in enumerate(lines) if line.rstrip() == "secrets:"), None)
+    if top is None:
+        return "\n".join([*lines, "", "secrets:", block]) + "\n"
+    end = next(
+        (i for i in range(top + 1, len(lines)) if lines[i] and not lines[i][0].isspace()),
+        len(lines),
+    )
+    last = max((i for i in range(top, end) if lines[i].strip()), default=top)
+    lines[last + 1 : last + 1] = block.split("\n")
+    return "\n".join(lines) + "\n"
 
 
 def _after_last_token_line(text: str, line: str) -> str:

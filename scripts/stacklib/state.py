@@ -79,6 +79,12 @@ class Process:
     log: str
     token_file: str | None = None
     grace: float = 10.0
+    # How to start it again (a reload, `attach`): its argv and the variables the stack set for it
+    # (the caller's own environment is not recorded: it may hold secrets).
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    module: str | None = None  # the file of the module it serves, for the reloader
+    attached: bool = False  # running in the foreground of `stack.py attach`
 
 
 @dataclass
@@ -96,6 +102,8 @@ class State:
     env: dict[str, str] = field(default_factory=dict)  # Docker: variables set for Compose
     profiles: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # files made for this run, removed by down
+    reload: bool = False  # the attached `up` restarts services whose code changes
+    overrides: list[str] = field(default_factory=list)  # Docker: Compose files after the first
 
 
 def load(paths: Paths) -> State | None:

@@ -9,10 +9,11 @@ check: a reply over ``max_response_bytes`` becomes a JSON-RPC error for each cal
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..auth import DuplicateCredential, extract_token
 from ..protocol import codec
+from ..protocol.calls import HeaderView
 from ..protocol.errors import InternalError, InvalidRequest, RPCError, ServerOverloaded
 from ..protocol.methods import Params
 from .framing import Refusal, error_body
@@ -120,13 +121,18 @@ class _Call:
         self.request = request
         self.runtime = runtime
 
-    async def authorized(self) -> bool:
-        runtime = self.runtime
-        try:
-            token = extract_token(runtime.service.validation_strategies, self.request)
-        except DuplicateCredential:
-            return False  # a credential sent twice is refused, never resolved by picking one
-        return await runtime.authorized(token)
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.request.headers
+
+    async def authenticate(self) -> Any:
+        # With the repeats: a credential sent twice is refused, never resolved by picking one.
+        request = self.request
+        return await self.runtime.authenticate(HeaderView(request.headers, request.repeated))
 
     def record(
         self, method: str, request_id: Any, params: Params, code: int | None, seconds: float

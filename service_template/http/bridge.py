@@ -8,6 +8,7 @@ request through Tornado's ``HTTPConnection`` interface and sends the response it
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tornado import httputil, web
@@ -38,6 +39,16 @@ class TornadoRoutes:
         _Exchange(self.app, conn, request).run()
 
 
+def serve_with_app(
+    app: web.Application,
+    request: Request,
+    conn: Connection,
+    on_finish: Callable[[int], None] | None = None,
+) -> None:
+    """Answer ``request`` with ``app``; ``on_finish(status)`` runs when the response is sent."""
+    _Exchange(app, conn, request, on_finish).run()
+
+
 class _Context:
     """What Tornado's HTTPServerRequest reads from ``connection.context``."""
 
@@ -51,8 +62,15 @@ class _Context:
 class _Exchange(httputil.HTTPConnection):
     """One request answered by the application, from memory."""
 
-    def __init__(self, app: web.Application, conn: Connection, request: Request) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        conn: Connection,
+        request: Request,
+        on_finish: Callable[[int], None] | None = None,
+    ) -> None:
         self.app = app
+        self.on_finish = on_finish
         self.conn = conn
         self.request = request
         self.context = _Context(conn.peer)
@@ -120,6 +138,8 @@ class _Exchange(httputil.HTTPConnection):
         if self.request.method == "HEAD":
             body = b""
         self.conn.respond_raw(self.request, head + b"\r\n", body, close)
+        if self.on_finish is not None:
+            self.on_finish(self.status)
 
     def set_close_callback(self, callback: Any) -> None:
         """Not needed: the bridge answers from memory."""

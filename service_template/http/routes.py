@@ -15,6 +15,7 @@ import tornado.web
 
 from .. import health
 from ..protocol import codec
+from .service_routes import service_rules
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -89,7 +90,8 @@ def make_app(runtime: Runtime) -> tornado.web.Application:
     ]
     if runtime.settings.admin_port is None:
         routes.append(("/metrics", MetricsHandler, args))
-    return _application(routes, args)
+    routes.extend(service_rules(runtime))  # the service's own routes (``routes``)
+    return _application(routes, args, runtime)
 
 
 def make_admin_app(runtime: Runtime) -> tornado.web.Application:
@@ -100,13 +102,17 @@ def make_admin_app(runtime: Runtime) -> tornado.web.Application:
         ("/readyz", ReadyzHandler, args),
         ("/metrics", MetricsHandler, args),
     ]
-    return _application(routes, args)
+    return _application(routes, args, runtime)
 
 
-def _application(routes: list[Any], args: dict[str, Any]) -> tornado.web.Application:
+def _application(
+    routes: list[Any], args: dict[str, Any], runtime: Runtime
+) -> tornado.web.Application:
     return tornado.web.Application(
         routes,
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
         log_function=lambda handler: None,  # per-call logs come from the runtime, not here
+        service=runtime.service,  # what ServiceHandler.service reads
+        runtime=runtime,  # and ServiceHandler.authenticate
     )

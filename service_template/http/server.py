@@ -26,6 +26,7 @@ from .framing import refresh_date
 from .limits import Limits
 from .request import Handler, Request
 from .routes import make_app
+from .service_routes import ServiceRoutes
 from .wire import Connection
 
 log = logging.getLogger("service_template.http")
@@ -53,6 +54,7 @@ class HTTPServer:
         self.app = make_app(runtime)
         self.api = APIEndpoint(runtime, self.limits)
         self.routes = TornadoRoutes(self.app, self.limits)
+        self.service_routes = ServiceRoutes(self.app, runtime)
         self.connections: set[Connection] = set()
         self.listeners: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
@@ -64,7 +66,9 @@ class HTTPServer:
         return self.runtime.draining
 
     def route(self, request: Request) -> Handler:
-        return self.api if request.path == API_PATH else self.routes
+        if request.path == API_PATH:
+            return self.api
+        return self.service_routes.find(request.path) or self.routes
 
     def count_rejection(self, status: int) -> None:
         self.runtime.count_rejection(status)

@@ -1,7 +1,8 @@
 """Pure JSON-RPC 2.0: strict codec, method binding and dispatch. Standard library only
 (plus orjson when installed); no I/O, no HTTP."""
 
-from .dispatch import INVALID, NO_ID, UNKNOWN_METHOD, CallContext, Dispatcher
+from .calls import NO_ID
+from .dispatch import INVALID, UNKNOWN_METHOD, CallContext, Dispatcher
 from .errors import (
     AccessDenied,
     DeadlineExceeded,

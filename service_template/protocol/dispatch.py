@@ -5,9 +5,12 @@ Pure protocol: no sockets, no HTTP, no Tornado. The caller supplies three seams:
 - ``invoke(method, args, kwargs)``: runs a method (thread pool, deadline, ...) and returns its
   result or raises; ``RPCError`` passes to the client as is. A result may come already
   encoded (``codec.Encoded``, made in the thread that ran the method).
-- ``CallContext.authorized()``: whether the request carries a valid token (asked only for
-  private methods, at most once per request).
+- ``CallContext.authenticate()``: the caller's principal or None (asked only when a private
+  method or a hook needs it, at most once per request); its ``request_id`` and ``headers``
+  reach methods through ``calls.current_call()``.
 - ``CallContext.record(...)``: called once per call with its outcome, for metrics and logs.
+- ``around(call, proceed)``: optional, wraps every call to an exposed method (the service's
+  hooks, composed); without it nothing but the context variable is added per call.
 
 and, optionally, what keeps one request from holding the event loop or the server:
 
@@ -32,6 +35,7 @@ from typing import Any, Final, Protocol
 
 from . import codec
 from .aio import Resume
+from .calls import CURRENT, NO_ID, Around, Authentication, CallInfo, Transport
 from .errors import (
     AccessDenied,
     DeadlineExceeded,
@@ -47,19 +51,6 @@ from .methods import Method, Params
 log = logging.getLogger("service_template.rpc")
 
 
-class _NoId:
-    """Marks a request without an ``id`` member: a notification (section 4.1).
-
-    Kept apart from ``None`` because ``"id": null`` is a call that gets a response.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NO_ID"
-
-
-NO_ID: Final = _NoId()
 UNKNOWN_METHOD: Final = "__unknown__"
 """Metric/log label for calls to names that are not exposed (bounds label cardinality)."""
 INVALID: Final = "__invalid__"
@@ -77,22 +68,14 @@ RETRY_AFTER: Final = 1
 """Seconds a client is told to wait (``data.retry_after``) when a batch member is refused."""
 
 
-class CallContext(Protocol):
-    """What dispatch needs from the transport for one request."""
-
-    async def authorized(self) -> bool:
-        """True when the request carries a valid API token."""
-        ...
+class CallContext(Transport, Protocol):
+    """What dispatch needs from the transport for one request: ``request_id``, ``headers``
+    and ``authenticate()`` (``calls.Transport``), and a place to record outcomes."""
 
     def record(
         self, method: str, request_id: Any, params: Params, code: int | None, seconds: float
     ) -> None:
-        """Observe one finished call (``code`` is None on success).
-
-        ``params`` are the call's params, except for a body over ``inline_limit`` bytes: then a
-        small summary (``{"omitted": "...", "body_bytes": N}``), so a log line stays small and
-        logging never walks a megabyte of params on the event loop.
-        """
+        """Observe one finished call (``code`` is None on success)."""
         ...
 
 
@@ -124,6 +107,7 @@ class Dispatcher:
         admission: Admission | None = None,
         deadline: Callable[[Method], float] | None = None,
         max_containers: int = codec.MAX_CONTAINERS,
+        around: Around | None = None,
     ) -> None:
         self.methods = dict(methods)
         self.invoke = invoke
@@ -135,6 +119,7 @@ class Dispatcher:
         self.admission = admission
         self.deadline = deadline
         self.max_containers = max_containers
+        self.around = around
 
     async def dispatch(self, body: bytes, ctx: CallContext) -> bytes | None:
         """Answer one HTTP body. ``None`` means no response at all (only notifications).
@@ -239,23 +224,20 @@ class Dispatcher:
         try:
             if entry is None:
                 raise MethodNotFound(data={"method": _clip(method)})
-            if entry.requires_auth:
-                result = await self._call_private(entry, params, state)
+            if self.around is None:  # the fast path: a CallInfo is made only if asked for
+                token = CURRENT.set((method, request_id, ctx, state.auth))
+                try:
+                    result = await self._run(entry, params, state)
+                finally:
+                    CURRENT.reset(token)
             else:
-                args, kwargs = entry.bind(params)
-                result = await self.invoke(entry, args, kwargs)
-            if request_id is NO_ID:
-                reply = None
-            elif type(result) is codec.Encoded:  # encoded where it was made (a thread)
-                reply = b'{"jsonrpc":"2.0","result":%b,"id":%b}' % (
-                    result.data,
-                    codec.encode(request_id),
-                )
-            else:
-                reply = _result_bytes(request_id, result, method)
-                if codec.suspect(result, reply):  # orjson writes NaN and infinities as null
-                    await self._check_finite(result, len(reply), method)
-            # Both raise InternalError for an unencodable result: recorded as a fault.
+                call = CallInfo(method, request_id, ctx, state.auth)
+                token = CURRENT.set(call)
+                try:
+                    result = await self.around(call, lambda: self._run(entry, params, state))
+                finally:
+                    CURRENT.reset(token)
+            reply = None if request_id is NO_ID else await self._reply(request_id, result, method)
         except RPCError as exc:
             error = exc
         except Exception as exc:
@@ -281,14 +263,34 @@ class Dispatcher:
             return None  # section 4.1: notifications are never answered, not even errors
         return _error_bytes(request_id, error)
 
-    async def _call_private(self, entry: Method, params: Params, state: _Request) -> Any:
-        """Check the token, then call: both under the call's one deadline, when there is one.
+    async def _reply(self, request_id: Any, result: Any, method: str) -> bytes:
+        """The response to a call that returned ``result``; InternalError for a result JSON
+        cannot hold (recorded as a fault)."""
+        if type(result) is codec.Encoded:  # encoded where it was made (a thread)
+            return b'{"jsonrpc":"2.0","result":%b,"id":%b}' % (
+                result.data,
+                codec.encode(request_id),
+            )
+        reply = _result_bytes(request_id, result, method)
+        if codec.suspect(result, reply):  # orjson writes NaN and infinities as null
+            await self._check_finite(result, len(reply), method)
+        return reply
 
-        A token check that does not answer in time ends the call with -32002 (it may be a
+    async def _run(self, entry: Method, params: Params, state: _Request) -> Any:
+        """Authenticate (private methods), bind and run one call: the innermost hook's next."""
+        if entry.requires_auth:
+            return await self._call_private(entry, params, state)
+        args, kwargs = entry.bind(params)
+        return await self.invoke(entry, args, kwargs)
+
+    async def _call_private(self, entry: Method, params: Params, state: _Request) -> Any:
+        """Authenticate, then call: both under the call's one deadline, when there is one.
+
+        An authentication that does not answer in time ends the call with -32002 (it may be a
         valid token: "access denied" would be a wrong answer), never a hung call.
         """
         if self.deadline is None:
-            if not await state.authorized():
+            if await state.auth.principal() is None:
                 raise AccessDenied()
             args, kwargs = entry.bind(params)
             return await self.invoke(entry, args, kwargs)
@@ -296,7 +298,7 @@ class Dispatcher:
         scope = asyncio.timeout(limit)
         try:
             async with scope:
-                if not await state.authorized():
+                if await state.auth.principal() is None:
                     raise AccessDenied()
                 args, kwargs = entry.bind(params)
                 return await self.invoke(entry, args, kwargs)
@@ -330,30 +332,25 @@ class Dispatcher:
 
 
 class _Request:
-    """Per-request state shared by the calls of one body: the token verdict, asked at most once
-    however many private calls there are, and whether params are summarized in records."""
+    """Per-request state shared by the calls of one body: who the caller is (asked of the
+    transport at most once, however many calls need it), and whether params are summarized in
+    records."""
 
-    __slots__ = ("_verdict", "body_bytes", "ctx")
+    __slots__ = ("auth", "body_bytes", "ctx")
 
     def __init__(self, ctx: CallContext, body_bytes: int) -> None:
         self.ctx = ctx
         self.body_bytes = body_bytes  # 0 unless the body was over inline_limit
-        self._verdict: asyncio.Future[bool] | None = None
-
-    async def authorized(self) -> bool:
-        if self._verdict is None:
-            self._verdict = asyncio.ensure_future(self.ctx.authorized())
-        return await asyncio.shield(self._verdict)
+        self.auth = Authentication(ctx)
 
     def summary(self) -> Params:
         """What a record gets instead of the params of a body over ``inline_limit``."""
         return {"omitted": "params of a large body", "body_bytes": self.body_bytes}
 
     def close(self) -> None:
-        """The request is answered: a token check still running (past every deadline) is
+        """The request is answered: an authentication still running (past every deadline) is
         abandoned, so a hung check cannot keep a task alive per request."""
-        if self._verdict is not None and not self._verdict.done():
-            self._verdict.cancel()
+        self.auth.abandon()
 
 
 def _validate(item: Any) -> tuple[Any, str, Params, RPCError | None]:

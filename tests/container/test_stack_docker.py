@@ -20,8 +20,8 @@ from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
-from scripts.stacklib.state import Paths
 from tests.unit.test_stack_scaffold import copy_worktree
 
 from .support import REPO, compose_variables
@@ -79,8 +79,21 @@ class Checkout:
 
     @property
     def project(self) -> str:
-        """The Compose project the orchestrator uses for this checkout."""
-        return Paths(self.root, self.root / "compose" / "compose.yaml").project
+        """The Compose project: the file's own `name:`, as the raw Compose commands use."""
+        document = yaml.safe_load((self.root / "compose" / "compose.yaml").read_text())
+        return str(document["name"])
+
+    def raw_compose(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A Compose command as compose/README.md documents it, without stack.py."""
+        return subprocess.run(
+            ["docker", "compose", "-f", "compose/compose.yaml", *args],
+            cwd=self.root,
+            env={**self.env, "API_TOKEN_FILE": os.devnull},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     def resources(self, project: str) -> dict[str, list[str]]:
         """What the engine still holds for the project: containers, networks, volumes."""
@@ -142,8 +155,11 @@ def test_up_call_status_smoke_and_down_leave_no_container_network_or_volume(
 ) -> None:
     up = checkout.run("up", "--docker", "-d")
     assert up.returncode == 0, up.stderr[-3000:]
-    for name in ("HELLO", "COMPUTE", "GATEWAY"):  # a token per service
-        assert f"{name}_TOKEN_FILE is not set: using a generated dev token" in up.stderr
+    # Every token file the Compose file requires gets a generated dev token.
+    required = sorted(v for v in compose_variables(FIXTURE) if v.endswith("TOKEN_FILE"))
+    assert required
+    for variable in required:
+        assert f"{variable} is not set: using a generated dev token" in up.stderr
     rows = {line.split()[0]: line.split() for line in up.stdout.splitlines()[1:]}
     assert rows["front"][1].startswith("http://127.0.0.1:") and rows["front"][-2:] == [
         "running",
@@ -153,14 +169,14 @@ def test_up_call_status_smoke_and_down_leave_no_container_network_or_volume(
     assert rows["prometheus"][2] == "skipped"
     project = checkout.project
     assert len(checkout.resources(project)["containers"]) == 3
+    # The raw Compose commands of the docs see the same project stack.py started.
+    raw = checkout.raw_compose("ps", "--format", "{{.Service}}")
+    assert sorted(raw.stdout.split()) == ["adder", "front", "greeter"], raw.stderr
 
     called = checkout.run("call", "front", "greet_and_add", "you", "2", "3")
     assert json.loads(called.stdout) == {"greeting": "hello you", "sum": 5}, called.stderr
     private = checkout.run("call", "greeter", "say_private_hello", "x")
     assert json.loads(private.stdout) == "this is secret: hello x", private.stderr
-    # The gateway calls hello's private method with hello's own token.
-    forwarded = checkout.run("call", "gateway", "private_greet", "x")
-    assert json.loads(forwarded.stdout) == "this is secret: hello x", forwarded.stderr
     assert (
         checkout.run("call", "--token", "wrong", "greeter", "say_private_hello", "x").returncode
         == 1
@@ -223,3 +239,57 @@ def test_ctrl_c_on_an_attached_up_removes_the_project(checkout: Checkout) -> Non
     process.stderr.close()
     assert "stopped; nothing is left running" in rest
     assert nothing(checkout.resources(project))
+
+
+def test_up_docker_watch_syncs_a_saved_change_into_the_running_container(
+    checkout: Checkout, docker_client: docker.DockerClient
+) -> None:
+    """Compose's develop.watch with the image's dev target: a saved change of a service's
+    module reaches the container, which restarts with it."""
+    module = checkout.root / "services" / "watchdemo.py"
+    source = (
+        "from service_template import MicroService, public_method\n\n\n"
+        "class WatchService(MicroService):\n"
+        '    name = "watchdemo"\n\n'
+        "    @public_method\n"
+        "    async def version(self) -> str:\n"
+        '        return "{}"\n'
+    )
+    module.write_text(source.format("one"))
+    (checkout.root / "compose" / "compose.yaml").write_text(
+        "name: watch-demo\n"
+        "services:\n"
+        "  watchdemo:\n"
+        "    image: ${SERVICE_IMAGE:-service-template:latest}\n"
+        "    build:\n"
+        "      context: ..\n"
+        "      args:\n"
+        "        BASE_IMAGE: ${BASE_IMAGE:-python:3.11-slim}\n"
+        '    command: ["serve", "services.watchdemo:WatchService"]\n'
+        "    healthcheck:\n"
+        "      interval: 1s\n"
+        "      start_period: 30s\n"
+    )
+    process = checkout.popen("up", "--docker", "--watch")
+    try:
+        wait_for_line(process, "Ctrl-C stops the stack")
+        wait_for_line(process, "compose watch:")
+        assert json.loads(checkout.run("call", "watchdemo", "version").stdout) == "one"
+        saved = time.monotonic()
+        module.write_text(source.format("two"))
+        answer = None
+        while time.monotonic() - saved < 120:
+            called = checkout.run("call", "watchdemo", "version", timeout=60)
+            answer = json.loads(called.stdout) if called.returncode == 0 else None
+            if answer == "two":
+                break
+        took = time.monotonic() - saved
+        print(f"\ndocker watch, save to new answer: {took:.1f} s (calls through compose exec)")
+        assert answer == "two", f"still {answer!r} after {took:.0f} s"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=300) == 0
+    finally:
+        checkout.close()  # stops the stack whatever happened above
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove("service-template:dev", force=True)
+    assert nothing(checkout.resources("watch-demo"))

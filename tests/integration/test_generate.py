@@ -19,6 +19,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.generation import COPIER, commit_all, generate, make_template, run
+from tests.unit.test_k8s_consistency import _kustomize, app_pods, connection_allowed
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +86,32 @@ def test_the_generated_projects_unit_tier_passes(generated: Path) -> None:
         cwd=generated, timeout=600, PYTHONPATH=str(generated),
     )  # fmt: skip
     assert re.search(r"\d+ passed", out), out
+    assert " failed" not in out and " skipped" not in out, out
+
+
+def test_in_the_generated_project_a_new_service_is_reachable_by_its_caller_in_prod(
+    generated: Path,
+) -> None:
+    # The owner adds a service the gateway calls: the prod overlay, rendered and checked by
+    # the project's own manifest tests, lets exactly that caller in.
+    env = {"PYTHONPATH": str(generated)}
+    run(sys.executable, "scripts/stack.py", "new", "ledger", "--called-by", "gateway",
+        cwd=generated, **env)  # fmt: skip
+    docs = tuple(_kustomize(generated / "k8s" / "overlays" / "prod"))
+    pods = {pod.name: pod for pod in app_pods(docs)}
+    ledger = pods["ledger"]
+    assert connection_allowed(docs, pods["gateway"], ledger, ledger.ports["http"])
+    assert not connection_allowed(docs, pods["hello"], ledger, ledger.ports["http"])
+    assert all(pod.namespace == SLUG for pod in pods.values())
+    out = run(
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+        "tests/unit/test_k8s_consistency.py", "tests/unit/test_k8s_ingress.py",
+        "tests/unit/test_ledger_service.py", "tests/integration/test_ledger_service.py",
+        cwd=generated, timeout=600, **env,
+    )  # fmt: skip
+    assert re.search(r"\d+ passed", out) and " failed" not in out, out
+    run("git", "checkout", "-q", ".", cwd=generated)  # leave the project as the owner had it
+    run("git", "clean", "-qfd", cwd=generated)
 
 
 def test_the_generated_stack_comes_up_and_answers(generated: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,7 +66,16 @@ def test_compose_file_is_valid_with_every_profile():
     )
 
 
-TOKEN_FILES = ("HELLO_TOKEN_FILE", "COMPUTE_TOKEN_FILE", "GATEWAY_TOKEN_FILE")
+# Each service's token file, as compose.yaml requires them (`${<NAME>_TOKEN_FILE:?...}`).
+TOKEN_FILES = tuple(
+    sorted(
+        set(
+            re.findall(
+                r"\$\{([A-Z0-9_]+_TOKEN_FILE):\?", (REPO / "compose" / "compose.yaml").read_text()
+            )
+        )
+    )
+)
 
 
 @pytest.mark.parametrize("missing", TOKEN_FILES)

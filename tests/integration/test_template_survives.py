@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from scripts.stacklib import definition
-from tests.conftest import defined_stack, fresh_name, missing_tool
+from tests.conftest import REPO, defined_stack, fresh_name, missing_tool
 from tests.unit.test_stack_scaffold import copy_worktree
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
@@ -60,6 +60,14 @@ def stack(copy: Path, *args: str) -> str:
 
 def scratch(tmp_path: Path, label: str) -> Path:
     copy = copy_worktree(tmp_path / label).resolve()
+    # What the suite runs from outside the git tree is shared, as on a developer's machine:
+    # the virtual environment (pre-commit's hooks name .venv/bin/...) and the tool caches.
+    (copy / ".venv").symlink_to(Path(sys.prefix))
+    for tool in ("node-tools", "checkov-venv"):
+        source = REPO / ".cache" / tool
+        if source.exists():
+            (copy / ".cache").mkdir(exist_ok=True)
+            (copy / ".cache" / tool).symlink_to(source)
     # The copy's own tests copy it in turn with `git ls-files`: make it a repository.
     for args in (["init", "-q"], ["add", "-A"]):
         subprocess.run(["git", *args], cwd=copy, check=True, timeout=60, capture_output=True)

@@ -11,19 +11,25 @@ from typing import Any
 from service_template.protocol import NO_ID, Method
 from service_template.protocol.methods import Params
 
+PRINCIPAL = "fake-principal"
+
 
 class FakeContext:
-    """A CallContext double: a configurable authorization verdict and a log of recorded calls."""
+    """A CallContext double: a configurable authentication verdict (a principal when
+    ``authorized``) and a log of recorded calls."""
 
-    def __init__(self, authorized: bool = True) -> None:
+    request_id = "fake-request"
+
+    def __init__(self, authorized: bool = True, headers: dict[str, str] | None = None) -> None:
         self.verdict = authorized
+        self.headers = headers or {}
         self.asked = 0
         self.records: list[tuple[str, Any, Params, int | None, float]] = []
 
-    async def authorized(self) -> bool:
+    async def authenticate(self) -> Any:
         self.asked += 1
         await asyncio.sleep(0)  # yield once, so concurrent batch members overlap here
-        return self.verdict
+        return PRINCIPAL if self.verdict else None
 
     def record(
         self, method: str, request_id: Any, params: Params, code: int | None, seconds: float

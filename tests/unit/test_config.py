@@ -381,6 +381,7 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_LOG_FORMAT": "json",
         "SERVICE_LOG_CALLS": "1",
         "SERVICE_MAX_BODY_BYTES": "2048",
+        "SERVICE_ROUTE_MAX_BODY_BYTES": "0",
         "SERVICE_MAX_HEADER_BYTES": "2048",
         "SERVICE_MAX_RESPONSE_BYTES": "2048",
         "SERVICE_MAX_CONNECTIONS": "10",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from service_template.protocol import NO_ID, UNKNOWN_METHOD, Dispatcher, Method, codec
-from tests.unit.rpc_doubles import FakeContext, invoke
+from tests.unit.rpc_doubles import PRINCIPAL, FakeContext, invoke
 
 
 class Offload:
@@ -216,14 +216,14 @@ class HangingContext(FakeContext):
         self.seconds = seconds
         self.cancelled = False
 
-    async def authorized(self) -> bool:
+    async def authenticate(self) -> Any:
         self.asked += 1
         try:
             await asyncio.sleep(self.seconds)
         except asyncio.CancelledError:
             self.cancelled = True
             raise
-        return True
+        return PRINCIPAL
 
 
 def test_a_token_check_that_hangs_ends_the_call_at_its_deadline() -> None:

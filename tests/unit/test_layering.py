@@ -98,6 +98,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("protocol", "errors", "version", "redaction", "peers", "logtext"),
     ("settings",),  # the mechanism: typed fields read from flags, environment, a YAML file
     ("config", "auth", "health", "logs", "metrics", "openrpc", "client", "discovery"),
+    ("context", "hooks", "routing"),  # the call as a method sees it; hooks; declared routes
     ("runtime",),  # a service wired for serving: pool, deadlines, auth, accounting
     ("http",),  # the only Tornado/httptools code
     ("supervisor", "runner"),  # processes: pre-fork workers, signals, lifecycle, drain

