@@ -13,7 +13,9 @@ from .auth import (
     HeaderValidationStrategy,
     tokens_match,
 )
+from .config import Settings
 from .context import CallInfo, Principal, current_call
+from .errors import ConfigError
 from .protocol.errors import (
     AccessDenied,
     DeadlineExceeded,
@@ -33,6 +35,7 @@ from .service import (
     public_method,
     readiness_check,
 )
+from .settings import Secret, setting
 
 if TYPE_CHECKING:  # typed for users; imported lazily at run time (see __getattr__)
     from .client import AsyncRemoteClient, RemoteClient
@@ -44,6 +47,7 @@ __all__ = [
     "BasicCookieStrategy",
     "BearerStrategy",
     "CallInfo",
+    "ConfigError",
     "CookieStrategy",
     "DeadlineExceeded",
     "HeaderStrategy",
@@ -58,13 +62,16 @@ __all__ = [
     "RPCError",
     "RemoteClient",
     "Route",
+    "Secret",
     "ServerOverloaded",
+    "Settings",
     "StartupError",
     "current_call",
     "get_service_by_name",
     "private_api_method",
     "public_method",
     "readiness_check",
+    "setting",
     "tokens_match",
 ]
 

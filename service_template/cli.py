@@ -3,6 +3,7 @@
 ::
 
     serve [TARGET] [--host H] [--port P] [--config FILE] [--workers N] [--debug]
+          [--set NAME=VALUE ...]                any setting, the service's own included
     config [TARGET] [same options as serve]     effective settings as YAML, secrets masked
     call URL METHOD [ARGS...] [--token T] [--timeout S]
     call-raw URL JSON [--token T] [--timeout S]  POST JSON as it is, print the answer
@@ -196,14 +197,22 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     # Only flags that were given: an absent flag must not hide the environment or the file.
     # Values stay text so config checks them exactly like environment values.
     given = {"host": args.host, "port": args.port, "workers": args.workers, "debug": args.debug}
-    return {name: value for name, value in given.items() if value is not None}
+    overrides = {name: value for name, value in given.items() if value is not None}
+    for item in args.set or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set needs NAME=VALUE, got {item!r}")
+        if name.strip() in overrides:
+            raise UsageError(f"setting {name.strip()!r} is given twice on the command line")
+        overrides[name.strip()] = value
+    return overrides
 
 
 def _resolve(args: argparse.Namespace) -> tuple[Any, Any]:
-    from service_template import runner
+    from service_template import loader
 
     try:
-        return runner.resolve(args.target, os.environ, args.config_file, _overrides(args))
+        return loader.resolve(args.target, os.environ, args.config_file, _overrides(args))
     except ValueError as exc:  # ConfigError and StartupError: the user's to fix
         if _debugging(args) and exc.__cause__ is not None:
             # --debug: the whole story of an import-time error, not just where it happened.
@@ -220,7 +229,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from service_template import runner
 
     cls, settings = _resolve(args)
-    return runner.run(cls, settings)
+    return runner.run(lambda: cls(settings), settings)
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -262,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", dest="config_file", metavar="FILE", help="YAML settings file")
         sub.add_argument("--workers", help="server processes")
         sub.add_argument("--debug", action="store_const", const="true", help="debug mode")
+        sub.add_argument(
+            "--set",
+            action="append",
+            metavar="NAME=VALUE",
+            help="any setting by its name, e.g. --set max_batch=10 (repeatable)",
+        )
 
     call = add("call", _cmd_call, "call a method and print its result as JSON")
     call.add_argument("url", metavar="URL")

@@ -27,17 +27,18 @@ class Readiness:
     readiness and a stuck check cannot take a method's thread); a thread cannot be cancelled,
     so a plain check still running from an earlier probe is not started again: it is reported
     failed ("still running") until it returns. Probes that keep coming therefore hold at most
-    one thread per check, however long a check hangs.
+    one thread per check, however long a check hangs. ``checks`` is asked on each probe, so a
+    check the service adds at any time counts from the next probe on.
     """
 
     def __init__(
         self,
-        checks: Mapping[str, Callable[[], Any]],
+        checks: Callable[[], Mapping[str, Callable[[], Any]]],
         limit: float,
         executor: Executor | None,
         run: Callable[[Callable[[], Any]], Any] = lambda check: check(),
     ) -> None:
-        self.checks = dict(checks)
+        self.checks = checks  # asked on each probe: checks added at any time count
         self.limit = limit
         self.executor = executor
         self.run = run  # wraps a plain check in its thread (the runtime counts busy threads)
@@ -87,7 +88,7 @@ class Readiness:
 
         ``draining`` is asked after the checks ran, so a drain that began meanwhile is reported.
         """
-        checks = self.checks
+        checks = dict(self.checks())
         results = await asyncio.gather(
             *(self.run_check(name, check) for name, check in checks.items())
         )

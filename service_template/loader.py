@@ -1,5 +1,5 @@
-"""Find the service class named by a serve TARGET: ``package.module:Class`` or
-``path/to/file.py:Class``."""
+"""Find the service class named by a serve TARGET (``package.module:Class`` or
+``path/to/file.py:Class``) and read its settings."""
 
 from __future__ import annotations
 
@@ -10,12 +10,42 @@ import os
 import sys
 import sysconfig
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from .service import MicroService, StartupError
+from .config import Settings
+from .errors import ConfigError, StartupError
+from .service import MicroService
+
+__all__ = ["load_service_class", "resolve"]
 
 _FORM = "package.module:Class or path/to/file.py:Class"
+
+
+def resolve(
+    target: str | None,
+    environ: Mapping[str, str],
+    config_file: str | None,
+    overrides: Mapping[str, Any],
+) -> tuple[type[MicroService], Settings]:
+    """The service class and its effective settings (``ConfigError``/``StartupError``).
+
+    Without ``target``, ``SERVICE_TARGET`` (or ``target`` in the file, or a flag) names it. The
+    settings are read once the class is known, since it may declare settings of its own.
+    """
+    if not target:
+        target, problems = Settings.peek("target", environ, config_file, overrides)
+        if not target and problems:
+            raise ConfigError(problems)
+    if not target:
+        raise StartupError(
+            "nothing to serve: give TARGET (package.module:Class or path/to/file.py:Class) "
+            "or set SERVICE_TARGET"
+        )
+    cls = load_service_class(target)
+    return cls, cls.load_settings(environ, config_file, overrides)
 
 
 def load_service_class(target: str) -> type[MicroService]:

@@ -3,6 +3,11 @@
 Label values are bounded: ``method`` is an exposed name or one of the protocol's placeholders
 (``__unknown__``, ``__invalid__``), ``outcome`` is ``ok`` or a JSON-RPC error code, so a caller
 cannot create series at will. Every method's success series exists from the start.
+
+A service's own instruments take ``registry=service.metrics_registry`` (``instruments_registry``
+below): the page's registry in one process; with ``--workers N`` a registry nobody renders, since
+there every instrument writes to the shared multiprocess files that the page's collector reads
+(registering it on the page's registry too would show each series twice).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -26,6 +32,14 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.utils import floatToGoString
+
+__all__ = [
+    "CollectorRegistry",
+    "Metrics",
+    "instruments_registry",
+    "make_registry",
+    "mark_process_dead",
+]
 
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
@@ -39,12 +53,26 @@ def make_registry() -> CollectorRegistry:
     """
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # prometheus_client picks how instruments store values when it is first imported; a
+        # service module that imported it before the supervisor set the directory would
+        # otherwise keep per-process values that no worker's page shows.
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
     return registry
+
+
+def instruments_registry(metrics: Metrics | None) -> CollectorRegistry:
+    """Where a service's own instruments register so that ``/metrics`` shows them once.
+
+    With metrics disabled it is a registry nobody renders: the service's code stays the same.
+    """
+    if metrics is None or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return CollectorRegistry()
+    return metrics.registry
 
 
 class Metrics:

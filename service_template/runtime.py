@@ -16,22 +16,26 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import health, hooks
 from .auth import extract_token
 from .config import Settings
 from .context import API_TOKEN_PRINCIPAL, HeaderView
+from .errors import StartupError
 from .logs import CallLog, log_route_request
-from .metrics import Metrics, make_registry
+from .metrics import Metrics, instruments_registry, make_registry
 from .openrpc import build_document
 from .protocol import DeadlineExceeded, Dispatcher, Method, codec
 from .protocol.aio import Resume
 from .routing import RouteTable
-from .service import MicroService, StartupError
 from .version import project_version
 
+if TYPE_CHECKING:  # the service module imports the runner, which imports this: types only
+    from .service import MicroService
+
 log = logging.getLogger("service_template.runtime")
+READINESS_THREADS = 4  # the least the readiness pool may grow to (threads start when used)
 
 AUTH_THREADS = 4
 """Threads for plain ``api_token_is_valid`` overrides (they usually wait on a token store)."""
@@ -66,6 +70,8 @@ class Runtime:
         self.metrics = (
             Metrics(make_registry(), self.name, methods) if settings.metrics_enabled else None
         )
+        # The service's own instruments go where /metrics finds them (see metrics.py).
+        service._metrics_registry = instruments_registry(self.metrics)
         self.call_log = (
             CallLog(
                 settings.redact_params,
@@ -94,25 +100,25 @@ class Runtime:
             max_containers=settings.max_containers,
             around=around,
         )
-        self.checks = service.readiness_checks()
-        plain_checks = sum(not inspect.iscoroutinefunction(c) for c in self.checks.values())
-        self.readiness_executor = ThreadPoolExecutor(
-            max(1, plain_checks), thread_name_prefix=f"{self.name}-ready"
+        # Plain checks get threads of their own; at most one each (see health.Readiness), made
+        # only when used. Checks may be added while the service runs, so room for a few more.
+        plain_checks = sum(
+            not inspect.iscoroutinefunction(c) for c in service.readiness_checks().values()
         )
+        self.readiness_executor = ThreadPoolExecutor(
+            max(READINESS_THREADS, plain_checks), thread_name_prefix=f"{self.name}-ready"
+        )
+        # Asked on each probe: a check the service adds while it runs counts from then on.
         self._readiness = health.Readiness(
-            self.checks, settings.readiness_timeout, self.readiness_executor, self._run
+            service.readiness_checks, settings.readiness_timeout, self.readiness_executor, self._run
         )
         self.token_check = service.api_token_is_valid
         # The built-in check is a constant-time compare: cheap enough for the event loop.
         # A user's override may do I/O, so a plain one runs in the thread pool.
-        self.token_check_inline = (
-            getattr(type(service).api_token_is_valid, "__func__", type(service).api_token_is_valid)
-            is MicroService.api_token_is_valid
-        )
+        self.token_check_inline = _builtin(service.api_token_is_valid)
         # The built-in authenticate takes the token path below (authorized); an override is
         # called as it is declared (async on the loop, plain in the pool).
-        authenticate = getattr(type(service).authenticate, "__func__", type(service).authenticate)
-        self.custom_authenticate = authenticate is not MicroService.authenticate
+        self.custom_authenticate = not _builtin(service.authenticate)
         self.started_at = time.time()
         self.draining = False
         self.in_flight = 0  # /api requests admitted and not yet answered
@@ -328,6 +334,11 @@ class Runtime:
             pool.shutdown(wait=False, cancel_futures=True)
         with self._threads_lock:
             return self.threads_busy == 0
+
+
+def _builtin(method: Callable[..., Any]) -> bool:
+    """Whether ``method`` is MicroService's own, not a service's override (see service.py)."""
+    return getattr(method, "__service_template_builtin__", False) is True
 
 
 def _encoded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -3,35 +3,53 @@
 Decorators only record a spec on the function and return it unchanged, so a method stays a
 plain method that unit tests call directly. The registry is built when the service starts
 (``MicroService.build_registry``): bad declarations fail there, with a message naming them.
+
+The seams a service uses, each with one way in: its own settings (``settings_class``), its
+resources (``lifespan``, and the ``on_start``/``on_stop`` hooks), its readiness checks
+(``@readiness_check`` or ``add_readiness_check`` at any time), its metrics
+(``metrics_registry``) and its peers (``get_service``). ``start()`` runs it exactly as
+``python -m service_template serve`` does; the runtime behind it never imports this module.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from .auth import HeaderStrategy, TokenStrategy, extract_token, tokens_match
+from .config import Settings
 from .context import API_TOKEN_PRINCIPAL, HeaderView
+from .errors import ConfigError, StartupError
 from .hooks import Hook
 from .protocol import Method
 from .routing import Route
 
 if TYPE_CHECKING:
     from .client import AsyncRemoteClient
-    from .config import Settings
+    from .metrics import CollectorRegistry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SPEC_ATTR = "__rpc_spec__"
 _CHECK_ATTR = "__readiness_check__"
+BUILTIN = "__service_template_builtin__"
 # Dotted names are allowed (``users.get``); "rpc." is reserved by the specification (section 4).
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-class StartupError(ValueError):
-    """A service that cannot start: the message says what to fix."""
+__all__ = [
+    "MethodSpec",
+    "MicroService",
+    "StartupError",
+    "private_api_method",
+    "public_method",
+    "readiness_check",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +103,20 @@ def readiness_check(func: F) -> F:
     return func
 
 
+def _builtin(func: F) -> F:
+    """Mark a method as the runtime's own default: the runtime, which never imports this
+    module, tells an override (no mark) from it by ``getattr(method, BUILTIN, False)``."""
+    setattr(func, BUILTIN, True)
+    return func
+
+
 class MicroService:
     """Base class of a service: subclass it, decorate methods, call ``start()``.
 
     Class attributes are defaults that configuration (file, environment, flags) overrides.
+    ``settings_class`` names the service's own settings: a subclass of ``config.Settings``
+    whose ``setting(...)`` fields are read like the runtime's (``SERVICE_<NAME>``, the YAML
+    file, ``--set name=value``); annotate ``settings: ThatClass`` too, for type checkers.
     """
 
     name: ClassVar[str] = "service"
@@ -98,6 +126,7 @@ class MicroService:
     # Published in the OpenRPC document; None means the project's version (pyproject.toml).
     version: ClassVar[str | None] = None
     validation_strategies: ClassVar[Sequence[TokenStrategy]] = (HeaderStrategy(),)
+    settings_class: ClassVar[type[Settings]] = Settings
     routes: ClassVar[Sequence[Route | tuple[str, type]]] = ()
     """HTTP routes of this service, served next to ``/api`` (see ``routing``)."""
 
@@ -105,6 +134,7 @@ class MicroService:
         self._settings = settings
         self._peers: dict[str, AsyncRemoteClient] = {}
         self._extra_checks: dict[str, Callable[[], Any]] = {}
+        self._metrics_registry: CollectorRegistry | None = None
         self._stopper: Callable[[], Any] | None = None
         self._clean_exit = True  # False when serving ended with pool threads still running
         self.url: str | None = None  # where it answers once started (gemstone's accessible_at)
@@ -121,15 +151,28 @@ class MicroService:
             "accessible_at": cls.accessible_at,
         }
 
+    @classmethod
+    def load_settings(
+        cls,
+        environ: Mapping[str, str],
+        config_file: str | os.PathLike[str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """This service's settings (an instance of ``settings_class``) from every source;
+        ``ConfigError`` lists every problem. ``serve`` and ``start()`` both read them here."""
+        settings_class = cls.settings_class
+        if not (isinstance(settings_class, type) and issubclass(settings_class, Settings)):
+            raise StartupError(
+                f"{cls.__qualname__}.settings_class must be a subclass of "
+                f"service_template.Settings, got {settings_class!r}"
+            )
+        return settings_class.load(environ, config_file, overrides, cls.class_defaults())
+
     @property
     def settings(self) -> Settings:
         """Effective settings; loaded from the process environment on first use if none given."""
         if self._settings is None:
-            import os
-
-            from .config import Settings
-
-            self._settings = Settings.load(os.environ, defaults=self.class_defaults())
+            self._settings = self.load_settings(os.environ)
         return self._settings
 
     @property
@@ -138,6 +181,7 @@ class MicroService:
 
     # -- auth ----------------------------------------------------------------------------------
 
+    @_builtin  # cheap, so the runtime calls it on the event loop; an override runs in the pool
     def api_token_is_valid(self, api_token: str) -> bool:
         """Whether ``api_token`` may call private methods.
 
@@ -148,6 +192,7 @@ class MicroService:
         secret = self.settings.api_token
         return tokens_match(api_token, secret.reveal() if secret is not None else None)
 
+    @_builtin  # the runtime's token path; an override is called as declared
     def authenticate(self, headers: HeaderView) -> Any:
         """Who is calling: a principal (any object; ``context.Principal`` fits) or None (a falsy
         value counts as None).
@@ -172,10 +217,13 @@ class MicroService:
     # -- readiness -----------------------------------------------------------------------------
 
     def add_readiness_check(self, name: str, check: Callable[[], Any]) -> None:
-        """Register a readiness check at run time (e.g. in ``on_start``)."""
+        """Register a readiness check at any time (in ``lifespan``, ``on_start``, or later):
+        ``/readyz`` reads the checks each time it is asked. ``check`` takes no arguments, may be
+        ``async``, and fails by returning something falsy, raising, or passing its timeout."""
         self._extra_checks[name] = check
 
     def readiness_checks(self) -> dict[str, Callable[[], Any]]:
+        """The checks ``/readyz`` runs now: the ``@readiness_check`` methods and those added."""
         checks = {
             attr: getattr(self, attr)
             for attr, value in _members(type(self))
@@ -208,13 +256,42 @@ class MicroService:
             self._peers[name] = client
         return client
 
+    # -- metrics -------------------------------------------------------------------------------
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The registry to give your own prometheus_client instruments (``registry=``), so they
+        appear on ``/metrics``, also with ``--workers N``. Given when the service starts: create
+        instruments in ``lifespan`` or ``on_start``, not at import time (see the README)."""
+        if self._metrics_registry is None:
+            raise RuntimeError(
+                "metrics_registry is given when the service starts: use it in lifespan or on_start"
+            )
+        return self._metrics_registry
+
     # -- lifecycle -----------------------------------------------------------------------------
 
+    def lifespan(self) -> AbstractAsyncContextManager[None]:
+        """The service's resources, open while it serves: override with an async context manager.
+
+        Entered on the event loop before the port opens (before ``on_start``) and exited after
+        the drain (after ``on_stop``), also when start-up fails after it was entered::
+
+            @contextlib.asynccontextmanager
+            async def lifespan(self) -> AsyncIterator[None]:
+                self.pool = await open_pool(self.settings.database_url.reveal())
+                try:
+                    yield
+                finally:
+                    await self.pool.close()
+        """
+        return _nothing()
+
     async def on_start(self) -> None:
-        """Called once on the event loop before the port opens; override to set up resources."""
+        """Called once on the event loop before the port opens, after ``lifespan`` is entered."""
 
     async def on_stop(self) -> None:
-        """Called once after the drain; override to release resources."""
+        """Called once after the drain, also when ``on_start`` failed halfway."""
 
     async def close_peers(self) -> None:
         clients, self._peers = list(self._peers.values()), {}
@@ -263,17 +340,35 @@ class MicroService:
         return methods
 
     def start(self) -> None:
-        """Serve until SIGTERM/SIGINT or ``stop()``, then drain and return."""
-        from .logs import configure_logging
-        from .runner import serve_forever
+        """Serve until SIGTERM/SIGINT or ``stop()``, then drain and return: what
+        ``python -m service_template serve`` does, with the same settings (environment and
+        ``SERVICE_CONFIG_FILE``; flags are the command line's), ``workers`` included.
 
-        configure_logging(self.settings.log_level, log_format=self.settings.log_format)
-        serve_forever(self)
+        A configuration or start-up problem is printed as ``error: ...`` and ends the process
+        with status 2, as ``serve`` does.
+        """
+        import sys
+
+        from .runner import run
+
+        try:
+            settings = self.settings
+        except (ConfigError, StartupError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        status = run(lambda: self, settings)
+        if status:
+            raise SystemExit(status)
 
     def stop(self) -> None:
         """Begin a graceful stop (safe from any thread); no-op when not serving."""
         if self._stopper is not None:
             self._stopper()
+
+
+@contextlib.asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield
 
 
 def _members(cls: type) -> list[tuple[str, Any]]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from tornado.httpserver import HTTPServer as TornadoHTTPServer
 from tornado.netutil import bind_sockets
 
-from ..service import StartupError
+from ..errors import StartupError
 from .routes import make_admin_app
 
 if TYPE_CHECKING:

@@ -31,12 +31,17 @@ from .wire import Connection
 
 log = logging.getLogger("service_template.http")
 
-__all__ = ["API_PATH", "AdminListener", "HTTPServer", "Server"]
+__all__ = ["API_PATH", "AdminListener", "HTTPServer", "Server", "bind"]
 
 SWEEP_INTERVAL = 0.5  # seconds between deadline checks; timeouts are this much coarse
 DRAIN_POLL = 0.05
 # How long a connection accepted before the drain may take to send its first request.
 FIRST_REQUEST_GRACE = 1.0
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for ``host``:``port`` (one per address family of ``host``)."""
+    return bind_sockets(port, host, backlog=1024)
 
 
 class HTTPServer:
@@ -147,7 +152,7 @@ class Server:
             self.admin_port = self.admin.listen(admin_sockets)
         if sockets is None:
             settings = self.runtime.settings
-            sockets = bind_sockets(settings.port, settings.host, backlog=1024)
+            sockets = bind(settings.host, settings.port)
         await self.http.listen(sockets)
         self.port = sockets[0].getsockname()[1]
         return self.port

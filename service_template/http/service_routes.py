@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
+from ..errors import StartupError
 from ..protocol import codec
 from ..protocol.calls import HeaderView
-from ..service import StartupError
 from .bridge import serve_with_app
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,8 +174,12 @@ def start_process(
     cwd: str | os.PathLike[str] | None = None,
     ready: bool = True,
     python: str = sys.executable,
+    command: Sequence[str] | None = None,
 ) -> ServiceProcess:
     """Start ``serve TARGET --port 0`` and wait until it listens (and, if ``ready``, is live).
+
+    ``command`` runs instead of ``serve`` (a script whose ``__main__`` calls ``start()``, for
+    one); its port then comes from ``env``, e.g. ``SERVICE_PORT=0``.
 
     The child gets this process's environment without any ``SERVICE_*`` variable (so the
     caller's settings never leak in), plus ``SERVICE_API_TOKEN=token`` when given, plus ``env``.
@@ -187,7 +191,7 @@ def start_process(
     if token is not None:
         full_env["SERVICE_API_TOKEN"] = token
     full_env.update(env or {})
-    cmd = [python, "-m", "service_template", "serve", target, "--port", "0", *args]
+    cmd = list(command or [python, "-m", "service_template", "serve", target, "--port", "0", *args])
     proc = subprocess.Popen(  # noqa: S603 - the caller's own target, no shell
         cmd,
         cwd=Path(cwd) if cwd is not None else None,

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from service_template import cli, runner
+from service_template import cli, loader, runner
 from service_template.client import RemoteClient
+from service_template.errors import StartupError
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -413,7 +414,8 @@ class FakeSettings:
 
 
 class FakeService:
-    pass
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
 
 
 @pytest.fixture
@@ -424,8 +426,13 @@ def resolved(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         calls.append((target, environ, config_file, overrides))
         return FakeService, FakeSettings()
 
-    monkeypatch.setattr(runner, "resolve", resolve)
-    monkeypatch.setattr(runner, "run", lambda cls, settings: calls.append(("run", cls)) or 7)
+    monkeypatch.setattr(loader, "resolve", resolve)
+
+    def run(make_service: Callable[[], Any], settings: Any) -> int:
+        calls.append(("run", type(make_service())))
+        return 7
+
+    monkeypatch.setattr(runner, "run", run)
     return calls
 
 
@@ -450,13 +457,40 @@ def test_serve_without_target_or_flags(resolved: list[tuple[Any, ...]]):
     assert resolved[0][3] == {"host": "0.0.0.0", "workers": "2"}
 
 
+def test_set_gives_any_setting_by_name_as_text(resolved: list[tuple[Any, ...]]):
+    argv = ["serve", "--set", "database_url=postgresql://u:p@db/x?a=b", "--set", "pool_size=3"]
+    assert cli.main(argv) == 7
+    assert resolved[0][3] == {"database_url": "postgresql://u:p@db/x?a=b", "pool_size": "3"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--set", "pool_size"], "error: --set needs NAME=VALUE, got 'pool_size'\n"),
+        (["--set", "=3"], "error: --set needs NAME=VALUE, got '=3'\n"),
+        (
+            ["--port", "1", "--set", "port=2"],
+            "error: setting 'port' is given twice on the command line\n",
+        ),
+    ],
+)
+def test_a_malformed_set_is_a_usage_error(
+    resolved: list[tuple[Any, ...]],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+):
+    assert run(capsys, "serve", *argv) == (2, "", message)
+    assert resolved == []
+
+
 def test_serve_reports_a_startup_error_as_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
     def resolve(*args: Any) -> Any:
-        raise runner.StartupError("nothing to serve: give TARGET")
+        raise StartupError("nothing to serve: give TARGET")
 
-    monkeypatch.setattr(runner, "resolve", resolve)
+    monkeypatch.setattr(loader, "resolve", resolve)
     status, out, err = run(capsys, "serve")
     assert (status, out, err) == (2, "", "error: nothing to serve: give TARGET\n")
 

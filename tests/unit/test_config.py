@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import yaml
 
-from service_template import config
 from service_template.config import (
     DEFAULT_REDACT_PARAMS,
     KNOWN_ENV_VARS,
@@ -518,15 +517,14 @@ def test_a_missing_token_file_is_reported_by_its_path(tmp_path: Path) -> None:
 def test_an_empty_token_file_is_reported(tmp_path: Path) -> None:
     path = str(write(tmp_path, "\n", "token"))
     assert problems_of(environ={"SERVICE_API_TOKEN_FILE": path}) == [
-        f"SERVICE_API_TOKEN_FILE={path!r}: must not be empty"
-        " (leave it unset to run without a token)"
+        f"SERVICE_API_TOKEN_FILE={path!r}: must not be empty (leave it unset to run without it)"
     ]
 
 
 def test_an_empty_token_variable_is_reported() -> None:
     # An empty token is most likely a secret that did not arrive: refuse to start without auth.
     assert problems_of(environ={"SERVICE_API_TOKEN": ""}) == [
-        "SERVICE_API_TOKEN: must not be empty (leave it unset to run without a token)"
+        "SERVICE_API_TOKEN: must not be empty (leave it unset to run without it)"
     ]
 
 
@@ -605,8 +603,15 @@ def test_settings_are_immutable() -> None:
         settings.port = 1  # type: ignore[misc]
 
 
-def test_every_field_has_a_converter_and_help_text() -> None:
-    assert list(config._SPEC) == [f.name for f in dataclasses.fields(Settings)]
+def test_every_runtime_setting_has_help_text() -> None:
+    specs = Settings._settings_specs
+    assert list(specs) == [f.name for f in dataclasses.fields(Settings)]
+    assert all(spec.help for spec in specs.values())
+
+
+def test_the_readme_configuration_table_is_the_generated_one() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert env_table_markdown() in readme
 
 
 def test_the_readme_table_lists_every_variable_with_its_default() -> None:

@@ -30,8 +30,8 @@ import pytest
 import yaml
 
 from service_template.config import KNOWN_ENV_VARS, TOKEN_ENV, TOKEN_FILE_ENV, Settings
+from service_template.loader import resolve
 from service_template.peers import parse_peers
-from service_template.runner import resolve
 from service_template.service import MicroService
 from tests.conftest import defined_stack, missing_tool
 

@@ -30,7 +30,7 @@ def test_a_stuck_plain_check_is_bounded_and_not_started_again_until_it_returns()
 
     async def scenario() -> list[dict[str, Any]]:
         with ThreadPoolExecutor(1) as pool:
-            readiness = Readiness({"db": stuck}, LIMIT, pool)
+            readiness = Readiness(lambda: {"db": stuck}, LIMIT, pool)
             docs = [await readiness.document(lambda: False) for _ in range(3)]
             release.set()
             running = readiness._running["db"]
@@ -61,7 +61,7 @@ def test_async_checks_are_cancelled_at_the_limit_and_failures_are_named() -> Non
     async def scenario() -> dict[str, Any]:
         with ThreadPoolExecutor(1) as pool:
             checks = {"hangs": hangs, "false": false, "raises": raises}
-            return await Readiness(checks, LIMIT, pool).document(lambda: True)
+            return await Readiness(lambda: checks, LIMIT, pool).document(lambda: True)
 
     doc = asyncio.run(scenario())
     assert outputs(doc) == {
@@ -71,3 +71,22 @@ def test_async_checks_are_cancelled_at_the_limit_and_failures_are_named() -> Non
         "drain:status": ("fail", None),
     }
     assert doc["status"] == "fail"
+
+
+def test_the_checks_are_asked_on_each_probe_so_one_added_later_counts() -> None:
+    checks: dict[str, Any] = {}
+
+    async def down() -> bool:
+        return False
+
+    async def scenario() -> list[dict[str, Any]]:
+        with ThreadPoolExecutor(1) as pool:
+            readiness = Readiness(lambda: checks, LIMIT, pool)
+            before = await readiness.document(lambda: False)
+            checks["cache"] = down  # e.g. added in on_start, after the runtime was built
+            return [before, await readiness.document(lambda: False)]
+
+    before, after = asyncio.run(scenario())
+    assert (before["status"], "cache:ready" in before["checks"]) == ("pass", False)
+    assert after["status"] == "fail"
+    assert outputs(after)["cache:ready"] == ("fail", "check returned false")

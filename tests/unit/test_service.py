@@ -331,3 +331,19 @@ def test_the_default_token_check_accepts_only_the_configured_token() -> None:
 
 def test_stop_does_nothing_when_the_service_is_not_serving() -> None:
     Greeter(Settings()).stop()
+
+
+def test_the_runtime_tells_the_builtin_token_check_from_an_override() -> None:
+    # The built-in compare runs on the event loop; an override (which may do I/O) in the pool.
+    from service_template.runtime import Runtime
+
+    class Overrides(MicroService):
+        def api_token_is_valid(self, api_token: str) -> bool:
+            return api_token == "x"
+
+    for cls, inline in ((MicroService, True), (Overrides, False)):
+        runtime = Runtime(cls(Settings(metrics_enabled=False)), Settings(metrics_enabled=False))
+        try:
+            assert runtime.token_check_inline is inline, cls
+        finally:
+            runtime.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service_template.http.workers import MAX_RESTARTS, RESTART_WINDOW, RestartBudget
+from service_template.supervisor import MAX_RESTARTS, RESTART_WINDOW, RestartBudget
 
 
 class FakeClock:

@@ -1,6 +1,7 @@
 """``serve --workers N``: N processes sharing one listening socket (pre-fork).
 
-The parent binds the socket, forks the workers and then only supervises: it forwards SIGTERM and
+Nothing here is HTTP: the runner passes the bound sockets and the function each worker runs.
+The parent forks the workers and then only supervises: it forwards SIGTERM and
 SIGINT to every worker, so each drains its own in-flight calls, and exits 0 once all have exited
 cleanly. A worker that dies on its own is replaced, within a restart budget that is a rate
 (``MAX_RESTARTS`` per ``RESTART_WINDOW`` seconds): a worker that crashes once a day is replaced
@@ -11,26 +12,17 @@ so counts from an earlier run never leak in.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from tornado.netutil import bind_sockets
-
-if TYPE_CHECKING:
-    import socket
-
-    from ..config import Settings
-    from ..service import MicroService
 
 log = logging.getLogger("service_template.workers")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -78,15 +70,17 @@ def prepare_metrics_dir() -> tuple[Path, bool]:
     return path, not raw
 
 
-def run_workers(cls: type[MicroService], settings: Settings) -> int:
-    """Fork ``settings.workers`` workers and supervise them until a signal; exit status."""
+Serve = Callable[[list[socket.socket]], None]
+
+
+def run_workers(workers: int, bind: Callable[[], list[socket.socket]], serve: Serve) -> int:
+    """Fork ``workers`` processes that each run ``serve(sockets)`` on the sockets ``bind``
+    made, and supervise them until a signal; the exit status. ``serve`` returns when its
+    worker has drained; raising means the worker failed."""
+    sockets = bind()
     metrics_dir, made_here = prepare_metrics_dir()
-    sockets = bind_sockets(settings.port, settings.host)
-    admin_sockets = None
-    if settings.admin_port is not None:  # every worker answers probes and /metrics there too
-        admin_sockets = bind_sockets(settings.admin_port, settings.host)
     port = sockets[0].getsockname()[1]
-    log.info("starting workers", extra={"fields": {"workers": settings.workers, "port": port}})
+    log.info("starting workers", extra={"fields": {"workers": workers, "port": port}})
     stopping = False
 
     def forward(signum: int, _frame: object) -> None:
@@ -96,8 +90,8 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
             _kill(pid, signal.SIGTERM)
 
     children: dict[int, int] = {}
-    for index in range(settings.workers):
-        children[_fork(cls, settings, sockets, admin_sockets, index)] = index
+    for index in range(workers):
+        children[_fork(serve, sockets, index)] = index
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     budget, status = RestartBudget(), 0
@@ -115,7 +109,7 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
             status = status or (1 if code != 0 else 0)
         elif budget.spend():
             log.error("worker %d (pid %d) exited with %d; replacing it", index, pid, code)
-            children[_fork(cls, settings, sockets, admin_sockets, index)] = index
+            children[_fork(serve, sockets, index)] = index
         else:
             log.error(
                 "worker %d keeps dying (%d restarts within %g s); stopping every worker",
@@ -125,20 +119,14 @@ def run_workers(cls: type[MicroService], settings: Settings) -> int:
             )
             forward(signal.SIGTERM, None)
             status = 1
-    for sock in [*sockets, *(admin_sockets or ())]:
+    for sock in sockets:
         sock.close()
     if made_here:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return status
 
 
-def _fork(
-    cls: type[MicroService],
-    settings: Settings,
-    sockets: list[socket.socket],
-    admin_sockets: list[socket.socket] | None,
-    index: int,
-) -> int:
+def _fork(serve: Serve, sockets: list[socket.socket], index: int) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -147,11 +135,7 @@ def _fork(
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     code = 0
     try:
-        from ..runner import serve
-
-        asyncio.run(
-            serve(cls(settings), sockets=sockets, admin_sockets=admin_sockets)
-        )  # os._exit below never waits on threads
+        serve(sockets)  # os._exit below never waits on threads
     except BaseException:
         log.exception("worker %d failed", index)
         code = 1
@@ -166,6 +150,6 @@ def _kill(pid: int, signum: int) -> None:
 
 
 def _mark_dead(pid: int) -> None:
-    from ..metrics import mark_process_dead
+    from .metrics import mark_process_dead
 
     mark_process_dead(pid)
