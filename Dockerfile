@@ -74,14 +74,17 @@ RUN /opt/pip/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /t
 # Development target (`stack.py up --docker --watch`; never the default, which is the runtime
 # stage below). The code runs from /app, where Compose's develop.watch syncs each saved file
 # and restarts the container: `python -m` puts the working directory first on sys.path, so
-# /app/service_template and /app/services take the place of the installed copies, with normal
+# /app/service_template and /app/services take the place of the installed copies (PYTHONPATH), with normal
 # timestamp-checked bytecode. It runs as root, as the build stage does: Compose copies synced
 # files in as the container's user, and Docker 20.10 fails to for a user the host itself does
 # not know (uid 10001).
 FROM build AS dev
 COPY service_template/ /app/service_template/
 COPY services/ /app/services/
+# PYTHONPATH: the runtime drops the working directory from the front of sys.path (a planted
+# module must not shadow a dependency), so /app is named here to come before the installed copy.
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     SERVICE_HOST=0.0.0.0 \
     SERVICE_PORT=8000

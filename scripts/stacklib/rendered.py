@@ -36,7 +36,7 @@ _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
 # has nothing to apply them to, and running without them changes no behaviour a caller sees.
 CONTAINER_ONLY = frozenset(
     {
-        "build", "cap_add", "cap_drop", "container_name", "cpus", "deploy", "expose",
+        "build", "cap_add", "cap_drop", "container_name", "cpus", "deploy", "expose", "group_add",
         "healthcheck", "hostname", "image", "init", "labels", "logging", "mem_limit",
         "networks", "pids_limit", "platform", "pull_policy", "read_only", "restart",
         "security_opt", "shm_size", "stdin_open", "tmpfs", "tty", "ulimits", "user",
@@ -131,7 +131,7 @@ def _service(name: str, body: Mapping[str, Any]) -> Service:
         healthcheck=_healthcheck(body),
         profiles=tuple(body.get("profiles") or ()),
         secrets={
-            item["source"]: item.get("target") or f"/run/secrets/{item['source']}"
+            item["source"]: _secret_path(item.get("target") or item["source"])
             for item in body.get("secrets") or []
         },
         stop_grace_period=duration(body.get("stop_grace_period")),
@@ -192,3 +192,9 @@ def local_refusals(repo: Path, name: str, body: Mapping[str, Any]) -> list[str]:
                 "cannot be mounted for a local process; run the stack with --docker"
             )
     return problems
+
+
+def _secret_path(target: str) -> str:
+    """Where a secret is mounted: Compose reads a relative ``target`` (``api_token``) under
+    ``/run/secrets/``, as it renders the short syntax."""
+    return target if target.startswith("/") else f"/run/secrets/{target}"

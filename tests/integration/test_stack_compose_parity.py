@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -198,7 +199,10 @@ def test_the_docker_dev_override_is_valid_compose(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
     command = compose_command()
     assert command is not None
-    env = {**os.environ, "API_TOKEN_FILE": os.devnull, "DOCKER_HOST": "unix:///nonexistent"}
+    # A stand-in for every token file the stack requires (${<NAME>_TOKEN_FILE:?...}).
+    required = re.findall(r"\$\{(\w+):\?", (repo / "compose" / "compose.yaml").read_text())
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent"}
+    env.update(dict.fromkeys(required, os.devnull))
     compose, _ = reading.load(command, repo / "compose" / "compose.yaml", env)
     override = tmp_path / "compose.dev.yaml"
     override.write_text(dev_override(repo, compose))
