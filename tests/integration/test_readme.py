@@ -85,6 +85,22 @@ NOT_RUN_HERE = {
         " tests/unit/test_k8s_consistency.py check what it applies"
     ),
     "service_template/": ("the layout of the repository, not a command", ""),
+    "from service_template import current_call": (
+        "a fragment of a service class; tests/integration/test_call_context.py serves the same"
+        " reads of current_call() through a real server"
+    ),
+    "from service_template import Principal": (
+        "a fragment that needs the reader's JWT library; test_call_context.py::"
+        "test_authenticate_returns_the_principal_private_methods_need covers the seam"
+    ),
+    "import time": (
+        "a fragment of a service class; test_call_context.py tests hooks that time, observe and"
+        " refuse calls through a real server"
+    ),
+    "from service_template import MicroService, Route": (
+        "names the reader's own handlers (ReceiptHandler); tests/integration/"
+        "test_service_routes.py serves a webhook route the same way"
+    ),
     "python3 scripts/dev.py lock": (
         "resolves against the package index; tests/unit/test_lock.py checks the locks it writes"
     ),
