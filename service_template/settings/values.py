@@ -14,7 +14,8 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+
+from ..peers import validate_url
 
 __all__ = ["Parse", "Secret", "flag", "names", "parser_for", "seconds", "text", "url"]
 
@@ -63,16 +64,8 @@ def text(value: Any) -> str:
 
 
 def url(value: Any) -> str:
-    """An http(s) URL with a host."""
-    checked = text(value)
-    try:
-        parts = urlsplit(checked)
-        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # urlsplit rejects some malformed hosts, e.g. an unclosed "[::1"
-        usable = False
-    if not usable:
-        raise ValueError("not an http(s) URL")
-    return checked
+    """An http(s) URL with a host (the one check, shared with the peers parser)."""
+    return validate_url(value)
 
 
 def integer(value: Any) -> int:
