@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,9 @@ from .reload import Reloader
 from .views import docker_rows, local_rows
 
 HEADERS = ("SERVICE", "URL", "STATE", "READINESS")
+# What ``compose watch`` prints once its file watcher is set up (Compose v2.22 and later).
+WATCH_ENABLED = "watch enabled"
+WATCH_START_TIMEOUT = 60.0
 
 
 @contextmanager
@@ -250,9 +254,7 @@ def follow_docker(ctx: Context, recorded: st.State) -> None:
     follow = ctx.docker.argv(recorded, "logs", "--follow", "--no-color", "--tail", "0")
     watcher = None
     if recorded.overrides:
-        watch = ctx.docker.argv(recorded, "watch", "--no-up")
-        watcher = subprocess.Popen(watch, env=env, stdin=subprocess.DEVNULL)
-        ctx.ui.say("compose watch: each save is synced into its containers, which restart")
+        watcher = start_watch(ctx, recorded, env)
     logs = subprocess.Popen(follow, env=env, stdin=subprocess.DEVNULL)
     try:
         while True:
@@ -267,6 +269,47 @@ def follow_docker(ctx: Context, recorded: st.State) -> None:
             if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(timeout=10)
+
+
+def start_watch(ctx: Context, recorded: st.State, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start ``compose watch`` and return once it watches: a save made before Compose has set
+    up its file watcher is never synced, so "each save is synced" is said only after Compose
+    prints "Watch enabled". Its output is relayed line by line from a thread."""
+    argv = ctx.docker.argv(recorded, "watch", "--no-up")
+    watcher = subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    settled = threading.Event()  # "Watch enabled" seen, or the watcher's output ended
+    enabled: list[bool] = []
+
+    def relay() -> None:
+        assert watcher.stdout is not None
+        for line in watcher.stdout:
+            if line.strip().lower().startswith(WATCH_ENABLED):
+                enabled.append(True)
+                settled.set()
+            else:
+                ctx.ui.detail(line.rstrip())
+        watcher.stdout.close()
+        settled.set()
+
+    threading.Thread(target=relay, name="compose-watch", daemon=True).start()
+    if not settled.wait(WATCH_START_TIMEOUT):
+        watcher.terminate()
+        watcher.wait(timeout=10)
+        raise StackError(f"compose watch did not start within {WATCH_START_TIMEOUT:.0f} s")
+    if not enabled:  # its output ended: it is exiting, or has
+        raise StackError(
+            f"compose watch ended (exit status {watcher.wait(timeout=10)}) before it watched "
+            "anything; its output is above"
+        )
+    ctx.ui.say("compose watch: each save is synced into its containers, which restart")
+    return watcher
 
 
 def _any_container_up(ctx: Context, recorded: st.State) -> bool:

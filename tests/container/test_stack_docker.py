@@ -241,11 +241,6 @@ def test_ctrl_c_on_an_attached_up_removes_the_project(checkout: Checkout) -> Non
     assert nothing(checkout.resources(project))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known broken since the merge of this stop: the saved change does not reach the "
-    "running dev container (it passed on its own branch); see issue 12's closing note",
-)
 def test_up_docker_watch_syncs_a_saved_change_into_the_running_container(
     checkout: Checkout, docker_client: docker.DockerClient
 ) -> None:
