@@ -1,0 +1,240 @@
+"""Third-party Python JSON-RPC clients against a live server, each used as its own
+documentation shows: jsonrpcclient (over requests and over httpx), aiohttp-rpc's client, and
+tinyrpc's HTTP transport.
+
+Each client makes the same calls (``tests/clients/cases.py``): by position, by name, a
+notification (seen in the server's log), a batch with an error in it, an error with data, an
+unknown method, and a private method with and without the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp_rpc
+import httpx
+import jsonrpcclient
+import pytest
+import requests
+from tinyrpc import RPCClient
+from tinyrpc.client import RPCCall
+from tinyrpc.protocols.jsonrpc import JSONRPCErrorResponse, JSONRPCProtocol
+from tinyrpc.transports.http import HttpPostClientTransport
+
+from tests.clients.cases import (
+    ACCESS_DENIED,
+    FIB_ERROR_DATA,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    TOKEN_HEADER,
+    mark,
+    notification_arrived,
+)
+from tests.conftest import TOKEN, ServiceProcess
+
+# -- jsonrpcclient: builds the request documents, the caller's HTTP library sends them ----------
+
+Post = Callable[[str, Any, dict[str, str]], Any]
+
+
+def post_requests(url: str, doc: Any, headers: dict[str, str]) -> Any:
+    reply = requests.post(url, json=doc, headers=headers, timeout=10)
+    return reply.json() if reply.content else None
+
+
+def post_httpx(url: str, doc: Any, headers: dict[str, str]) -> Any:
+    reply = httpx.post(url, json=doc, headers=headers, timeout=10)
+    return reply.json() if reply.content else None
+
+
+HTTP = pytest.mark.parametrize("post", [post_requests, post_httpx], ids=["requests", "httpx"])
+
+
+@HTTP
+def test_jsonrpcclient_calls_by_position_and_by_name(compute, post):
+    doc = jsonrpcclient.request("add", (1, 2), id=1)
+    assert jsonrpcclient.parse(post(compute.url, doc, {})) == jsonrpcclient.Ok(3, 1)
+    doc = jsonrpcclient.request("multiply", {"a": 6, "b": 7}, id="by-name")
+    assert jsonrpcclient.parse(post(compute.url, doc, {})) == jsonrpcclient.Ok(42, "by-name")
+
+
+@HTTP
+def test_jsonrpcclient_sends_a_notification(compute, post):
+    value = mark()
+    assert post(compute.url, jsonrpcclient.notification("add", (value, 1)), {}) is None
+    notification_arrived(compute, "add", [value, 1])
+
+
+@HTTP
+def test_jsonrpcclient_sends_a_batch(compute, post):
+    batch = [
+        jsonrpcclient.request("add", (1, 2), id=1),
+        jsonrpcclient.request("multiply", {"a": 3, "b": 4}, id=2),
+        jsonrpcclient.notification("add", (0, 0)),
+        jsonrpcclient.request("fibonacci", (-1,), id=3),
+    ]
+    replies = {
+        response.id: response for response in jsonrpcclient.parse(post(compute.url, batch, {}))
+    }
+    assert replies == {
+        1: jsonrpcclient.Ok(3, 1),
+        2: jsonrpcclient.Ok(12, 2),
+        3: jsonrpcclient.Error(INVALID_PARAMS, replies[3].message, FIB_ERROR_DATA, 3),
+    }
+
+
+@HTTP
+def test_jsonrpcclient_reads_errors_with_data(compute, post):
+    error = jsonrpcclient.parse(post(compute.url, jsonrpcclient.request("fibonacci", (-1,)), {}))
+    assert isinstance(error, jsonrpcclient.Error)
+    assert (error.code, error.data) == (INVALID_PARAMS, FIB_ERROR_DATA)
+    unknown = jsonrpcclient.parse(post(compute.url, jsonrpcclient.request("nope"), {}))
+    assert isinstance(unknown, jsonrpcclient.Error)
+    assert unknown.code == METHOD_NOT_FOUND
+
+
+@HTTP
+def test_jsonrpcclient_calls_a_private_method_with_the_token(compute, post):
+    doc = jsonrpcclient.request("reset", id=9)
+    assert jsonrpcclient.parse(post(compute.url, doc, {TOKEN_HEADER: TOKEN})) == (
+        jsonrpcclient.Ok(True, 9)
+    )
+    denied = jsonrpcclient.parse(post(compute.url, doc, {TOKEN_HEADER: "wrong"}))
+    assert isinstance(denied, jsonrpcclient.Error)
+    assert denied.code == ACCESS_DENIED
+
+
+# -- aiohttp-rpc's client ---------------------------------------------------------------------
+
+
+def run_aiohttp_rpc(url: str, token: str | None, calls: Callable[[Any], Any]) -> Any:
+    async def main() -> Any:
+        headers = {TOKEN_HEADER: token} if token else {}
+        async with aiohttp_rpc.JSONRPCClient(url, headers=headers) as rpc:
+            return await calls(rpc)
+
+    return asyncio.run(main())
+
+
+def test_aiohttp_rpc_calls_by_position_by_name_and_notifies(compute):
+    value = mark()
+
+    async def calls(rpc):
+        by_position = await rpc.call("add", 1, 2)
+        by_name = await rpc.call("multiply", a=6, b=7)
+        await rpc.notify("add", value, 2)
+        return by_position, by_name
+
+    assert run_aiohttp_rpc(compute.url, None, calls) == (3, 42)
+    notification_arrived(compute, "add", [value, 2])
+
+
+def test_aiohttp_rpc_sends_a_batch(compute):
+    async def calls(rpc):
+        return await rpc.batch(
+            aiohttp_rpc.JSONRPCRequest(id=1, method="add", args=[1, 2]),
+            aiohttp_rpc.JSONRPCRequest(id=2, method="multiply", kwargs={"a": 3, "b": 4}),
+            aiohttp_rpc.JSONRPCRequest(id=3, method="fibonacci", args=[-1]),
+        )
+
+    first, second, third = run_aiohttp_rpc(compute.url, None, calls)
+    assert (first, second) == (3, 12)
+    assert isinstance(third, aiohttp_rpc.errors.InvalidParams)
+    assert third.data == FIB_ERROR_DATA
+
+
+def test_aiohttp_rpc_raises_errors_with_data(compute):
+    async def calls(rpc):
+        caught = []
+        for method, args in (("fibonacci", [-1]), ("nope", [])):
+            try:
+                await rpc.call(method, *args)
+            except aiohttp_rpc.errors.JSONRPCError as exc:
+                caught.append(exc)
+        return caught
+
+    invalid, unknown = run_aiohttp_rpc(compute.url, None, calls)
+    assert isinstance(invalid, aiohttp_rpc.errors.InvalidParams)
+    assert (invalid.code, invalid.data) == (INVALID_PARAMS, FIB_ERROR_DATA)
+    assert isinstance(unknown, aiohttp_rpc.errors.MethodNotFound)
+
+
+def test_aiohttp_rpc_calls_a_private_method_with_the_token(compute):
+    async def reset(rpc):
+        return await rpc.call("reset")
+
+    assert run_aiohttp_rpc(compute.url, TOKEN, reset) is True
+    with pytest.raises(aiohttp_rpc.errors.JSONRPCError) as caught:
+        run_aiohttp_rpc(compute.url, "wrong", reset)
+    assert caught.value.code == ACCESS_DENIED
+
+
+# -- tinyrpc: the RPCClient + proxy of its documentation, over HttpPostClientTransport ---------
+
+
+def tinyrpc_client(service: ServiceProcess, token: str | None = None) -> tuple[RPCClient, list]:
+    """The client, and the headers of every request it sent (as requests sent them)."""
+    sent: list[Any] = []
+
+    def post(url: str, **kwargs: Any) -> requests.Response:
+        reply = requests.post(url, timeout=10, **kwargs)
+        sent.append(reply.request.headers)
+        return reply
+
+    headers = {TOKEN_HEADER: token} if token else {}
+    transport = HttpPostClientTransport(service.url, post_method=post, headers=headers)
+    return RPCClient(JSONRPCProtocol(), transport), sent
+
+
+def test_tinyrpc_calls_without_a_content_type(compute):
+    client, sent = tinyrpc_client(compute)
+    proxy = client.get_proxy()
+    assert proxy.add(1, 2) == 3
+    assert proxy.multiply(a=6, b=7) == 42
+    # What the server accepts: tinyrpc posts bare bytes, with no Content-Type at all.
+    assert "Content-Type" not in sent[0]
+
+
+def test_tinyrpc_sends_a_notification(compute):
+    client, _ = tinyrpc_client(compute)
+    value = mark()
+    assert client.get_proxy(one_way=True).add(value, 3) is None
+    notification_arrived(compute, "add", [value, 3])
+
+
+def test_tinyrpc_sends_a_batch(compute):
+    client, _ = tinyrpc_client(compute)
+    # batch_call's annotation says RPCCallTo, but it unpacks each item into
+    # create_request(method, args, kwargs): RPCCall is what works (tinyrpc 1.1.7).
+    replies = client.batch_call(
+        [
+            RPCCall("add", [1, 2], None),
+            RPCCall("multiply", None, {"a": 3, "b": 4}),
+            RPCCall("fibonacci", [-1], None),
+        ]
+    )
+    by_id = {reply.unique_id: reply for reply in replies}
+    assert [by_id[i].result for i in sorted(by_id)[:2]] == [3, 12]
+    failed = by_id[sorted(by_id)[2]]
+    assert isinstance(failed, JSONRPCErrorResponse)
+    assert (failed._jsonrpc_error_code, failed.data) == (INVALID_PARAMS, FIB_ERROR_DATA)
+
+
+def test_tinyrpc_raises_errors_with_data(compute):
+    proxy = tinyrpc_client(compute)[0].get_proxy()
+    with pytest.raises(Exception) as caught:
+        proxy.fibonacci(-1)
+    assert caught.value._jsonrpc_error_code == INVALID_PARAMS
+    assert caught.value.data == FIB_ERROR_DATA
+    with pytest.raises(Exception) as unknown:
+        proxy.nope()
+    assert unknown.value._jsonrpc_error_code == METHOD_NOT_FOUND
+
+
+def test_tinyrpc_calls_a_private_method_with_the_token(compute):
+    assert tinyrpc_client(compute, TOKEN)[0].get_proxy().reset() is True
+    with pytest.raises(Exception) as caught:
+        tinyrpc_client(compute, "wrong")[0].get_proxy().reset()
+    assert caught.value._jsonrpc_error_code == ACCESS_DENIED
