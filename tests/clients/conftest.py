@@ -7,16 +7,23 @@ end of the module with SIGTERM, as an orchestrator stops it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import TOKEN, ServiceProcess, launch, missing_tool
 
 COMPUTE = "services.compute:ComputeService"
+JS = Path(__file__).resolve().parent / "js"  # package.json, its lock, the Node scripts
+INSTALL_JS = "run: bash scripts/ci/node-tools.sh"
 
-__all__ = ["COMPUTE", "TOKEN", "require_command", "served"]
+__all__ = ["COMPUTE", "JS", "TOKEN", "require_command", "run_node", "served"]
 
 
 def require_command(name: str, how: str) -> str:
@@ -26,6 +33,29 @@ def require_command(name: str, how: str) -> str:
         missing_tool(f"{name} is not installed ({how})")
     assert path is not None
     return path
+
+
+def require_js_packages() -> str:
+    """The ``node`` command, once tests/clients/js has exactly its lock's packages installed
+    (``npm ci`` by scripts/ci/node-tools.sh, which leaves the lock's hash beside them)."""
+    node = require_command("node", f"Debian: nodejs; {INSTALL_JS}")
+    lock = hashlib.sha256((JS / "package-lock.json").read_bytes()).hexdigest()
+    stamp = JS / "node_modules" / ".package-lock.sha256"
+    installed = stamp.read_text().strip() if stamp.is_file() else None
+    if installed != lock:
+        state = "not installed" if installed is None else "installed from an older lock"
+        missing_tool(f"the npm packages of tests/clients/js are {state}; {INSTALL_JS}")
+    return node
+
+
+def run_node(script: str, *args: str, timeout: float = 120) -> Any:
+    """Run ``tests/clients/js/SCRIPT ARGS...`` and return the JSON document it prints."""
+    node = require_js_packages()
+    done = subprocess.run(
+        [node, script, *args], cwd=JS, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, f"node {script} failed:\n{done.stdout}{done.stderr}"
+    return json.loads(done.stdout)
 
 
 def served(env: dict[str, str] | None = None) -> Iterator[ServiceProcess]:
