@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import run_node
+from tests.clients.conftest import require_js_packages, run_node
 from tests.conftest import TOKEN, ServiceProcess, launch
 
 # Every example service whose methods need nothing beyond itself to answer.
@@ -20,6 +20,7 @@ SERVICES = ["services.compute:ComputeService", "services.hello:HelloService"]
 
 @pytest.fixture(scope="module", params=SERVICES, ids=lambda target: target.split(":")[1])
 def report(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    require_js_packages()  # before starting a service it would not use
     service: ServiceProcess = launch(request.param)
     try:
         yield run_node("openrpc.mjs", service.url, TOKEN)
