@@ -1,7 +1,7 @@
-"""What every third-party client must get from the example compute service, whatever its
-language: the expectations the Python and JavaScript client tests share.
+"""What every third-party client must get from the service, whatever its language: the
+expectations the Python and JavaScript client tests share.
 
-The compute service (``services/compute.py``): ``add``/``multiply`` by position or by name,
+The service (``tests/clients/service.py``): ``add``/``multiply`` by position or by name,
 ``fibonacci`` refuses a negative ``n`` with ``-32602`` and a reason in ``data``, ``reset`` is
 private (needs ``X-Api-Token``). A notification is seen arriving in the server's call log.
 """

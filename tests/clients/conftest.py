@@ -1,4 +1,4 @@
-"""Live services for the third-party client tests: the example compute service in a
+"""Live services for the third-party client tests: ``tests/clients/service.py`` in a
 subprocess on a free loopback port, with the suite's token (``tests.conftest.TOKEN``).
 
 Each module gets its own process (the clients only read from it), and the process stops at the
@@ -19,11 +19,11 @@ import pytest
 
 from tests.conftest import TOKEN, ServiceProcess, launch, missing_tool
 
-COMPUTE = "services.compute:ComputeService"
+CASES = "tests.clients.service:CasesService"
 JS = Path(__file__).resolve().parent / "js"  # package.json, its lock, the Node scripts
 INSTALL_JS = "run: bash scripts/ci/node-tools.sh"
 
-__all__ = ["COMPUTE", "JS", "TOKEN", "require_command", "run_node", "served"]
+__all__ = ["CASES", "JS", "TOKEN", "require_command", "run_node", "served"]
 
 
 def require_command(name: str, how: str) -> str:
@@ -59,8 +59,8 @@ def run_node(script: str, *args: str, timeout: float = 120) -> Any:
 
 
 def served(env: dict[str, str] | None = None) -> Iterator[ServiceProcess]:
-    """A compute service for the length of a fixture, stopped cleanly (exit 0) after."""
-    service = launch(COMPUTE, env=env)
+    """The cases service for the length of a fixture, stopped cleanly (exit 0) after."""
+    service = launch(CASES, env=env)
     try:
         yield service
     finally:
@@ -68,7 +68,7 @@ def served(env: dict[str, str] | None = None) -> Iterator[ServiceProcess]:
 
 
 @pytest.fixture(scope="module")
-def compute() -> Iterator[ServiceProcess]:
-    """The compute service with the suite's token: public math, ``fibonacci`` errors with data,
+def service() -> Iterator[ServiceProcess]:
+    """The cases service with the suite's token: public math, ``fibonacci`` errors with data,
     the private ``reset``. One log line per call lets a test see a notification arrive."""
     yield from served({"SERVICE_LOG_FORMAT": "json"})

@@ -44,12 +44,12 @@ def preflight(service: ServiceProcess, origin: str, method: str = "POST") -> htt
     return httpx.options(service.url, headers=headers, timeout=10)
 
 
-def test_without_cors_origins_no_response_carries_a_cors_header(compute):
-    reply = httpx.post(compute.url, json=CALL, headers={"Origin": APP}, timeout=10)
+def test_without_cors_origins_no_response_carries_a_cors_header(service):
+    reply = httpx.post(service.url, json=CALL, headers={"Origin": APP}, timeout=10)
     assert reply.json()["result"] == 3
     assert cors_headers(reply) == {}
     assert "vary" not in reply.headers
-    refused = preflight(compute, APP)
+    refused = preflight(service, APP)
     assert refused.status_code == 405
     assert cors_headers(refused) == {}
 

@@ -40,11 +40,11 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(compute: ServiceProcess) -> Iterator[Run]:
+def run(service: ServiceProcess) -> Iterator[Run]:
     first = mark()
     for _ in CLIENTS[1:]:
         mark()  # one number per client: clients.mjs adds the client's index
-    yield Run(run_node("clients.mjs", compute.url, TOKEN, str(first)), first)
+    yield Run(run_node("clients.mjs", service.url, TOKEN, str(first)), first)
 
 
 @client
@@ -58,9 +58,9 @@ def test_calls_by_name(run, name):
 
 
 @client
-def test_sends_a_notification(run, compute, name):
+def test_sends_a_notification(run, service, name):
     assert run.seen(name, "notification") == {"value": None}
-    notification_arrived(compute, "add", [run.first_mark + CLIENTS.index(name), 1])
+    notification_arrived(service, "add", [run.first_mark + CLIENTS.index(name), 1])
 
 
 @client

@@ -11,11 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import require_js_packages, run_node
-from tests.conftest import TOKEN, ServiceProcess, launch
+from tests.clients.conftest import CASES, require_js_packages, run_node
+from tests.conftest import REPO, TOKEN, ServiceProcess, launch
 
-# Every example service whose methods need nothing beyond itself to answer.
-SERVICES = ["services.compute:ComputeService", "services.hello:HelloService"]
+# The suite's service, and the examples that answer on their own while the project has them.
+EXAMPLES = ["services.compute:ComputeService", "services.hello:HelloService"]
+SERVICES = [CASES] + [
+    target
+    for target in EXAMPLES
+    if (REPO / (target.split(":")[0].replace(".", "/") + ".py")).is_file()
+]
 
 
 @pytest.fixture(scope="module", params=SERVICES, ids=lambda target: target.split(":")[1])

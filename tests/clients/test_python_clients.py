@@ -49,22 +49,22 @@ HTTP = pytest.mark.parametrize("post", [post_requests, post_httpx], ids=["reques
 
 
 @HTTP
-def test_jsonrpcclient_calls_by_position_and_by_name(compute, post):
+def test_jsonrpcclient_calls_by_position_and_by_name(service, post):
     doc = jsonrpcclient.request("add", (1, 2), id=1)
-    assert jsonrpcclient.parse(post(compute.url, doc, {})) == jsonrpcclient.Ok(3, 1)
+    assert jsonrpcclient.parse(post(service.url, doc, {})) == jsonrpcclient.Ok(3, 1)
     doc = jsonrpcclient.request("multiply", {"a": 6, "b": 7}, id="by-name")
-    assert jsonrpcclient.parse(post(compute.url, doc, {})) == jsonrpcclient.Ok(42, "by-name")
+    assert jsonrpcclient.parse(post(service.url, doc, {})) == jsonrpcclient.Ok(42, "by-name")
 
 
 @HTTP
-def test_jsonrpcclient_sends_a_notification(compute, post):
+def test_jsonrpcclient_sends_a_notification(service, post):
     value = mark()
-    assert post(compute.url, jsonrpcclient.notification("add", (value, 1)), {}) is None
-    notification_arrived(compute, "add", [value, 1])
+    assert post(service.url, jsonrpcclient.notification("add", (value, 1)), {}) is None
+    notification_arrived(service, "add", [value, 1])
 
 
 @HTTP
-def test_jsonrpcclient_sends_a_batch(compute, post):
+def test_jsonrpcclient_sends_a_batch(service, post):
     batch = [
         jsonrpcclient.request("add", (1, 2), id=1),
         jsonrpcclient.request("multiply", {"a": 3, "b": 4}, id=2),
@@ -72,7 +72,7 @@ def test_jsonrpcclient_sends_a_batch(compute, post):
         jsonrpcclient.request("fibonacci", (-1,), id=3),
     ]
     replies = {
-        response.id: response for response in jsonrpcclient.parse(post(compute.url, batch, {}))
+        response.id: response for response in jsonrpcclient.parse(post(service.url, batch, {}))
     }
     assert replies == {
         1: jsonrpcclient.Ok(3, 1),
@@ -82,22 +82,22 @@ def test_jsonrpcclient_sends_a_batch(compute, post):
 
 
 @HTTP
-def test_jsonrpcclient_reads_errors_with_data(compute, post):
-    error = jsonrpcclient.parse(post(compute.url, jsonrpcclient.request("fibonacci", (-1,)), {}))
+def test_jsonrpcclient_reads_errors_with_data(service, post):
+    error = jsonrpcclient.parse(post(service.url, jsonrpcclient.request("fibonacci", (-1,)), {}))
     assert isinstance(error, jsonrpcclient.Error)
     assert (error.code, error.data) == (INVALID_PARAMS, FIB_ERROR_DATA)
-    unknown = jsonrpcclient.parse(post(compute.url, jsonrpcclient.request("nope"), {}))
+    unknown = jsonrpcclient.parse(post(service.url, jsonrpcclient.request("nope"), {}))
     assert isinstance(unknown, jsonrpcclient.Error)
     assert unknown.code == METHOD_NOT_FOUND
 
 
 @HTTP
-def test_jsonrpcclient_calls_a_private_method_with_the_token(compute, post):
+def test_jsonrpcclient_calls_a_private_method_with_the_token(service, post):
     doc = jsonrpcclient.request("reset", id=9)
-    assert jsonrpcclient.parse(post(compute.url, doc, {TOKEN_HEADER: TOKEN})) == (
+    assert jsonrpcclient.parse(post(service.url, doc, {TOKEN_HEADER: TOKEN})) == (
         jsonrpcclient.Ok(True, 9)
     )
-    denied = jsonrpcclient.parse(post(compute.url, doc, {TOKEN_HEADER: "wrong"}))
+    denied = jsonrpcclient.parse(post(service.url, doc, {TOKEN_HEADER: "wrong"}))
     assert isinstance(denied, jsonrpcclient.Error)
     assert denied.code == ACCESS_DENIED
 
@@ -114,7 +114,7 @@ def run_aiohttp_rpc(url: str, token: str | None, calls: Callable[[Any], Any]) ->
     return asyncio.run(main())
 
 
-def test_aiohttp_rpc_calls_by_position_by_name_and_notifies(compute):
+def test_aiohttp_rpc_calls_by_position_by_name_and_notifies(service):
     value = mark()
 
     async def calls(rpc):
@@ -123,11 +123,11 @@ def test_aiohttp_rpc_calls_by_position_by_name_and_notifies(compute):
         await rpc.notify("add", value, 2)
         return by_position, by_name
 
-    assert run_aiohttp_rpc(compute.url, None, calls) == (3, 42)
-    notification_arrived(compute, "add", [value, 2])
+    assert run_aiohttp_rpc(service.url, None, calls) == (3, 42)
+    notification_arrived(service, "add", [value, 2])
 
 
-def test_aiohttp_rpc_sends_a_batch(compute):
+def test_aiohttp_rpc_sends_a_batch(service):
     async def calls(rpc):
         return await rpc.batch(
             aiohttp_rpc.JSONRPCRequest(id=1, method="add", args=[1, 2]),
@@ -135,13 +135,13 @@ def test_aiohttp_rpc_sends_a_batch(compute):
             aiohttp_rpc.JSONRPCRequest(id=3, method="fibonacci", args=[-1]),
         )
 
-    first, second, third = run_aiohttp_rpc(compute.url, None, calls)
+    first, second, third = run_aiohttp_rpc(service.url, None, calls)
     assert (first, second) == (3, 12)
     assert isinstance(third, aiohttp_rpc.errors.InvalidParams)
     assert third.data == FIB_ERROR_DATA
 
 
-def test_aiohttp_rpc_raises_errors_with_data(compute):
+def test_aiohttp_rpc_raises_errors_with_data(service):
     async def calls(rpc):
         caught = []
         for method, args in (("fibonacci", [-1]), ("nope", [])):
@@ -151,17 +151,17 @@ def test_aiohttp_rpc_raises_errors_with_data(compute):
                 caught.append(exc)
         return caught
 
-    invalid, unknown = run_aiohttp_rpc(compute.url, None, calls)
+    invalid, unknown = run_aiohttp_rpc(service.url, None, calls)
     assert isinstance(invalid, aiohttp_rpc.errors.InvalidParams)
     assert (invalid.code, invalid.data) == (INVALID_PARAMS, FIB_ERROR_DATA)
     assert isinstance(unknown, aiohttp_rpc.errors.MethodNotFound)
 
 
-def test_aiohttp_rpc_calls_a_private_method_with_the_token(compute):
+def test_aiohttp_rpc_calls_a_private_method_with_the_token(service):
     async def reset(rpc):
         return await rpc.call("reset")
 
-    assert run_aiohttp_rpc(compute.url, TOKEN, reset) is True
+    assert run_aiohttp_rpc(service.url, TOKEN, reset) is True
     with pytest.raises(aiohttp_rpc.errors.JSONRPCError) as caught:
-        run_aiohttp_rpc(compute.url, "wrong", reset)
+        run_aiohttp_rpc(service.url, "wrong", reset)
     assert caught.value.code == ACCESS_DENIED

@@ -74,8 +74,8 @@ def make_client(
     return tinyrpc.RPCClient(tinyrpc.JSONRPCProtocol(), transport), sent
 
 
-def test_calls_by_position_and_by_name_without_a_content_type(tinyrpc, compute):
-    client, sent = make_client(tinyrpc, compute)
+def test_calls_by_position_and_by_name_without_a_content_type(tinyrpc, service):
+    client, sent = make_client(tinyrpc, service)
     proxy = client.get_proxy()
     assert proxy.add(1, 2) == 3
     assert proxy.multiply(a=6, b=7) == 42
@@ -83,15 +83,15 @@ def test_calls_by_position_and_by_name_without_a_content_type(tinyrpc, compute):
     assert "Content-Type" not in sent[0]
 
 
-def test_sends_a_notification(tinyrpc, compute):
-    client, _ = make_client(tinyrpc, compute)
+def test_sends_a_notification(tinyrpc, service):
+    client, _ = make_client(tinyrpc, service)
     value = mark()
     assert client.get_proxy(one_way=True).add(value, 3) is None
-    notification_arrived(compute, "add", [value, 3])
+    notification_arrived(service, "add", [value, 3])
 
 
-def test_sends_a_batch(tinyrpc, compute):
-    client, _ = make_client(tinyrpc, compute)
+def test_sends_a_batch(tinyrpc, service):
+    client, _ = make_client(tinyrpc, service)
     # batch_call's annotation says RPCCallTo, but it unpacks each item into
     # create_request(method, args, kwargs): RPCCall is what works (tinyrpc 1.1.7).
     replies = client.batch_call(
@@ -107,8 +107,8 @@ def test_sends_a_batch(tinyrpc, compute):
     assert (third._jsonrpc_error_code, third.data) == (INVALID_PARAMS, FIB_ERROR_DATA)
 
 
-def test_raises_errors_with_data(tinyrpc, compute):
-    proxy = make_client(tinyrpc, compute)[0].get_proxy()
+def test_raises_errors_with_data(tinyrpc, service):
+    proxy = make_client(tinyrpc, service)[0].get_proxy()
     with pytest.raises(Exception) as caught:
         proxy.fibonacci(-1)
     assert caught.value._jsonrpc_error_code == INVALID_PARAMS
@@ -118,8 +118,8 @@ def test_raises_errors_with_data(tinyrpc, compute):
     assert unknown.value._jsonrpc_error_code == METHOD_NOT_FOUND
 
 
-def test_calls_a_private_method_with_the_token(tinyrpc, compute):
-    assert make_client(tinyrpc, compute, TOKEN)[0].get_proxy().reset() is True
+def test_calls_a_private_method_with_the_token(tinyrpc, service):
+    assert make_client(tinyrpc, service, TOKEN)[0].get_proxy().reset() is True
     with pytest.raises(Exception) as caught:
-        make_client(tinyrpc, compute, "wrong")[0].get_proxy().reset()
+        make_client(tinyrpc, service, "wrong")[0].get_proxy().reset()
     assert caught.value._jsonrpc_error_code == ACCESS_DENIED

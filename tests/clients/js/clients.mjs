@@ -1,8 +1,8 @@
-// Calls a live service with three npm JSON-RPC clients, each used as its README shows, and
+// Calls a live service (tests/clients/service.py) with three npm JSON-RPC clients, each used as its README shows, and
 // prints what each one saw as one JSON document; tests/clients/test_js_clients.py judges it.
 //
 // Usage: node clients.mjs URL TOKEN MARK
-//   URL    the service's /api endpoint (the example compute service)
+//   URL    the service's /api endpoint
 //   TOKEN  the token its private methods take (X-Api-Token)
 //   MARK   a number: client i sends its notification as add(MARK + i, 1), so the test finds
 //          each one in the server's log
