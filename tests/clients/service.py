@@ -2,18 +2,28 @@
 
 The suite's own, not an example of services/ (which a project removes as soon as it has its
 own services), with what every client case needs: arithmetic by position or by name, a method
-that refuses a bad argument with ``-32602`` and a reason in ``data``, and a private method.
+that refuses a bad argument with ``-32602`` and a reason in ``data``, and a private method that
+takes the token as ``X-Api-Token`` or ``Authorization: Bearer``.
 """
 
 from __future__ import annotations
 
-from service_template import InvalidParams, MicroService, private_api_method, public_method
+from service_template import (
+    BearerStrategy,
+    HeaderStrategy,
+    InvalidParams,
+    MicroService,
+    private_api_method,
+    public_method,
+)
 
 
 class CasesService(MicroService):
     """Arithmetic for third-party clients."""
 
     name = "cases"
+    # The token as X-Api-Token (the default) or as a bearer token: clients send either.
+    validation_strategies = (HeaderStrategy(), BearerStrategy())
 
     @public_method
     async def add(self, a: float, b: float) -> float:

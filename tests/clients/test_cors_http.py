@@ -61,7 +61,7 @@ def test_a_preflight_from_a_listed_origin_is_answered(cors_service):
     assert cors_headers(reply) == {
         "access-control-allow-origin": APP,
         "access-control-allow-methods": "POST",
-        "access-control-allow-headers": "content-type, x-request-id, x-api-token",
+        "access-control-allow-headers": "content-type, x-request-id, x-api-token, authorization",
         "access-control-max-age": "120",
     }
     assert reply.headers["vary"] == "Origin"

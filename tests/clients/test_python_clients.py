@@ -102,6 +102,13 @@ def test_jsonrpcclient_calls_a_private_method_with_the_token(service, post):
     assert denied.code == ACCESS_DENIED
 
 
+@HTTP
+def test_jsonrpcclient_sends_a_bearer_token(service, post):
+    doc = jsonrpcclient.request("reset", id=10)
+    reply = post(service.url, doc, {"Authorization": f"Bearer {TOKEN}"})
+    assert jsonrpcclient.parse(reply) == jsonrpcclient.Ok(True, 10)
+
+
 # -- aiohttp-rpc's client ---------------------------------------------------------------------
 
 
