@@ -138,6 +138,7 @@ def lock(upgrade: bool) -> int:
         ("runtime.txt", ["pyproject.toml", *dev], None),
         ("build.txt", ["-", *dev], build_requirements()),
         ("tools.txt", ["requirements/tools.in", *dev], None),
+        ("clients.txt", ["requirements/clients.in", *dev], None),
         ("checkov.txt", ["requirements/checkov.in"], None),
     ]
     for name, args, stdin in steps:

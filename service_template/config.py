@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .logtext import LOG_FORMATS
 from .peers import parse_peers
@@ -53,6 +54,37 @@ def _token_paths(value: Any) -> dict[str, str]:
         return mapping(text)(value)  # type: ignore[no-any-return]
     except ValueError:  # its message would quote the value, which may be a pasted token
         raise ValueError("expected name=/path/to/token/file,... (the value is not shown)") from None
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    """``https://a.example,http://127.0.0.1:8080`` (or a YAML list): origins as a browser sends
+    them (scheme, host, port unless the default; lower case), each once, in order."""
+    items = names(value)  # ValueError for anything but text or a list of text
+    return tuple(dict.fromkeys(_origin(item) for item in items))
+
+
+def _origin(text: str) -> str:
+    if text == "*":
+        raise ValueError("'*' is not accepted: list the origins that may call the service")
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        raise ValueError(f"{text!r} is not an origin (scheme://host[:port])") from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise ValueError(f"{text!r} is not an origin (scheme://host[:port], no path)")
+    # Browsers send an origin in lower case and without the scheme's default port.
+    netloc = parts.netloc.lower()
+    if port == {"http": 80, "https": 443}[parts.scheme]:
+        netloc = netloc.rsplit(":", 1)[0]
+    return f"{parts.scheme}://{netloc}"
 
 
 class Settings(BaseSettings):
@@ -160,6 +192,18 @@ class Settings(BaseSettings):
         parse=_token_paths,
         redact=True,  # paths, but a pasted token may stand where a path belongs
         help="per peer, a file holding the token sent to it: `hello=/run/secrets/hello_token`",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        default=(),
+        parse=_origins,
+        help="origins whose web pages may call /api (CORS): `https://app.example.com,...`; "
+        "none by default",
+    )
+    cors_allow_credentials: bool = setting(
+        default=False, help="let those pages send cookies (`Access-Control-Allow-Credentials`)"
+    )
+    cors_max_age: int = setting(
+        default=600, low=0, high=86400, help="seconds a browser may cache a preflight's answer"
     )
     redact_params: frozenset[str] = setting(
         default=DEFAULT_REDACT_PARAMS,

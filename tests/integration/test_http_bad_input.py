@@ -172,16 +172,24 @@ def test_debug_mode_shows_the_fault_to_the_client(start_service):
 
 
 @pytest.mark.parametrize(
-    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/xml"]
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", ""]
 )
 def test_wrong_content_type_gets_415(probe, content_type):
-    headers = {} if content_type is None else {"Content-Type": content_type}
+    headers = {"Content-Type": content_type}
     body = b'{"jsonrpc":"2.0","method":"echo","params":[1],"id":1}'
     reply = request(probe.port, "POST", "/api", body, headers)
     assert reply.status == 415
     assert reply.headers["Content-Type"] == "application/json"
     assert "error" in reply.json()
     assert_healthy(probe.port)
+
+
+def test_a_missing_content_type_is_read_as_json(probe):
+    # tinyrpc's HTTP transport sends none (tests/clients/test_python_clients.py).
+    body = b'{"jsonrpc":"2.0","method":"echo","params":[1],"id":1}'
+    reply = request(probe.port, "POST", "/api", body, {})
+    assert reply.status == 200
+    assert reply.json() == {"jsonrpc": "2.0", "result": 1, "id": 1}
 
 
 def test_json_content_type_with_charset_is_accepted(probe):

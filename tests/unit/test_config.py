@@ -403,6 +403,9 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_PEER_TOKEN_FILES": f"a={token_file}",
         "SERVICE_ADMIN_PORT": "9000",
         "SERVICE_REDACT_PARAMS": "x",
+        "SERVICE_CORS_ORIGINS": "https://app.example.com",
+        "SERVICE_CORS_ALLOW_CREDENTIALS": "1",
+        "SERVICE_CORS_MAX_AGE": "60",
     }
     assert set(values) == KNOWN_ENV_VARS - {"SERVICE_API_TOKEN"}
     settings = Settings.load(values)

@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 
 from ..lockfile import LOCKS, REPO, Pin, read_lock
 
-LOCK_FILES = ["dev.txt", "runtime.txt", "build.txt", "tools.txt", "checkov.txt"]
+LOCK_FILES = ["dev.txt", "runtime.txt", "build.txt", "tools.txt", "checkov.txt", "clients.txt"]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
@@ -63,7 +63,12 @@ def test_build_lock_covers_the_build_backend() -> None:
 
 
 def test_tool_locks_cover_their_inputs() -> None:
-    for source, lock in (("tools.in", "tools.txt"), ("checkov.in", "checkov.txt")):
+    pairs = (
+        ("tools.in", "tools.txt"),
+        ("checkov.in", "checkov.txt"),
+        ("clients.in", "clients.txt"),
+    )
+    for source, lock in pairs:
         names = [
             line.split("#", 1)[0].strip()
             for line in (LOCKS / source).read_text().splitlines()
@@ -72,7 +77,7 @@ def test_tool_locks_cover_their_inputs() -> None:
         check_covered(read_lock(lock), requirements(names), lock)
 
 
-@pytest.mark.parametrize("name", ["runtime.txt", "build.txt", "tools.txt"])
+@pytest.mark.parametrize("name", ["runtime.txt", "build.txt", "tools.txt", "clients.txt"])
 def test_a_package_in_two_locks_is_the_same_version_and_files(name: str) -> None:
     # The image (runtime.txt), its build backend (build.txt) and CI's tools (tools.txt) run the
     # very versions the tests ran with in .venv (dev.txt).
@@ -85,7 +90,7 @@ def test_a_package_in_two_locks_is_the_same_version_and_files(name: str) -> None
         if (p.version, p.hashes) != (dev[n].version, dev[n].hashes)
     }
     assert not differ, f"requirements/{name} and dev.txt disagree: {differ}"
-    if name != "tools.txt":
+    if name not in ("tools.txt", "clients.txt"):
         assert set(shared) == set(read_lock(name)), f"{name} pins what dev.txt does not"
 
 
