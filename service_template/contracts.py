@@ -133,26 +133,36 @@ class _Converter:
 
     def __init__(self, name: str, params: tuple[Param, ...]) -> None:
         prefix = "".join(part.capitalize() for part in name.replace(".", "_").split("_"))
+        # Fields are named p0, p1...: any parameter name works (msgspec refuses "__x"), and
+        # each is renamed to its parameter, which is what error paths then show.
+        self._attr = {param.name: f"p{index}" for index, param in enumerate(params)}
         fields: list[Any] = []
+        self._var_kwargs_item: Any = Any
         for param in params:
             annotation = param.annotation if param.engine == "msgspec" else Any
             if param.kind is inspect.Parameter.VAR_POSITIONAL:
                 annotation = tuple[annotation, ...]  # type: ignore[valid-type]
             elif param.kind is inspect.Parameter.VAR_KEYWORD:
+                self._var_kwargs_item = annotation
                 annotation = dict[str, annotation]  # type: ignore[valid-type]
-            fields.append((param.name, annotation))
+            fields.append((self._attr[param.name], annotation, param.name))
         plain = all(
             p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is _EMPTY
             for p in params
         )
         # A plain signature (the usual one) converts a list or an object in one C call each.
         self._names = tuple(p.name for p in params) if plain else None
-        self._array = msgspec.defstruct(f"{prefix}Args", fields, array_like=True)
-        self._object = msgspec.defstruct(f"{prefix}Params", fields)
+        required = [(attr, kind, msgspec.field(name=name)) for attr, kind, name in fields]
+        self._array = msgspec.defstruct(f"{prefix}Args", required, array_like=True, gc=False)
+        self._object = msgspec.defstruct(f"{prefix}Params", required, gc=False)
         # Any other signature: every field optional, then args/kwargs rebuilt by kind.
         self._general = msgspec.defstruct(
-            f"{prefix}Bound", [(n, t, _OMITTED) for n, t in fields], omit_defaults=True
+            f"{prefix}Bound",
+            [(a, t, msgspec.field(default=_OMITTED, name=n)) for a, t, n in fields],
+            gc=False,
         )
+        # Build msgspec's type info now: a type it cannot convert fails the start, not a call.
+        msgspec.inspect.multi_type_info([self._array, self._object, self._general])
         positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         self._positional = tuple(p.name for p in params if p.kind in positional)
         self._keywords = frozenset(
@@ -176,7 +186,8 @@ class _Converter:
             if names is not None and not kwargs and len(args) == len(names):
                 args = msgspec.structs.astuple(msgspec.convert(args, self._array, strict=True))
             elif names is not None and not args and len(kwargs) == len(names):
-                kwargs = msgspec.structs.asdict(msgspec.convert(kwargs, self._object, strict=True))
+                values = msgspec.convert(kwargs, self._object, strict=True)
+                kwargs = dict(zip(names, msgspec.structs.astuple(values), strict=True))
             else:
                 args, kwargs = self._convert_general(args, kwargs)
         except msgspec.ValidationError as exc:
@@ -194,9 +205,8 @@ class _Converter:
             data["param"], data["path"] = self._names[int(index)], "$" + rest
         elif self._var_kwargs and data.get("param") == self._var_kwargs and path[:6] == "$[...]":
             data["path"] = "$" + path[len("$[...]") :]  # which extra keyword: find it again
-            item = self._object.__annotations__[self._var_kwargs].__args__[1]
             for key, value in kwargs.items():
-                if key not in self._keywords and not _valid(value, item):
+                if key not in self._keywords and not _valid(value, self._var_kwargs_item):
                     data["param"] = key
                     break
         return {key: data[key] for key in ("param", "path", "reason", "expected") if key in data}
@@ -213,12 +223,13 @@ class _Converter:
         if extra and self._var_kwargs is not None:
             values[self._var_kwargs] = extra
         bound = msgspec.convert(values, self._general, strict=True)
-        new_args = tuple(getattr(bound, name) for name in positional[: len(args)])
+        attr = self._attr
+        new_args = tuple(getattr(bound, attr[name]) for name in positional[: len(args)])
         if len(args) > len(positional) and self._var_args is not None:
-            new_args += getattr(bound, self._var_args)
-        new_kwargs = {key: getattr(bound, key) for key in kwargs if key in self._keywords}
+            new_args += getattr(bound, attr[self._var_args])
+        new_kwargs = {key: getattr(bound, attr[key]) for key in kwargs if key in self._keywords}
         if extra and self._var_kwargs is not None:
-            new_kwargs.update(getattr(bound, self._var_kwargs))
+            new_kwargs.update(getattr(bound, attr[self._var_kwargs]))
         return new_args, new_kwargs
 
     def _convert_pydantic(
@@ -321,13 +332,11 @@ def build_contract(
         )
     result = hints.get("return", _EMPTY)
     _engine(name, "return", result)
-    return Contract(
-        name,
-        tuple(params),
-        Any if result in _FREE else result,
-        _param_structure(name, signature),
-        errors,
-    )
+    structure = _param_structure(name, signature)
+    try:
+        return Contract(name, tuple(params), Any if result in _FREE else result, structure, errors)
+    except (TypeError, ValueError) as exc:  # e.g. a parameter name msgspec cannot use as a field
+        raise StartupError(f"method {name!r}: its parameters cannot be checked ({exc})") from None
 
 
 def _hints(name: str, func: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
