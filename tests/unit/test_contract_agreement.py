@@ -144,8 +144,10 @@ _JSON = st.recursive(
     | _FLOATS
     | st.sampled_from(["a", "red", "green", "", "1"])
     | st.text(max_size=4),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(_KEYS | st.text(max_size=2), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(_KEYS | st.text(max_size=2), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
