@@ -1,38 +1,36 @@
 """The type model of an exposed method: one source for checking its params and describing them.
 
 ``build_contract(name, func)`` runs once per method when the service starts. It resolves the
-annotations, builds the msgspec types that convert params on every call, and keeps the
-annotations from which ``openrpc`` makes the published schemas: the document and the
-behaviour come from the same types, so they cannot disagree (tests/unit/test_contract_agreement.py
-checks a table of values against both).
+annotations and keeps them, with the converter built from them (``conversion``), in a
+``Contract``; ``openrpc`` makes the published schemas from the same annotations. The document
+and the behaviour come from the same types, so they cannot disagree
+(tests/unit/test_contract_agreement.py puts values through both).
 
-Per call (``Contract.convert``, run by ``protocol.Method.bind`` after the arity check):
+- Unannotated, ``Any`` and ``object`` parameters accept any JSON value, unconverted (``object``
+  inside a container, as in ``dict[str, object]``, is read as ``Any`` too); a method with only
+  such parameters has no converter at all and costs nothing extra.
+- Other parameters are converted by msgspec, strictly, into the declared type; a pydantic model
+  (when pydantic is installed) by pydantic's own ``TypeAdapter``, with the model's own
+  configuration (pydantic's default is lax: ``"5"`` becomes ``5``).
+- An invalid value is ``InvalidParams`` (-32602) whose ``data`` is
+  ``{"param": name, "path": "$.items[2].qty", "reason": "Expected `int`, got `str`"}`` (plus
+  ``"expected": "int"`` when the reason names one type): ``param`` is the parameter, ``path`` a
+  JSONPath into that parameter's value (``"$"`` is the value itself).
 
-- unannotated, ``Any`` and ``object`` parameters accept any JSON value, unconverted; a method
-  with only such parameters has no converter at all and costs nothing extra;
-- every other parameter is converted by ``msgspec.convert(..., strict=True)`` into its declared
-  type: a dataclass or TypedDict from an object, ``datetime``/``date``/``time``/``UUID`` from
-  their ISO strings, ``Decimal`` from a string or a number, an ``Enum`` or ``Literal`` from one
-  of its values, ``bytes`` from base64. Strict means JSON types are not coerced: ``"5"`` is not
-  an ``int``, ``1.5`` is not an ``int``, ``true`` is not a number; an integer is accepted for a
-  ``float``;
-- a pydantic model (when pydantic is installed) is validated by pydantic's own ``TypeAdapter``,
-  with the model's own configuration (pydantic's default is lax: ``"5"`` becomes ``5``).
-
-An invalid value is ``InvalidParams`` (-32602) whose ``data`` is
-``{"param": name, "path": "$.items[2].qty", "reason": "Expected `int`, got `str`"}`` (plus
-``"expected": "int"`` when the reason names one type): ``param`` is the parameter, ``path`` a
-JSONPath into that parameter's value (``"$"`` is the value itself).
-
-A parameter or result whose annotation cannot be resolved, or that JSON cannot carry (a plain
-class), is a ``StartupError`` naming the method and the parameter: the service does not start
-with a contract it cannot keep.
+A parameter whose annotation cannot be resolved, or that JSON cannot carry (a plain class), is
+a ``StartupError`` naming the method and the parameter: the service does not start with a
+contract it cannot keep. A result annotation that cannot be resolved stops the start too; one
+JSON cannot describe (a result is never converted) is published as ``{}`` with a warning in
+the log naming the method.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
-import sys
+import logging
+import operator
+import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,42 +38,17 @@ from typing import Any, Final
 
 import msgspec
 
+from .conversion import Converter, Param, is_pydantic
 from .errors import StartupError
-from .protocol import InvalidParams, RPCError
+from .protocol import RPCError
 
 __all__ = ["Contract", "DeclaredError", "Param", "build_contract", "declared_errors"]
+
+log = logging.getLogger("service_template.contracts")
 
 _EMPTY: Final = inspect.Parameter.empty
 _FREE: Final = (Any, object, _EMPTY)
 """Annotations that accept any JSON value: no conversion, schema ``{}``."""
-
-
-class _Omitted:
-    """Default of a field whose parameter the caller did not pass (the signature's default
-    applies); never reaches a method."""
-
-    __slots__ = ()
-
-
-_OMITTED: Final = _Omitted()
-_VARIADIC: Final = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One parameter as the contract sees it. ``annotation`` is resolved (``Any`` when none);
-    ``engine`` is ``"msgspec"``, ``"pydantic"`` or ``None`` (any JSON value)."""
-
-    name: str
-    kind: inspect._ParameterKind
-    annotation: Any
-    default: Any
-    engine: str | None
-
-    @property
-    def required(self) -> bool:
-        """Whether a call must pass it (``*args`` and ``**kwargs`` never are)."""
-        return self.default is _EMPTY and self.kind not in _VARIADIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,185 +98,7 @@ class Contract:
         self.error_codes = frozenset(error.code for error in errors)
         self.convert: Callable[..., tuple[tuple[Any, ...], dict[str, Any]]] | None = None
         if any(param.engine is not None for param in params):
-            self.convert = _Converter(name, params).convert
-
-
-class _Converter:
-    """Converts bound params with msgspec types built once (and pydantic adapters, if any)."""
-
-    def __init__(self, name: str, params: tuple[Param, ...]) -> None:
-        prefix = "".join(part.capitalize() for part in name.replace(".", "_").split("_"))
-        # Fields are named p0, p1...: any parameter name works (msgspec refuses "__x"), and
-        # each is renamed to its parameter, which is what error paths then show.
-        self._attr = {param.name: f"p{index}" for index, param in enumerate(params)}
-        fields: list[Any] = []
-        self._var_kwargs_item: Any = Any
-        for param in params:
-            annotation = param.annotation if param.engine == "msgspec" else Any
-            if param.kind is inspect.Parameter.VAR_POSITIONAL:
-                annotation = tuple[annotation, ...]  # type: ignore[valid-type]
-            elif param.kind is inspect.Parameter.VAR_KEYWORD:
-                self._var_kwargs_item = annotation
-                annotation = dict[str, annotation]  # type: ignore[valid-type]
-            fields.append((self._attr[param.name], annotation, param.name))
-        plain = all(
-            p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is _EMPTY
-            for p in params
-        )
-        # A plain signature (the usual one) converts a list or an object in one C call each.
-        self._names = tuple(p.name for p in params) if plain else None
-        required = [(attr, kind, msgspec.field(name=name)) for attr, kind, name in fields]
-        self._array = msgspec.defstruct(f"{prefix}Args", required, array_like=True, gc=False)
-        self._object = msgspec.defstruct(f"{prefix}Params", required, gc=False)
-        # Any other signature: every field optional, then args/kwargs rebuilt by kind.
-        self._general = msgspec.defstruct(
-            f"{prefix}Bound",
-            [(a, t, msgspec.field(default=_OMITTED, name=n)) for a, t, n in fields],
-            gc=False,
-        )
-        # Build msgspec's type info now: a type it cannot convert fails the start, not a call.
-        msgspec.inspect.multi_type_info([self._array, self._object, self._general])
-        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        self._positional = tuple(p.name for p in params if p.kind in positional)
-        self._keywords = frozenset(
-            p.name for p in params if p.kind in (*positional[1:], inspect.Parameter.KEYWORD_ONLY)
-        )
-        self._var_args = next(
-            (p.name for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None
-        )
-        self._var_kwargs = next(
-            (p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None
-        )
-        self._pydantic = {
-            p.name: _pydantic_adapter(p.annotation) for p in params if p.engine == "pydantic"
-        }
-
-    def convert(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        names = self._names
-        try:
-            if names is not None and not kwargs and len(args) == len(names):
-                args = msgspec.structs.astuple(msgspec.convert(args, self._array, strict=True))
-            elif names is not None and not args and len(kwargs) == len(names):
-                values = msgspec.convert(kwargs, self._object, strict=True)
-                kwargs = dict(zip(names, msgspec.structs.astuple(values), strict=True))
-            else:
-                args, kwargs = self._convert_general(args, kwargs)
-        except msgspec.ValidationError as exc:
-            raise InvalidParams(data=self._explain(str(exc), kwargs)) from None
-        if self._pydantic:
-            args, kwargs = self._convert_pydantic(args, kwargs)
-        return args, kwargs
-
-    def _explain(self, message: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """``data`` for a refused value: the parameter's name, never a field index or ``[...]``."""
-        data = _describe(message)
-        path = data.get("path", "")
-        if "param" not in data and path.startswith("$[") and self._names is not None:
-            index, _, rest = path[2:].partition("]")  # the array of a plain signature
-            data["param"], data["path"] = self._names[int(index)], "$" + rest
-        elif self._var_kwargs and data.get("param") == self._var_kwargs and path[:6] == "$[...]":
-            data["path"] = "$" + path[len("$[...]") :]  # which extra keyword: find it again
-            for key, value in kwargs.items():
-                if key not in self._keywords and not _valid(value, self._var_kwargs_item):
-                    data["param"] = key
-                    break
-        return {key: data[key] for key in ("param", "path", "reason", "expected") if key in data}
-
-    def _convert_general(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        positional = self._positional
-        values: dict[str, Any] = dict(zip(positional, args, strict=False))
-        if len(args) > len(positional) and self._var_args is not None:
-            values[self._var_args] = args[len(positional) :]
-        extra = {key: value for key, value in kwargs.items() if key not in self._keywords}
-        values.update((key, value) for key, value in kwargs.items() if key in self._keywords)
-        if extra and self._var_kwargs is not None:
-            values[self._var_kwargs] = extra
-        bound = msgspec.convert(values, self._general, strict=True)
-        attr = self._attr
-        new_args = tuple(getattr(bound, attr[name]) for name in positional[: len(args)])
-        if len(args) > len(positional) and self._var_args is not None:
-            new_args += getattr(bound, attr[self._var_args])
-        new_kwargs = {key: getattr(bound, attr[key]) for key in kwargs if key in self._keywords}
-        if extra and self._var_kwargs is not None:
-            new_kwargs.update(getattr(bound, attr[self._var_kwargs]))
-        return new_args, new_kwargs
-
-    def _convert_pydantic(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        converted = list(args)
-        for index, name in enumerate(self._positional[: len(args)]):
-            if name in self._pydantic:
-                converted[index] = _validate_pydantic(self._pydantic[name], name, args[index])
-        for name in self._pydantic.keys() & kwargs.keys():
-            kwargs[name] = _validate_pydantic(self._pydantic[name], name, kwargs[name])
-        return tuple(converted), kwargs
-
-
-def _valid(value: Any, annotation: Any) -> bool:
-    try:
-        msgspec.convert(value, annotation, strict=True)
-    except msgspec.ValidationError:
-        return False
-    return True
-
-
-def _describe(message: str) -> dict[str, Any]:
-    """``data`` of InvalidParams from a msgspec message such as
-    "Expected `int`, got `str` - at `$.order.items[2].qty`"."""
-    reason, _, where = message.partition(" - at `")
-    where = where.rstrip("`")
-    data: dict[str, Any] = {}
-    if where.startswith("$."):
-        rest = where[2:]
-        cut = min((i for i in (rest.find("."), rest.find("[")) if i >= 0), default=len(rest))
-        param, inner = rest[:cut], rest[cut:]
-        data["param"] = param
-        data["path"] = "$" + inner
-    elif where:
-        data["path"] = where
-    data["reason"] = reason
-    if reason.startswith("Expected `") and "`, got" in reason:
-        data["expected"] = reason[len("Expected `") : reason.index("`, got")]
-    return data
-
-
-# -- pydantic, only where a parameter is a pydantic model ----------------------------------------
-
-
-def _is_pydantic(annotation: Any) -> bool:
-    """Whether ``annotation`` is (or contains) a pydantic model; pydantic is never imported
-    for a service that does not use it."""
-    if "pydantic" not in sys.modules:
-        return False
-    from pydantic import BaseModel
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return True
-    return any(_is_pydantic(arg) for arg in typing.get_args(annotation))
-
-
-def _pydantic_adapter(annotation: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(annotation)
-
-
-def _validate_pydantic(adapter: Any, name: str, value: Any) -> Any:
-    from pydantic import ValidationError
-
-    try:
-        return adapter.validate_python(value)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        path = "$" + "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
-        )
-        raise InvalidParams(data={"param": name, "path": path, "reason": first["msg"]}) from None
+            self.convert = Converter(name, params).convert
 
 
 # -- building ------------------------------------------------------------------------------------
@@ -319,7 +114,7 @@ def build_contract(
     hints = _hints(name, func, signature)
     params = []
     for param in signature.parameters.values():
-        annotation = hints.get(param.name, _EMPTY)
+        annotation = _loosen(hints.get(param.name, _EMPTY))
         engine = _engine(name, param.name, annotation)
         params.append(
             Param(
@@ -330,8 +125,12 @@ def build_contract(
                 engine,
             )
         )
-    result = hints.get("return", _EMPTY)
-    _engine(name, "return", result)
+    result = _loosen(hints.get("return", _EMPTY))
+    try:
+        _engine(name, "return", result)
+    except StartupError as exc:  # results are not converted: describe them as anything
+        log.warning("%s; its result is published as any JSON value", exc)
+        result = Any
     structure = _param_structure(name, signature)
     try:
         return Contract(name, tuple(params), Any if result in _FREE else result, structure, errors)
@@ -374,11 +173,36 @@ class _Holder:
         self.__annotations__ = {key: annotation}
 
 
+def _loosen(annotation: Any) -> Any:
+    """``annotation`` with ``object`` read as ``Any`` inside containers and unions
+    (``dict[str, object]``, which msgspec would refuse)."""
+    if annotation is object:
+        return Any
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if not args or origin in (typing.Literal, typing.Annotated) or object not in _deep(args):
+        return annotation
+    loosened = tuple(_loosen(arg) if arg is not Ellipsis else arg for arg in args)
+    if origin in (typing.Union, types.UnionType):
+        return functools.reduce(operator.or_, loosened)
+    return origin[loosened]
+
+
+def _deep(args: tuple[Any, ...]) -> list[Any]:
+    """Every type argument at any depth (to decide whether there is anything to loosen)."""
+    found: list[Any] = []
+    for arg in args:
+        found.append(arg)
+        if typing.get_origin(arg) is not typing.Literal:
+            found.extend(_deep(typing.get_args(arg)))
+    return found
+
+
 def _engine(method: str, param: str, annotation: Any) -> str | None:
     """Who converts values of ``annotation``: None (anything goes), msgspec or pydantic."""
     if annotation in _FREE:
         return None
-    if _is_pydantic(annotation):
+    if is_pydantic(annotation):
         return "pydantic"
     try:
         msgspec.json.schema(annotation)

@@ -11,7 +11,10 @@ import decimal
 import enum
 import json
 import logging
+import sys
+import types
 import uuid
+from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 import msgspec
@@ -22,6 +25,7 @@ from service_template import MicroService, RPCError, private_api_method, public_
 from service_template.config import Settings
 from service_template.contracts import build_contract
 from service_template.errors import StartupError
+from service_template.openrpc import build_document
 from service_template.protocol import Dispatcher, InvalidParams, Method
 
 from .rpc_doubles import FakeContext, invoke
@@ -486,3 +490,70 @@ def test_any_parameter_name_works_and_is_what_errors_show() -> None:
     with pytest.raises(InvalidParams) as caught:
         method.bind({**given, "__y": "2"})
     assert caught.value.data["param"] == "__y"
+
+
+def test_the_readme_example_converts_refuses_and_declares_as_it_says() -> None:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = text.split("### Typed parameters", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    module = types.ModuleType("readme_typed")  # a module of its own, as a reader's file is
+    sys.modules[module.__name__] = module
+    namespace = module.__dict__
+    try:
+        exec(compile(block, "README.md", "exec"), namespace)
+        service = namespace["ShopService"](Settings())
+        methods = service.build_registry()
+        dispatcher = Dispatcher(methods, invoke)
+
+        def answer(params: Any) -> dict[str, Any]:
+            body = {"jsonrpc": "2.0", "method": "place", "params": params, "id": 1}
+            raw = asyncio.run(dispatcher.dispatch(json.dumps(body).encode(), FakeContext()))
+            assert raw is not None
+            reply: dict[str, Any] = json.loads(raw)
+            return reply
+
+        lines = [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 1}]
+        order = {"lines": lines, "deliver_on": "2024-03-01"}
+        assert answer({"order": order}) == {"jsonrpc": "2.0", "result": "19.98", "id": 1}
+        bad = {**order, "lines": [*lines, {"sku": "c", "qty": "2"}]}
+        assert answer({"order": bad})["error"] == {
+            "code": -32602,
+            "message": "Invalid params",
+            "data": {
+                "param": "order",
+                "path": "$.lines[2].qty",
+                "reason": "Expected `int`, got `str`",
+                "expected": "int",
+            },
+        }
+        many = {**order, "lines": [{"sku": "a", "qty": 101}]}
+        assert answer({"order": many})["error"] == {"code": 4001, "message": "Out of stock"}
+        (place,) = build_document("shop", "1", methods.values())["methods"]
+        assert place["paramStructure"] == "by-name"
+        assert place["errors"] == [{"code": 4001, "message": "Out of stock"}]
+    finally:
+        del sys.modules["readme_typed"]
+
+
+def test_object_inside_a_container_means_any_json_value() -> None:
+    def store(record: dict[str, object], tags: list[object] | None = None) -> dict[str, object]:
+        return record
+
+    method = Method("store", store, contract=build_contract("store", store))
+    value = {"a": [1, "x", None], "b": {"c": 2.5}}
+    assert method.bind([value, ["t", 1]]) == ((value, ["t", 1]), {})
+    with pytest.raises(InvalidParams) as caught:
+        method.bind([["not", "an", "object"]])
+    assert caught.value.data["param"] == "record"
+
+
+def test_a_result_json_cannot_describe_is_published_as_anything_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def connect() -> Handle:
+        return Handle()
+
+    with caplog.at_level(logging.WARNING, logger="service_template.contracts"):
+        contract = build_contract("connect", connect)
+    assert contract.result is Any
+    assert "method 'connect'" in caplog.text
+    assert "its result" in caplog.text
