@@ -10,6 +10,9 @@ Two methods: ``add(a: int, b: int)`` called with ``[1, 2]`` (the benchmark's wor
 - ``msgspec.convert``: the library call alone, on a ``Struct`` built once;
 - ``pydantic``: a ``TypeAdapter`` built once, ``validate_python`` (strict for ``add``).
 
+Then a whole call through the dispatcher (request bytes in, response bytes out, no HTTP),
+untyped against typed: the share of a call's protocol work that conversion adds.
+
 Then the memory each library costs a server process: the growth of RSS from importing it
 and building the validators of 50 methods, each in a fresh interpreter.
 """
@@ -18,15 +21,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import json
 import subprocess
 import sys
 import timeit
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
 from service_template.contracts import build_contract
-from service_template.protocol import Method
+from service_template.protocol import Dispatcher, Method
 
 
 @dataclasses.dataclass
@@ -51,6 +56,14 @@ def place(order: Order) -> int:
     return len(order.items)
 
 
+def add_untyped(a, b):  # type: ignore[no-untyped-def]
+    return a + b
+
+
+def place_untyped(order):  # type: ignore[no-untyped-def]
+    return len(order["items"])
+
+
 ADD_PARAMS: list[Any] = [1, 2]
 ORDER_PARAMS: dict[str, Any] = {
     "order": {
@@ -68,6 +81,56 @@ def _per_call(runs: dict[str, Any], calls: int, rounds: int = 7) -> dict[str, fl
         for label, work in runs.items():
             best[label] = min(best[label], timeit.timeit(work, number=calls) / calls * 1e6)
     return best
+
+
+class _Context:
+    """The least a dispatcher needs from a transport (no auth, no recording)."""
+
+    request_id = "bench"
+    headers: ClassVar[dict[str, str]] = {}
+
+    async def authenticate(self) -> Any:
+        return None
+
+    def record(self, *args: Any) -> None:
+        pass
+
+
+async def _invoke(method: Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return method.func(*args, **kwargs)
+
+
+def _dispatch(dispatcher: Dispatcher, body: bytes) -> Any:
+    """One request through the dispatcher, driven without an event loop (nothing suspends)."""
+    coro = dispatcher.dispatch(body, _Context())
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("the call suspended")
+
+
+def _dispatch_cases() -> dict[str, dict[str, Any]]:
+    untyped = Dispatcher(
+        {"add": Method("add", add_untyped), "place": Method("place", place_untyped)}, _invoke
+    )
+    typed = Dispatcher(
+        {
+            "add": Method("add", add, contract=build_contract("add", add)),
+            "place": Method("place", place, contract=build_contract("place", place)),
+        },
+        _invoke,
+    )
+    add_body = json.dumps({"jsonrpc": "2.0", "method": "add", "params": ADD_PARAMS, "id": 1})
+    place_body = json.dumps({"jsonrpc": "2.0", "method": "place", "params": ORDER_PARAMS, "id": 1})
+    cases: dict[str, dict[str, Any]] = {}
+    for name, body in (("add", add_body.encode()), ("place", place_body.encode())):
+        assert _dispatch(untyped, body) == _dispatch(typed, body)
+        cases[f"dispatch of {name}: bytes in, bytes out"] = {
+            "untyped": functools.partial(_dispatch, untyped, body),
+            "typed (ours)": functools.partial(_dispatch, typed, body),
+        }
+    return cases
 
 
 def _cases() -> dict[str, dict[str, Any]]:
@@ -138,12 +201,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000, help="calls per timed run")
     args = parser.parse_args()
-    for case, runs in _cases().items():
+    for case, runs in [*_cases().items(), *_dispatch_cases().items()]:
         costs = _per_call(runs, args.calls)
+        base = next(iter(runs))
         print(f"\n{case}")
-        print(f"  {'':18} {'us/call':>8} {'x bind only':>12}")
+        print(f"  {'':18} {'us/call':>8} {'x ' + base:>12}")
         for label, cost in costs.items():
-            print(f"  {label:18} {cost:8.2f} {cost / costs['bind only']:12.2f}")
+            print(f"  {label:18} {cost:8.2f} {cost / costs[base]:12.2f}")
     print("\nRSS growth: import + validators of 50 methods (KiB)")
     for library in ("none", "msgspec", "pydantic"):
         print(f"  {library:10} {_memory(library):8d}")
