@@ -62,9 +62,14 @@ class Converter:
 
     def __init__(self, name: str, params: tuple[Param, ...]) -> None:
         prefix = "".join(part.capitalize() for part in name.replace(".", "_").split("_"))
-        # Fields are named p0, p1...: any parameter name works (msgspec refuses "__x"), and
-        # each is renamed to its parameter, which is what error paths then show.
-        self._attr = {param.name: f"p{index}" for index, param in enumerate(params)}
+        # A field is named as its parameter, except a name msgspec cannot take as an attribute
+        # ("__x", mangled in the class it makes): then p<index>, renamed to the parameter's name,
+        # which is what error paths show either way.
+        self._attr = {
+            param.name: f"p{index}" if param.name.startswith("__") else param.name
+            for index, param in enumerate(params)
+        }
+        self._same_names = all(attr == name for name, attr in self._attr.items())
         fields: list[Any] = []
         self._var_kwargs_item: Any = Any
         for param in params:
@@ -116,7 +121,11 @@ class Converter:
                 args = msgspec.structs.astuple(msgspec.convert(args, self._array, strict=True))
             elif names is not None and not args and len(kwargs) == len(names):
                 values = msgspec.convert(kwargs, self._object, strict=True)
-                kwargs = dict(zip(names, msgspec.structs.astuple(values), strict=True))
+                kwargs = (
+                    msgspec.structs.asdict(values)
+                    if self._same_names
+                    else dict(zip(names, msgspec.structs.astuple(values), strict=True))
+                )
             else:
                 args, kwargs = self._convert_general(args, kwargs)
         except msgspec.ValidationError as exc:
