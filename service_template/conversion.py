@@ -177,6 +177,7 @@ class Converter:
         for index, name in enumerate(self._positional[: len(args)]):
             if name in self._pydantic:
                 converted[index] = _validate_pydantic(self._pydantic[name], name, args[index])
+        kwargs = dict(kwargs)  # it may be the request's own params, which the call log reads
         for name in self._pydantic.keys() & kwargs.keys():
             kwargs[name] = _validate_pydantic(self._pydantic[name], name, kwargs[name])
         return tuple(converted), kwargs

@@ -557,3 +557,15 @@ def test_a_result_json_cannot_describe_is_published_as_anything_with_a_warning(
     assert contract.result is Any
     assert "method 'connect'" in caplog.text
     assert "its result" in caplog.text
+
+
+def test_converting_by_name_leaves_the_request_params_as_sent() -> None:
+    # The call log records the params after the call: they must be what the caller sent.
+    for method, params in (
+        ("customer", {"who": {"name": "ann", "age": 3}}),
+        ("place", {"order": {"lines": [{"sku": "a", "qty": 2}]}}),
+    ):
+        sent = json.loads(json.dumps(params))
+        _, kwargs = METHODS[method].bind(sent)
+        assert not isinstance(next(iter(kwargs.values())), dict)
+        assert sent == params
