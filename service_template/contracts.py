@@ -8,7 +8,8 @@ and the behaviour come from the same types, so they cannot disagree
 
 - Unannotated, ``Any`` and ``object`` parameters accept any JSON value, unconverted (``object``
   inside a container, as in ``dict[str, object]``, is read as ``Any`` too); a method with only
-  such parameters has no converter at all and costs nothing extra.
+  such parameters has no converter at all and costs nothing extra. A ``float`` parameter takes
+  an integer as it is (``int | float``, as Python's typing reads ``float``).
 - Other parameters are converted by msgspec, strictly, into the declared type; a pydantic model
   (when pydantic is installed) by pydantic's own ``TypeAdapter``, with the model's own
   configuration (pydantic's default is lax: ``"5"`` becomes ``5``).
@@ -174,13 +175,18 @@ class _Holder:
 
 
 def _loosen(annotation: Any) -> Any:
-    """``annotation`` with ``object`` read as ``Any`` inside containers and unions
-    (``dict[str, object]``, which msgspec would refuse)."""
+    """``annotation`` as JSON values map to Python ones, in containers and unions too:
+    ``object`` is ``Any`` (``dict[str, object]``, which msgspec would refuse), and ``float``
+    is ``int | float``, as Python's typing reads it: an integer stays an integer (``add(1, 2)``
+    of ``a: float, b: float`` answers 3, not 3.0), and the schema says "number" either way."""
     if annotation is object:
         return Any
+    if annotation is float:
+        return int | float
     args = typing.get_args(annotation)
     origin = typing.get_origin(annotation)
-    if not args or origin in (typing.Literal, typing.Annotated) or object not in _deep(args):
+    deep = _deep(args)
+    if origin in (typing.Literal, typing.Annotated) or (object not in deep and float not in deep):
         return annotation
     loosened = tuple(_loosen(arg) if arg is not Ellipsis else arg for arg in args)
     if origin in (typing.Union, types.UnionType):

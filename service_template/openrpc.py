@@ -83,13 +83,26 @@ class _Schemas:
 
 def _accepted(schema: Any) -> Any:
     """msgspec's schema, adjusted to what conversion accepts: a ``Decimal`` also from a number,
-    a set from an array with repeated items (conversion keeps one of each)."""
+    a set from an array with repeated items (conversion keeps one of each); ``int | float``
+    (a ``float`` parameter) as the one "number" it is."""
     if isinstance(schema, list):
         return [_accepted(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     if schema.get("type") == "string" and schema.get("format") == "decimal":
         return {"anyOf": [dict(schema), {"type": "number"}]}
+    options = schema.get("anyOf")
+    if (
+        isinstance(options, list)
+        and {"type": "integer"} in options
+        and {"type": "number"} in options
+    ):
+        # int | float (what a float parameter accepts): "number" already includes integers.
+        rest = [option for option in options if option != {"type": "integer"}]
+        merged = {key: value for key, value in schema.items() if key != "anyOf"}
+        if len(rest) == 1:
+            return _accepted({**rest[0], **merged})
+        return _accepted({**merged, "anyOf": rest})
     return {key: _accepted(value) for key, value in schema.items() if key != "uniqueItems"}
 
 
