@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         default=None, help="`module:Class` that `serve` runs when given no TARGET"
     )
     api_token: Secret | None = setting(default=None, help="token that private methods require")
+    publish_private_methods: bool = setting(
+        default=False,
+        help="list private methods in rpc.discover for callers without a valid token too",
+    )
     debug: bool = setting(
         default=False, help="send exception details to clients; never in production"
     )

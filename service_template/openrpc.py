@@ -1,86 +1,142 @@
-"""The OpenRPC 1.x document of a service, built once at start from its method table.
+"""The OpenRPC 1.x document of a service, built once at start from its methods' contracts.
 
-Param schemas come from annotations (``int`` -> integer, ``list[str]`` -> array of string,
-``X | None`` -> anyOf, ...); docs from docstrings. Private methods carry the specification
-extension ``x-requires-token: true``.
+Every schema comes from the same type model that converts params on each call
+(``contracts``): msgspec's JSON Schema for the annotations, pydantic's for pydantic models.
+Named types (dataclasses, TypedDicts, enums, structs, models) are published once under
+``components.schemas`` and referenced from the methods. Per method: each parameter with its
+``default``; ``paramStructure`` as the signature allows (``by-name`` with keyword-only
+parameters, ``by-position`` with positional-only ones, ``either`` otherwise); ``*args`` and
+``**kwargs`` as the extensions ``x-var-positional`` and ``x-var-keyword`` (a content descriptor
+of one item each, since OpenRPC has no variadic params); the application ``errors`` it declares;
+docs from docstrings; ``x-requires-token: true`` for private methods.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-import types
-import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .protocol import Method
+import msgspec
+
+from .contracts import Contract, Param, build_contract
+from .protocol import Method, codec
 
 OPENRPC_VERSION = "1.3.2"
-
-_SCALARS: dict[Any, dict[str, Any]] = {
-    int: {"type": "integer"},
-    float: {"type": "number"},
-    str: {"type": "string"},
-    bool: {"type": "boolean"},
-    type(None): {"type": "null"},
-    bytes: {"type": "string"},
-}
+REF_TEMPLATE = "#/components/schemas/{name}"
 
 
-def schema_for(annotation: Any) -> dict[str, Any]:  # noqa: PLR0911 (one return per kind)
-    """A JSON Schema for a Python annotation; ``{}`` (anything) where it cannot tell."""
-    if annotation is inspect.Parameter.empty or annotation is Any:
+def schema_for(annotation: Any) -> dict[str, Any]:
+    """A JSON Schema for one annotation, as the runtime accepts it (named types under
+    ``$defs``); ``{}`` (anything) for ``Any``, ``object`` or no annotation."""
+    if annotation in (Any, object, inspect.Parameter.empty):
         return {}
-    if annotation in _SCALARS:
-        return dict(_SCALARS[annotation])
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [schema_for(arg) for arg in args]}
-    if annotation in (list, tuple, set, frozenset) or origin in (list, tuple, set, frozenset):
-        schema: dict[str, Any] = {"type": "array"}
-        if args and origin is not tuple:
-            schema["items"] = schema_for(args[0])
-        return schema
-    if annotation is dict or origin is dict:
-        schema = {"type": "object"}
-        if len(args) == 2:
-            schema["additionalProperties"] = schema_for(args[1])
-        return schema
-    if origin is typing.Literal:
-        return {"enum": list(args)}
-    return {}
+    schema: dict[str, Any] = _accepted(msgspec.json.schema(annotation))
+    return schema
 
 
-def describe_method(method: Method) -> dict[str, Any]:
-    """The OpenRPC Method Object for one method."""
-    try:
-        hints = typing.get_type_hints(method.func)
-    except Exception:  # unresolvable forward references: fall back to raw annotations
-        hints = {}
+def contract_of(method: Method) -> Contract:
+    """The contract attached when the registry was built, else one built now."""
+    contract = method.contract
+    if isinstance(contract, Contract):
+        return contract
+    return build_contract(method.name, method.func)
+
+
+class _Schemas:
+    """Schemas of many annotations made in one pass, so named types appear once."""
+
+    def __init__(self, contracts: Sequence[Contract]) -> None:
+        wanted: list[Any] = []
+        pydantic: list[Any] = []
+        for contract in contracts:
+            for param in contract.params:
+                target = pydantic if param.engine == "pydantic" else wanted
+                target.append(param.annotation)
+            wanted.append(contract.result)
+        self.components: dict[str, Any] = {}
+        self._known: dict[int, dict[str, Any]] = {}
+        plain = [a for a in wanted if a is not Any]
+        if plain:
+            schemas, components = msgspec.json.schema_components(plain, ref_template=REF_TEMPLATE)
+            self.components.update(_accepted(components))
+            for annotation, schema in zip(plain, schemas, strict=True):
+                self._known[id(annotation)] = _accepted(schema)
+        for annotation in pydantic:
+            self._known[id(annotation)] = self._pydantic(annotation)
+
+    def _pydantic(self, annotation: Any) -> dict[str, Any]:
+        from pydantic import TypeAdapter
+
+        schema: dict[str, Any] = TypeAdapter(annotation).json_schema(
+            ref_template=REF_TEMPLATE.replace("{name}", "{model}")
+        )
+        self.components.update(schema.pop("$defs", {}))
+        return schema
+
+    def of(self, annotation: Any) -> dict[str, Any]:
+        if annotation is Any:
+            return {}
+        return dict(self._known[id(annotation)])
+
+
+def _accepted(schema: Any) -> Any:
+    """msgspec's schema, adjusted to what conversion accepts: a ``Decimal`` also from a number,
+    a set from an array with repeated items (conversion keeps one of each); ``int | float``
+    (a ``float`` parameter) as the one "number" it is."""
+    if isinstance(schema, list):
+        return [_accepted(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "string" and schema.get("format") == "decimal":
+        return {"anyOf": [dict(schema), {"type": "number"}]}
+    options = schema.get("anyOf")
+    if (
+        isinstance(options, list)
+        and {"type": "integer"} in options
+        and {"type": "number"} in options
+    ):
+        # int | float (what a float parameter accepts): "number" already includes integers.
+        rest = [option for option in options if option != {"type": "integer"}]
+        merged = {key: value for key, value in schema.items() if key != "anyOf"}
+        if len(rest) == 1:
+            return _accepted({**rest[0], **merged})
+        return _accepted({**merged, "anyOf": rest})
+    return {key: _accepted(value) for key, value in schema.items() if key != "uniqueItems"}
+
+
+def _descriptor(param: Param, schemas: _Schemas) -> dict[str, Any]:
+    schema = schemas.of(param.annotation)
+    if param.default is not inspect.Parameter.empty:
+        # As the wire would carry it (an Enum as its value, a date as a string); a default JSON
+        # cannot show is still a default: the param stays optional, without "default".
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            schema["default"] = codec.loads(codec.dumps(param.default))
+    return {"name": param.name, "required": param.required, "schema": schema}
+
+
+def _describe(method: Method, contract: Contract, schemas: _Schemas) -> dict[str, Any]:
     doc = inspect.getdoc(method.func) or ""
     summary, _, description = doc.partition("\n")
-    params = []
-    for param in method.signature.parameters.values():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        params.append(
-            {
-                "name": param.name,
-                "required": param.default is param.empty,
-                "schema": schema_for(hints.get(param.name, param.annotation)),
-            }
-        )
     entry: dict[str, Any] = {
         "name": method.name,
-        "params": params,
-        "result": {
-            "name": "result",
-            "schema": schema_for(hints.get("return", inspect.Parameter.empty)),
-        },
-        "paramStructure": "either",
+        "params": [
+            _descriptor(p, schemas)
+            for p in contract.params
+            if p.kind not in (p.kind.VAR_POSITIONAL, p.kind.VAR_KEYWORD)
+        ],
+        "result": {"name": "result", "schema": schemas.of(contract.result)},
+        "paramStructure": contract.param_structure,
         "x-requires-token": method.requires_auth,
     }
+    for param in contract.params:
+        if param.kind is param.kind.VAR_POSITIONAL:
+            entry["x-var-positional"] = _descriptor(param, schemas)
+        elif param.kind is param.kind.VAR_KEYWORD:
+            entry["x-var-keyword"] = _descriptor(param, schemas)
+    if contract.errors:
+        entry["errors"] = [{"code": e.code, "message": e.message} for e in contract.errors]
     if summary.strip():
         entry["summary"] = summary.strip()
     if description.strip():
@@ -88,15 +144,35 @@ def describe_method(method: Method) -> dict[str, Any]:
     return entry
 
 
+def describe_method(method: Method) -> dict[str, Any]:
+    """The OpenRPC Method Object for one method (its named types inlined under ``$defs`` is not
+    done here: use ``build_document`` for a complete document)."""
+    contract = contract_of(method)
+    return _describe(method, contract, _Schemas([contract]))
+
+
 def build_document(
-    name: str, version: str, methods: Iterable[Method], description: str | None = None
+    name: str,
+    version: str,
+    methods: Iterable[Method],
+    description: str | None = None,
+    servers: Sequence[dict[str, str]] = (),
 ) -> dict[str, Any]:
-    """The service's OpenRPC document."""
+    """The service's OpenRPC document for ``methods`` (pass only the public ones for callers
+    who may not see the private ones: the components then hold only the types those use)."""
     info: dict[str, Any] = {"title": name, "version": version}
     if description:
         info["description"] = description
-    return {
-        "openrpc": OPENRPC_VERSION,
-        "info": info,
-        "methods": [describe_method(method) for method in sorted(methods, key=lambda m: m.name)],
-    }
+    ordered = sorted(methods, key=lambda m: m.name)
+    contracts = [contract_of(method) for method in ordered]
+    schemas = _Schemas(contracts)
+    document: dict[str, Any] = {"openrpc": OPENRPC_VERSION, "info": info}
+    if servers:
+        document["servers"] = [dict(server) for server in servers]
+    document["methods"] = [
+        _describe(method, contract, schemas)
+        for method, contract in zip(ordered, contracts, strict=True)
+    ]
+    if schemas.components:
+        document["components"] = {"schemas": schemas.components}
+    return document

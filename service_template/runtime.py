@@ -12,9 +12,10 @@ import contextvars
 import functools
 import inspect
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from .metrics import Metrics, instruments_registry, make_registry
 from .openrpc import build_document
 from .protocol import DeadlineExceeded, Dispatcher, Method, codec
 from .protocol.aio import Resume
+from .protocol.calls import current_call
 from .routing import RouteTable
 from .version import project_version
 
@@ -36,6 +38,9 @@ if TYPE_CHECKING:  # the service module imports the runner, which imports this: 
 
 log = logging.getLogger("service_template.runtime")
 READINESS_THREADS = 4  # the least the readiness pool may grow to (threads start when used)
+
+# A Host header's value that may stand in a published URL: a name or address, maybe a port.
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 AUTH_THREADS = 4
 """Threads for plain ``api_token_is_valid`` overrides (they usually wait on a token store)."""
@@ -49,11 +54,17 @@ class Runtime:
         self.settings = settings
         self.name = settings.name or type(service).name
         methods = service.build_registry()
-        self.document = build_document(
-            self.name,
-            service.version or project_version(),
-            methods.values(),
-            _own_doc(type(service)),
+        about = (self.name, service.version or project_version())
+        servers = (
+            [{"name": self.name, "url": settings.accessible_at}] if settings.accessible_at else []
+        )
+        public = [method for method in methods.values() if not method.requires_auth]
+        # Anonymous callers see the public methods only, unless publish_private_methods.
+        self.document = build_document(*about, methods.values(), _own_doc(type(service)), servers)
+        self.public_document = (
+            self.document
+            if settings.publish_private_methods or len(public) == len(methods)
+            else build_document(*about, public, _own_doc(type(service)), servers)
         )
         methods["rpc.discover"] = Method("rpc.discover", self._discover)
         self.methods = methods
@@ -129,7 +140,25 @@ class Runtime:
 
     async def _discover(self) -> dict[str, Any]:
         """Returns the OpenRPC document of this service."""
-        return self.document
+        call = current_call()
+        return await self.discover(call.authenticate, call.headers)
+
+    async def discover(
+        self, authenticate: Callable[[], Awaitable[Any]], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The OpenRPC document this caller may see: private methods only for an authenticated
+        one (``authenticate`` is asked only when it matters). Without ``accessible_at``, its
+        ``servers`` entry is the address the request was sent to (``Host``)."""
+        document = self.public_document
+        if document is not self.document and await authenticate() is not None:
+            document = self.document
+        if "servers" in document:
+            return document
+        host = headers.get("host", "")
+        if not _HOST.fullmatch(host):
+            return document
+        scheme = "https" if headers.get("x-forwarded-proto") == "https" else "http"
+        return {**document, "servers": [{"name": self.name, "url": f"{scheme}://{host}/api"}]}
 
     # -- calls ----------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 from .auth import HeaderStrategy, TokenStrategy, extract_token, tokens_match
 from .config import Settings
 from .context import API_TOKEN_PRINCIPAL, HeaderView
+from .contracts import build_contract, declared_errors
 from .errors import ConfigError, StartupError
 from .hooks import Hook
 from .protocol import Method
@@ -59,6 +60,7 @@ class MethodSpec:
     name: str | None
     private: bool
     timeout: float | None
+    errors: tuple[Any, ...] = ()  # application errors it declares (contracts.declared_errors)
 
 
 def _mark(func: Any, spec: MethodSpec) -> Any:
@@ -71,13 +73,22 @@ def _mark(func: Any, spec: MethodSpec) -> Any:
 @overload
 def public_method(func: F, /) -> F: ...
 @overload
-def public_method(*, name: str | None = None, timeout: float | None = None) -> Callable[[F], F]: ...
 def public_method(
-    func: Any = None, /, *, name: str | None = None, timeout: float | None = None
+    *, name: str | None = None, timeout: float | None = None, errors: Sequence[Any] = ()
+) -> Callable[[F], F]: ...
+def public_method(
+    func: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    timeout: float | None = None,
+    errors: Sequence[Any] = (),
 ) -> Any:
     """Expose a method to every caller. ``name`` overrides the exposed name (dots allowed);
-    ``timeout`` overrides the service's call deadline for this method, in seconds."""
-    spec = MethodSpec(name, private=False, timeout=timeout)
+    ``timeout`` overrides the service's call deadline for this method, in seconds; ``errors``
+    lists the application errors it may answer (``RPCError`` subclasses or instances), which
+    the OpenRPC document publishes."""
+    spec = MethodSpec(name, private=False, timeout=timeout, errors=tuple(errors))
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 
@@ -85,15 +96,21 @@ def public_method(
 def private_api_method(func: F, /) -> F: ...
 @overload
 def private_api_method(
-    *, name: str | None = None, timeout: float | None = None
+    *, name: str | None = None, timeout: float | None = None, errors: Sequence[Any] = ()
 ) -> Callable[[F], F]: ...
 def private_api_method(
-    func: Any = None, /, *, name: str | None = None, timeout: float | None = None
+    func: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    timeout: float | None = None,
+    errors: Sequence[Any] = (),
 ) -> Any:
     """Expose a method only to callers whose token ``api_token_is_valid`` accepts.
 
-    Fails closed: no token, an empty token or a rejected one gets -32001 "Access denied"."""
-    spec = MethodSpec(name, private=True, timeout=timeout)
+    Fails closed: no token, an empty token or a rejected one gets -32001 "Access denied".
+    ``name``, ``timeout`` and ``errors`` as for ``public_method``."""
+    spec = MethodSpec(name, private=True, timeout=timeout, errors=tuple(errors))
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 
@@ -330,8 +347,14 @@ class MicroService:
             if timeout is not None and timeout <= 0:
                 problems.append(f"{where}: timeout must be positive, got {timeout}")
                 continue
+            bound = getattr(self, attr)
+            try:  # the type model: validation and the document's schemas (contracts.py)
+                contract = build_contract(name, bound, declared_errors(where, spec.errors))
+            except StartupError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
             owners[name] = where
-            methods[name] = Method(name, getattr(self, attr), spec.private, timeout)
+            methods[name] = Method(name, bound, spec.private, timeout, contract)
         unknown = sorted(set(timeouts) - set(methods))
         if unknown:
             problems.append(f"method_timeouts names unknown methods: {', '.join(unknown)}")

@@ -15,6 +15,7 @@ import tornado.web
 
 from .. import health
 from ..protocol import codec
+from ..protocol.calls import HeaderView
 from .service_routes import service_rules
 
 if TYPE_CHECKING:
@@ -69,8 +70,11 @@ class MetricsHandler(_Base):
 
 
 class OpenRPCHandler(_Base):
-    def get(self) -> None:
-        self.send_json(self.runtime.document)
+    async def get(self) -> None:
+        headers = HeaderView(self.request.headers)
+        self.send_json(
+            await self.runtime.discover(lambda: self.runtime.authenticate(headers), headers)
+        )
 
 
 class NotFoundHandler(_Base):

@@ -21,13 +21,17 @@ thread (``Dispatcher``), so the slow paths cost that request time, never the loo
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import datetime
+import decimal
 import enum
 import json
 import json.decoder
 import json.scanner
 import math
 import sys
+import uuid
 from typing import Any
 
 from .errors import ParseError
@@ -257,10 +261,53 @@ def encode(value: Any) -> bytes:
     Python, which a caller may prefer to run off its event loop for a large value)."""
     if _orjson is not None:
         try:
-            return _orjson.dumps(value)  # type: ignore[no-any-return]
+            return _orjson.dumps(value, default=_default)  # type: ignore[no-any-return]
         except (TypeError, _orjson.JSONEncodeError):
             pass  # fall through: the stdlib handles big ints, int keys and surrogates
-    return json.dumps(value, allow_nan=False, ensure_ascii=True, separators=(",", ":")).encode()
+    return json.dumps(
+        value, allow_nan=False, ensure_ascii=True, separators=(",", ":"), default=_default
+    ).encode()
+
+
+def _default(value: Any) -> Any:
+    """What JSON carries for the types a method may declare beyond JSON's own, as the
+    published schemas describe them (``service_template.contracts``): orjson writes dataclasses,
+    datetimes, UUIDs and enums itself; the standard library needs them all here. Duck-typed, so
+    this layer imports neither msgspec nor pydantic."""
+    for kinds, convert in _WRITERS:
+        if isinstance(value, kinds):
+            return convert(value)
+    fields = getattr(value, "__struct_fields__", None)  # a msgspec Struct
+    if fields is not None:
+        names = getattr(value, "__struct_encode_fields__", fields)
+        return {name: getattr(value, field) for field, name in zip(fields, names, strict=True)}
+    dump = getattr(value, "model_dump", None)  # a pydantic model
+    if callable(dump):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _duration(value: datetime.timedelta) -> str:
+    """ISO 8601 duration, as msgspec writes and reads it (``P1DT2.5S``, ``-PT3S``)."""
+    micro = abs(value) // datetime.timedelta(microseconds=1)
+    days, rest = divmod(micro, 86_400_000_000)
+    seconds, fraction = divmod(rest, 1_000_000)
+    text = f"{seconds}.{fraction:06d}".rstrip("0").rstrip(".")
+    return f"{'-' if value < datetime.timedelta(0) else ''}P{days}DT{text}S"
+
+
+_WRITERS: tuple[tuple[type | tuple[type, ...], Any], ...] = (
+    # Exact, as a string: the schema of a Decimal is a string with format "decimal".
+    (decimal.Decimal, str),
+    ((datetime.datetime, datetime.date, datetime.time), lambda value: value.isoformat()),
+    (datetime.timedelta, _duration),
+    (uuid.UUID, str),
+    (enum.Enum, lambda value: value.value),
+    ((set, frozenset), list),
+    (bytes, lambda value: base64.b64encode(value).decode("ascii")),
+)
 
 
 class Encoded:

@@ -110,6 +110,10 @@ NOT_RUN_HERE = {
     "docker pull python:3.11-slim-bookworm": (
         "needs a registry; the container tier builds on the local base image instead"
     ),
+    "import dataclasses": (
+        "the typed-parameters example; tests/unit/test_contracts.py::"
+        "test_the_readme_example_converts_refuses_and_declares_as_it_says runs this block"
+    ),
     "import contextlib": (
         "the billing example of the seams; tests/integration/test_seams.py"
         "::test_the_readme_example_serves_its_settings_readiness_and_metrics serves this block",

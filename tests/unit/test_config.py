@@ -377,6 +377,7 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_CONFIG_FILE": str(config_file),
         "SERVICE_CLIENT_TOKEN": "read by the CLI, ignored by services",
         "SERVICE_DEBUG": "0",
+        "SERVICE_PUBLISH_PRIVATE_METHODS": "1",
         "SERVICE_LOG_LEVEL": "DEBUG",
         "SERVICE_LOG_FORMAT": "json",
         "SERVICE_LOG_CALLS": "1",

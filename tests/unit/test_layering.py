@@ -97,7 +97,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # one peers parser, the text log format.
     ("protocol", "errors", "version", "redaction", "peers", "logtext"),
     ("settings",),  # the mechanism: typed fields read from flags, environment, a YAML file
-    ("config", "auth", "health", "logs", "metrics", "openrpc", "client", "discovery"),
+    ("config", "auth", "health", "logs", "metrics", "client", "discovery"),
+    # A method's type model (contracts) and the per-call conversion built from it.
+    ("conversion", "contracts"),
+    ("openrpc",),  # the document, from the contracts
     ("context", "hooks", "routing"),  # the call as a method sees it; hooks; declared routes
     ("runtime",),  # a service wired for serving: pool, deadlines, auth, accounting
     ("http",),  # the only Tornado/httptools code

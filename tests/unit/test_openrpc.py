@@ -9,6 +9,7 @@ import pytest
 
 from service_template import MicroService, private_api_method, public_method
 from service_template.config import Settings
+from service_template.errors import StartupError
 from service_template.openrpc import build_document, describe_method, schema_for
 from service_template.protocol import Method
 
@@ -29,14 +30,24 @@ from service_template.protocol import Method
             {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
         ),
         (list, {"type": "array"}),
-        (tuple[int, str], {"type": "array"}),
+        (
+            tuple[int, str],
+            {
+                "type": "array",
+                "prefixItems": [{"type": "integer"}, {"type": "string"}],
+                "items": False,
+                "minItems": 2,
+                "maxItems": 2,
+            },
+        ),
+        # A set accepts repeated items (conversion keeps one of each): no uniqueItems.
         (set[str], {"type": "array", "items": {"type": "string"}}),
         (dict[str, int], {"type": "object", "additionalProperties": {"type": "integer"}}),
         (dict, {"type": "object"}),
         (Optional[int], {"anyOf": [{"type": "integer"}, {"type": "null"}]}),  # noqa: UP045
         (int | None, {"anyOf": [{"type": "integer"}, {"type": "null"}]}),
         (int | str, {"anyOf": [{"type": "integer"}, {"type": "string"}]}),
-        (Literal["a", "b", 3], {"enum": ["a", "b", 3]}),
+        (Literal["a", "b", 3], {"enum": [3, "a", "b"]}),
         (Any, {}),
         (object, {}),
     ],
@@ -78,13 +89,25 @@ def test_params_are_listed_in_order_with_required_only_when_there_is_no_default(
         ("note", False),
     ]
     assert params[1]["schema"] == {"type": "number"}
-    assert params[2]["schema"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert params[2]["schema"] == {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "default": None,
+    }
 
 
-def test_star_args_and_star_kwargs_are_not_listed_as_params() -> None:
-    names = [p["name"] for p in describe_method(Method("transfer", transfer))["params"]]
-    assert "extra" not in names
-    assert "options" not in names
+def test_star_args_and_star_kwargs_are_described_apart_from_the_params() -> None:
+    entry = describe_method(Method("transfer", transfer))
+    assert "extra" not in [p["name"] for p in entry["params"]]
+    assert entry["x-var-positional"] == {
+        "name": "extra",
+        "required": False,
+        "schema": {"type": "integer"},
+    }
+    assert entry["x-var-keyword"] == {
+        "name": "options",
+        "required": False,
+        "schema": {"type": "string"},
+    }
 
 
 def test_the_result_schema_comes_from_the_return_annotation() -> None:
@@ -125,10 +148,11 @@ def test_private_methods_are_marked_as_requiring_a_token() -> None:
     assert describe_method(Method("m", m))["x-requires-token"] is False
 
 
-def test_an_unresolvable_annotation_gives_an_empty_schema_instead_of_failing() -> None:
+def test_an_unresolvable_annotation_is_refused_naming_the_method_and_the_parameter() -> None:
     def m(value: NoSuchType) -> None: ...  # type: ignore[name-defined]  # noqa: F821
 
-    assert describe_method(Method("m", m))["params"][0]["schema"] == {}
+    with pytest.raises(StartupError, match=r"method 'm'.*parameter 'value'.*NoSuchType"):
+        describe_method(Method("m", m))
 
 
 # --- the document -------------------------------------------------------------------------------

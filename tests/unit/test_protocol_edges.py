@@ -66,15 +66,15 @@ class EdgeService:
 
     def unencodable_data(self) -> None:
         self.calls.append("unencodable_data")
-        raise RPCError(4002, "Odd failure", {1, 2})
+        raise RPCError(4002, "Odd failure", {object()})
 
     def crash(self) -> None:
         self.calls.append("crash")
         raise ValueError(SECRET_TEXT)
 
-    def returns_set(self) -> set[int]:
+    def returns_set(self) -> set[object]:
         self.calls.append("returns_set")
-        return {1, 2}
+        return {object()}  # a set is written as an array, but of what?
 
     def returns_object(self) -> object:
         self.calls.append("returns_object")
