@@ -106,6 +106,7 @@ class NotesService(MicroService):
             timeout=settings.database_timeout,
         )
         self._schema_ready = False
+        self._database_up: bool | None = None  # as the last readiness check saw it
         self._schema_lock = asyncio.Lock()
         self.add_readiness_check("database", self.database_is_ready)
         try:
@@ -121,10 +122,18 @@ class NotesService(MicroService):
         """The readiness check: a pooled connection answers ``SELECT 1``."""
         try:
             async with self.pool.acquire() as connection:
-                return bool(await connection.fetchval("SELECT 1") == 1)
+                up = bool(await connection.fetchval("SELECT 1") == 1)
+            reason = "" if up else "SELECT 1 answered something else"
         except UNREACHABLE as exc:
-            log.info("database not ready: %s", _reason(exc))
-            return False
+            up, reason = False, _reason(exc)
+        # One log line per change, not per probe (a kubelet probes every few seconds).
+        if up != self._database_up:
+            if up:
+                log.info("database is ready")
+            else:
+                log.warning("database is not ready: %s", reason)
+            self._database_up = up
+        return up
 
     @contextlib.asynccontextmanager
     async def _database(self) -> AsyncIterator[Any]:
