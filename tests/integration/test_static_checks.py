@@ -100,6 +100,8 @@ def test_compose_refuses_to_run_without_each_token_file(missing: str) -> None:
 
 
 def test_shell_scripts_pass_shellcheck():
-    scripts = sorted(str(p.relative_to(REPO)) for p in (REPO / "scripts").rglob("*.sh"))
+    scripts = sorted(
+        str(p.relative_to(REPO)) for d in ("scripts", "compose") for p in (REPO / d).rglob("*.sh")
+    )
     assert scripts
     check(tool("shellcheck"), *scripts, ".ci/run")
