@@ -2,28 +2,76 @@
 
 Its peers are declared once, as ``SERVICE_PEERS`` on the gateway in ``compose/compose.yaml``
 (``hello=http://hello:8000/api,...``): a Compose or Kubernetes service name is all it needs, and
-the code names no list of its own. Its readiness is theirs: when a configured peer is not ready,
-neither is the gateway, and calls that need it fail fast with a clear error.
+the code names no list of its own.
+
+Failure stays local. The gateway is ready while a backend is down: a call that needs that
+backend fails fast with ``-32010 <peer> is unavailable`` (naming the peer, never its address),
+and a call that needs only the other backend keeps working. Its readiness does not follow its
+peers' by default because readiness is what a load balancer acts on: were it to follow them, one
+dead backend would take every gateway pod out of its Service at once, and callers would get
+"connection refused" instead of that clear error. A peer the gateway truly cannot work without
+is named in ``SERVICE_REQUIRED_PEERS`` (``required_peers``): only then does its readiness follow
+that peer's ``/readyz``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import functools
 import logging
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from service_template import MicroService, RPCError, private_api_method, public_method
+from service_template import (
+    MicroService,
+    RPCError,
+    Settings,
+    private_api_method,
+    public_method,
+    setting,
+)
 from service_template.client import ClientError
-from service_template.service import readiness_check
 
 BACKEND_UNAVAILABLE = -32010
 log = logging.getLogger("services.gateway")
+
+
+class GatewaySettings(Settings):
+    """The runtime's settings and the peers the gateway cannot work without."""
+
+    required_peers: frozenset[str] = setting(
+        default=frozenset(),
+        help="peers without which the gateway is not ready (by default none: it stays ready)",
+    )
+
+    def check(self) -> Iterable[str]:
+        yield from super().check()
+        unknown = sorted(self.required_peers - set(self.peers))
+        if unknown:
+            known = ", ".join(sorted(self.peers)) or "none"
+            yield f"required_peers: {', '.join(unknown)} not in peers (known: {known})"
 
 
 class GatewayService(MicroService):
     """Greets and computes by calling the hello and compute services."""
 
     name = "gateway"
+    settings_class = GatewaySettings
+    settings: GatewaySettings
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        # One named check per required peer, so /readyz says which one is missing.
+        for peer in sorted(self.settings.required_peers):
+            self.add_readiness_check(f"peer:{peer}", functools.partial(self.peer_is_ready, peer))
+        yield
+
+    async def peer_is_ready(self, peer: str) -> bool:
+        """Whether ``peer`` answers its readiness probe (a peer out of reach is not ready)."""
+        try:
+            return (await self.get_service(peer).health("readyz")).ok
+        except ClientError:
+            return False
 
     async def _call(self, peer: str, method: str, *args: Any) -> Any:
         client = self.get_service(peer)
@@ -61,12 +109,3 @@ class GatewayService(MicroService):
     async def private_greet(self, name: str) -> str:
         """Forward to hello's private method with hello's token (``SERVICE_PEER_TOKEN_FILES``)."""
         return await self._call("hello", "say_private_hello", name)  # type: ignore[no-any-return]
-
-    @readiness_check
-    async def backends(self) -> bool:
-        """Ready when every configured peer (``SERVICE_PEERS``) answers its readiness probe."""
-        probes = [self.get_service(peer).health("readyz") for peer in self.settings.peers]
-        try:
-            return all(result.ok for result in await asyncio.gather(*probes))
-        except ClientError:
-            return False  # a backend that cannot be reached is simply not ready

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the service image (and, for the Compose profile "metrics", a local Prometheus image)
+# Build the service image (and, for the Compose profiles "metrics" and "db", local Prometheus
+# and PostgreSQL images)
 # without any registry, the way CI does.
 #
 # Usage: scripts/ci/build-images.sh
@@ -11,12 +12,15 @@
 #   BASE_IMAGE        base of both images                      [service-template-base:bookworm]
 #   PROMETHEUS_IMAGE  tag of Debian's Prometheus as an image   [service-template-prometheus:bookworm]
 #                     (empty: skip it)
+#   POSTGRES_IMAGE    tag of Debian's PostgreSQL as an image   [service-template-postgres:bookworm]
+#                     (profile "db"; empty: skip it)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 service_image=${SERVICE_IMAGE:-service-template:latest}
 base_image=${BASE_IMAGE:-service-template-base:bookworm}
 prometheus_image=${PROMETHEUS_IMAGE-service-template-prometheus:bookworm}
+postgres_image=${POSTGRES_IMAGE-service-template-postgres:bookworm}
 
 log() { printf 'build-images: %s\n' "$*" >&2; }
 size_mb() { echo "$(($(docker image inspect --format '{{.Size}}' "$1") / 1000000)) MB"; }
@@ -72,4 +76,14 @@ if [[ -n $prometheus_image ]]; then
         build_fail "$prometheus_image" "$repo/compose/prometheus.Dockerfile"
     fi
     log "built $prometheus_image in $((SECONDS - start)) s ($(size_mb "$prometheus_image"))"
+fi
+
+if [[ -n $postgres_image ]]; then
+    start=$SECONDS
+    # Its context is compose/postgres alone (the Dockerfile and its entrypoint script).
+    if ! docker build --force-rm --build-arg BASE_IMAGE="$base_image" -t "$postgres_image" \
+        "$repo/compose/postgres" >"$build_log" 2>&1; then
+        build_fail "$postgres_image" "$repo/compose/postgres/Dockerfile"
+    fi
+    log "built $postgres_image in $((SECONDS - start)) s ($(size_mb "$postgres_image"))"
 fi

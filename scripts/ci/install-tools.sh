@@ -37,6 +37,9 @@ missing_pkgs=()
 for cmd in "${!apt_tools[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing_pkgs+=("${apt_tools[$cmd]}")
 done
+# PostgreSQL for the notes example's tests (tests/postgres.py): Debian keeps its server programs
+# off PATH, under /usr/lib/postgresql/<version>/bin.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing_pkgs+=(postgresql)
 
 if ((${#missing_pkgs[@]})); then
     log "installing Debian packages: ${missing_pkgs[*]}"

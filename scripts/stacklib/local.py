@@ -63,9 +63,32 @@ def make_plan(compose: Compose, profiles: list[str]) -> Plan:
             skipped[service.name] = "has its own entrypoint; runs with --docker"
         else:
             active[service.name] = service
+    _refuse_missing_dependencies(compose, active, skipped)
     graph = {name: [d.service for d in s.depends_on] for name, s in active.items()}
     layers = order.layers(graph)
     return Plan([[active[name] for name in layer] for layer in layers], skipped)
+
+
+def _refuse_missing_dependencies(
+    compose: Compose, active: Mapping[str, Service], skipped: Mapping[str, str]
+) -> None:
+    """A service that needs one the local mode cannot run (a database's image, say) would only
+    wait for it and time out: refuse at once, in one line naming both and the way out."""
+    for service in active.values():
+        for dependency in service.depends_on:
+            name = dependency.service
+            if not dependency.required or name in active or name not in compose.services:
+                continue
+            why = skipped.get(name, "")
+            if why.startswith("profile "):
+                continue  # Compose itself refuses a dependency on a profile left off
+            profiles = sorted({p for p in (*service.profiles, *compose.services[name].profiles)})
+            off = " or leave the profile off" if profiles else ""
+            with_profiles = "".join(f" --profile {p}" for p in profiles)
+            raise StackError(
+                f"{service.name} needs {name}, which does not run as a local process ({why}): "
+                f"use `stack.py up --docker{with_profiles}`{off}"
+            )
 
 
 def free_ports(count: int) -> list[int]:

@@ -61,7 +61,7 @@ def _settings(
     overrides: dict[str, Any] = {"host": "127.0.0.1", "port": 0, **given}
     if token is not None:
         overrides["api_token"] = token
-    return Settings.load(environ, None, overrides, defaults=cls.class_defaults())
+    return cls.load_settings(environ, None, overrides)  # the service's own settings_class
 
 
 @contextlib.contextmanager

@@ -24,6 +24,10 @@ COMPOSE_FILE = REPO / "compose" / "compose.yaml"
 COMPOSE_VARIABLES = compose_variables(COMPOSE_FILE)
 # Each service has a token of its own, in the file its <NAME>_TOKEN_FILE variable names.
 TOKEN_VARIABLES = sorted(v for v in COMPOSE_VARIABLES if v.endswith("_TOKEN_FILE"))
+# The other secret files the file requires (the database password: DB_PASSWORD_FILE).
+OTHER_SECRET_VARIABLES = sorted(
+    v for v in COMPOSE_VARIABLES if v.endswith("_FILE") and v not in TOKEN_VARIABLES
+)
 # The token files' group, which the services join (SECRETS_GID): neither root's nor theirs when
 # the tests run as root; the caller's own group otherwise (chown needs root).
 SECRETS_GID = 4711 if os.geteuid() == 0 else os.getgid()
@@ -32,6 +36,11 @@ SECRETS_GID = 4711 if os.geteuid() == 0 else os.getgid()
 def token_for(service: str) -> str:
     """The token the stack's service ``service`` checks (and its callers send it)."""
     return f"{service}-{TOKEN}"
+
+
+def secret_for(variable: str) -> str:
+    """What the secret file that ``variable`` names holds (a password) in the tests' stack."""
+    return f"{variable.lower()}-{TOKEN}"
 
 
 def token_services() -> list[str]:
@@ -59,8 +68,9 @@ class Stack:
             str(self.env_file),
             "--file",
             str(COMPOSE_FILE),
+            # Every profile (metrics, db): the whole stack runs, so every service is tested.
             "--profile",
-            "metrics",
+            "*",
             *args,
         ]
         proc = subprocess.run(
@@ -110,21 +120,27 @@ def up_stack(
     project: str,
     compose: list[str],
     docker_client: docker.DockerClient,
-    image: str,
-    prometheus_image: str,
+    images: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """The whole stack up and healthy (``up --wait``); at the end ``down``, and nothing of it
-    (container, network, volume) may be left."""
+    (container, network, volume) may be left. ``images``: SERVICE_IMAGE, PROMETHEUS_IMAGE..."""
     folder = tmp_path_factory.mktemp("compose")
-    lines = [f"SERVICE_IMAGE={image}", f"PROMETHEUS_IMAGE={prometheus_image}"]
-    for service, variable in zip(token_services(), TOKEN_VARIABLES, strict=True):
-        token_file = folder / f"{service}_token"
-        token_file.write_text(token_for(service) + "\n")
+    lines = [f"{variable}={value}" for variable, value in images.items()]
+    secrets = [
+        *(
+            (f"{s}_token", v, token_for(s))
+            for s, v in zip(token_services(), TOKEN_VARIABLES, strict=True)
+        ),
+        *((v.lower(), v, secret_for(v)) for v in OTHER_SECRET_VARIABLES),
+    ]
+    for file_name, variable, value in secrets:
+        secret_file = folder / file_name
+        secret_file.write_text(value + "\n")
         # As compose/README.md says: group read for the group the services join, no world read.
-        os.chown(token_file, -1, SECRETS_GID)
-        token_file.chmod(0o640)
-        lines.append(f"{variable}={token_file}")
+        os.chown(secret_file, -1, SECRETS_GID)
+        secret_file.chmod(0o640)
+        lines.append(f"{variable}={secret_file}")
     lines += [f"SECRETS_GID={SECRETS_GID}", "GATEWAY_PORT=0", "PROMETHEUS_PORT=0"]
     env_file = folder / "compose.env"
     env_file.write_text("\n".join(lines) + "\n")

@@ -31,6 +31,7 @@ from .support import FACTS, REPO, note
 IMAGE = "service-template:test"
 LOCAL_BASE = "service-template-base:bookworm"
 LOCAL_PROMETHEUS = "service-template-prometheus:bookworm"
+LOCAL_POSTGRES = "service-template-postgres:bookworm"
 SESSION = uuid.uuid4().hex[:8]
 LABEL = "org.service-template.test-session"
 DEFAULT_HOST = "unix:///var/run/docker.sock"
@@ -196,6 +197,23 @@ def prometheus_image(docker_client: docker.DockerClient, base_image: str) -> str
 
 
 @pytest.fixture(scope="session")
+def postgres_image(docker_client: docker.DockerClient, base_image: str) -> str:
+    """Debian's PostgreSQL as an image with the official one's interface, for the Compose
+    profile ``db`` (no registry here to pull postgres from). Built from compose/postgres each
+    session, as build-images.sh does: the layer cache makes an unchanged rebuild take seconds."""
+    name = os.environ.get("POSTGRES_IMAGE", LOCAL_POSTGRES)
+    if name == LOCAL_POSTGRES:
+        started = time.monotonic()
+        run_step(
+            docker_build(name, base_image, str(REPO / "compose" / "postgres")),
+            f"building {name}",
+            timeout=900,
+        )
+        note(f"built {name} in {time.monotonic() - started:.0f} s")
+    return name
+
+
+@pytest.fixture(scope="session")
 def network(docker_client: docker.DockerClient) -> Iterator[Network]:
     """A bridge network of this session's own: the only one its containers join."""
     net = docker_client.networks.create(
@@ -284,13 +302,14 @@ def stack(
     docker_client: docker.DockerClient,
     image: str,
     prometheus_image: str,
+    postgres_image: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    """The template's Compose stack, up and healthy, shared by every module that tests it;
-    down at the end of the session, leaving nothing."""
-    yield from up_stack(
-        f"st-test-{SESSION}", compose, docker_client, image, prometheus_image, tmp_path_factory
-    )
+    """The template's Compose stack, every profile on, up and healthy, shared by every module
+    that tests it; down at the end of the session, leaving nothing."""
+    images = {"SERVICE_IMAGE": image, "PROMETHEUS_IMAGE": prometheus_image}
+    images["POSTGRES_IMAGE"] = postgres_image
+    yield from up_stack(f"st-test-{SESSION}", compose, docker_client, images, tmp_path_factory)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

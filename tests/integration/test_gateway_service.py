@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -112,12 +116,75 @@ def test_the_gateway_calls_its_peers_by_name() -> None:
         assert client.health("readyz").ok
 
 
-def test_an_unreachable_peer_makes_the_gateway_unready_and_its_calls_fail_clearly() -> None:
+def test_the_gateway_stays_ready_with_a_backend_down_and_only_the_calls_needing_it_fail() -> None:
+    # Real processes: compute is stopped for real (SIGTERM, exit 0), not a port never opened.
+    with ServiceFactory() as services:
+        hello = services.process(HELLO)
+        compute = services.process(COMPUTE)
+        peers = f"hello={hello.url},compute={compute.url}"
+        gateway = services.process(GATEWAY, env={"SERVICE_PEERS": peers})
+        client = services.client(gateway.url)
+        assert client.methods.add(1, 2) == 3
+        compute.stop_cleanly()
+
+        ready = client.health("readyz")
+        assert ready.ok, ready  # one backend down does not take the gateway out of service
+        started = time.monotonic()
+        with pytest.raises(RPCError) as caught:
+            client.methods.add(1, 2)
+        took = time.monotonic() - started
+        assert (caught.value.code, caught.value.message) == (-32010, "compute is unavailable")
+        assert caught.value.data == {"peer": "compute"}
+        assert took < 2.0, f"a call needing the dead backend took {took:.2f} s"
+        assert client.methods.greet("you") == "hello you"  # the other backend still serves
+        assert client.health("readyz").ok
+
+
+def test_a_required_peer_makes_the_gateway_unready_while_it_is_down_and_no_other() -> None:
+    with ServiceFactory() as services:
+        hello = services.process(HELLO)
+        compute = services.process(COMPUTE)
+        peers = f"hello={hello.url},compute={compute.url}"
+        gateway = services.process(
+            GATEWAY, env={"SERVICE_PEERS": peers, "SERVICE_REQUIRED_PEERS": "hello"}
+        )
+        client = services.client(gateway.url)
+        assert client.health("readyz").ok
+        compute.stop_cleanly()
+        assert client.health("readyz").ok  # compute is not required
+        hello.stop_cleanly()
+        ready = client.health("readyz")
+        assert not ready.ok
+        assert ready.status_code == 503
+        # It names what is missing.
+        assert set(ready.checks) == {"peer:hello:ready", "drain:status"}, ready.checks
+        assert ready.checks["peer:hello:ready"][0]["status"] == "fail"
+
+
+def test_a_required_peer_that_is_not_a_peer_stops_the_gateway_at_start() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "service_template", "serve", GATEWAY, "--port", "0"],
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")},
+            "SERVICE_PEERS": "hello=http://127.0.0.1:9/api",
+            "SERVICE_REQUIRED_PEERS": "compute",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done
+    assert "required_peers: compute not in peers (known: hello)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_peer_leaves_the_gateway_ready_and_its_calls_fail_clearly() -> None:
     with ServiceFactory() as services:
         peers = "hello=http://127.0.0.1:9/api,compute=http://127.0.0.1:9/api"
         gateway = services.in_process("services.gateway:GatewayService", peers=peers)
         client = services.client(gateway.url)
-        assert not client.health("readyz").ok
+        assert client.health("readyz").ok
         with pytest.raises(RPCError) as caught:
             client.methods.greet("you")
         assert caught.value.code == -32010

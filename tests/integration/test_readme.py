@@ -68,6 +68,10 @@ def blocks() -> list[Block]:
 # Blocks not run here, each with the reason and where it is covered instead.
 NOT_RUN_HERE = {
     "from collections.abc import Iterator": "kit",
+    "python3 scripts/stack.py up --docker --profile db -d": (
+        "needs a Docker engine; tests/container/test_notes_service.py runs the profile db under"
+        " Compose, tests/integration/test_notes_service.py the service against a real PostgreSQL"
+    ),
     "python3 scripts/stack.py up     # run the example stack": (
         "stays in the foreground; tests/integration/test_stack_local.py runs up, Ctrl-C and down,"
         " and .ci/run runs the test command itself"

@@ -208,7 +208,8 @@ def test_the_docker_dev_override_is_valid_compose(tmp_path: Path) -> None:
     override.write_text(dev_override(repo, compose))
     files = ["-f", str(repo / "compose" / "compose.yaml"), "-f", str(override)]
     done = subprocess.run(
-        [*command, *files, "config", "--format", "json"],
+        # Every profile: a template service in a profile (notes, "db") gets the override too.
+        [*command, *files, "--profile", "*", "config", "--format", "json"],
         env=env,
         capture_output=True,
         text=True,

@@ -453,3 +453,33 @@ def test_new_then_its_own_tests_then_up_runs_it(template_repo: Path) -> None:
     groups = recorded_groups(repo)
     assert stack(repo, "down").returncode == 0
     assert_nothing_left(repo, groups)
+
+
+def test_a_profile_whose_service_needs_a_third_party_image_is_refused_in_one_line(
+    repo: Path,
+) -> None:
+    # As the template's profile "db": a service of the project that waits for a database image.
+    edit_compose(
+        repo,
+        "\nsecrets:\n",
+        "\n  keeper:\n    <<: *service\n    profiles: [db]\n    pull_policy: never\n"
+        '    command: ["serve", "tests.stackfixture.services:AdderService"]\n'
+        "    environment:\n      <<: *environment\n"
+        "    depends_on:\n      database:\n        condition: service_healthy\n"
+        "\n  database:\n    profiles: [db]\n    image: postgres:15-bookworm\n"
+        "\nsecrets:\n",
+    )
+    started = time.monotonic()
+    refused = stack(repo, "up", "-d", "--profile", "db")
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "stack: error: keeper needs database, which does not run as a local process "
+        "(third-party image postgres:15-bookworm; runs with --docker): use `stack.py up "
+        "--docker --profile db` or leave the profile off\n"
+    )
+    assert time.monotonic() - started < 30, "refused at once, not after waiting for it"
+    assert_nothing_left(repo)
+    # Without the profile the rest of the stack runs as before.
+    up = stack(repo, "up", "-d")
+    assert up.returncode == 0, up.stderr
+    assert "keeper" in up.stdout and "profile db not enabled" in up.stdout

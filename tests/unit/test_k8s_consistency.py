@@ -269,7 +269,24 @@ def _loadable(docs: tuple[Doc, ...], deployment: Doc) -> dict[str, str]:
         merged[PEER_TOKENS_ENV] = ",".join(
             f"{peer}={_stand_in_token_file()}" for peer in peer_token_files(merged)
         )
+    # A service's own secret settings come from files too (SERVICE_DATABASE_URL_FILE), which
+    # exist only in a pod: a stand-in of the right shape takes each one's place.
+    for name, path in list(merged.items()):
+        if name.endswith("_FILE") and name != "SERVICE_CONFIG_FILE" and not Path(path).exists():
+            merged[name] = _stand_in_secret_file(SECRET_STAND_INS.get(name, "stand-in-secret"))
     return merged
+
+
+# What a stand-in secret file holds, where its setting checks the value's shape.
+SECRET_STAND_INS = {"SERVICE_DATABASE_URL_FILE": "postgresql://stand-in@database:5432/db"}
+
+
+@functools.cache
+def _stand_in_secret_file(value: str) -> str:
+    folder = Path(tempfile.mkdtemp(prefix="k8s-consistency-"))
+    path = folder / "secret"
+    path.write_text(value)
+    return str(path)
 
 
 @functools.cache
@@ -354,7 +371,9 @@ def test_every_service_target_port_names_a_port_of_the_pods_it_selects(overlay: 
 def test_every_environment_variable_set_is_one_the_runtime_knows(overlay: str) -> None:
     docs = render(overlay)
     for deployment in deployments(overlay):
-        unknown = set(pod_environment(docs, deployment)) - KNOWN_ENV_VARS
+        cls, _ = served(docs, deployment)  # a service's own settings are known to it
+        known = KNOWN_ENV_VARS | cls.settings_class.known_env_vars()
+        unknown = set(pod_environment(docs, deployment)) - known
         assert not unknown, f"{deployment['metadata']['name']} sets unknown variables {unknown}"
 
 
@@ -418,8 +437,13 @@ def test_the_api_token_file_is_a_key_of_a_mounted_secret(overlay: str) -> None:
 def test_prod_renders_no_secret_and_dev_marks_its_token_as_public() -> None:
     assert of_kind(render("prod"), "Secret") == []
     assert "DEV ONLY - NOT SECRETS" in (K8S / "overlays" / "dev" / "kustomization.yaml").read_text()
-    tokens = [s["data"]["api-token"] for s in of_kind(render("dev"), "Secret")]
+    tokens = [s["data"]["api-token"] for s in of_kind(render("dev"), "Secret") if _is_token(s)]
     assert len(tokens) == len(deployments("dev")) == len(set(tokens)), "one token per service"
+
+
+def _is_token(secret: Doc) -> bool:
+    """An API token Secret (``<name>-api-token``), not another secret a service reads."""
+    return "-api-token" in secret["metadata"]["name"]
 
 
 def _mounted_secret_key(deployment: Doc, path: Path) -> tuple[str, str]:
@@ -799,7 +823,11 @@ def test_settings_fixed_in_compose_are_the_same_here(overlay: str) -> None:
         fixed = {
             name: value
             for name, value in compose.items()
-            if "$" not in value and name not in (TOKEN_FILE_ENV, PEER_TOKENS_ENV, PEERS_ENV)
+            if "$" not in value
+            and name not in (TOKEN_FILE_ENV, PEER_TOKENS_ENV, PEERS_ENV)
+            # Secret files are mounted where each platform puts them (and Compose may give a
+            # secret setting as a file that Kubernetes gives inside another, e.g. a URL).
+            and not name.endswith("_FILE")
         }
         assert {name: environ.get(name) for name in fixed} == fixed
         # The peers by meaning: Compose may fold a long value (a space after each comma).
