@@ -68,7 +68,15 @@ class Runtime:
             AUTH_THREADS, thread_name_prefix=f"{self.name}-auth"
         )
         self.metrics = (
-            Metrics(make_registry(), self.name, methods) if settings.metrics_enabled else None
+            Metrics(
+                make_registry(),
+                self.name,
+                methods,
+                declared_codes=declared_error_codes(self.document),
+                max_in_flight=settings.max_concurrency,
+            )
+            if settings.metrics_enabled
+            else None
         )
         # The service's own instruments go where /metrics finds them (see metrics.py).
         service._metrics_registry = instruments_registry(self.metrics)
@@ -343,6 +351,25 @@ def _builtin(method: Callable[..., Any]) -> bool:
 
 def _encoded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return codec.preencode(func(*args, **kwargs))
+
+
+def declared_error_codes(document: dict[str, Any]) -> set[int]:
+    """The application error codes the OpenRPC document says the methods raise (each method's
+    ``errors``, and the shared ones under ``components.errors`` that they may refer to): the
+    metrics count these by value. One declaration, two readers."""
+    errors: list[Any] = []
+    for method in document.get("methods", ()):
+        if isinstance(method, dict):
+            errors.extend(method.get("errors", ()))
+    components = document.get("components")
+    if isinstance(components, dict) and isinstance(components.get("errors"), dict):
+        errors.extend(components["errors"].values())
+    codes = set()
+    for error in errors:
+        code = error.get("code") if isinstance(error, dict) else None
+        if isinstance(code, int) and not isinstance(code, bool):
+            codes.add(code)
+    return codes
 
 
 def _own_doc(cls: type) -> str | None:
