@@ -117,8 +117,16 @@ class Runtime:
             max(READINESS_THREADS, plain_checks), thread_name_prefix=f"{self.name}-ready"
         )
         # Asked on each probe: a check the service adds while it runs counts from then on.
+        info = self.document["info"]
+        self.health_fields = health.identity(
+            self.name, info["version"], project_version(), _first_line(info.get("description"))
+        )
         self._readiness = health.Readiness(
-            service.readiness_checks, settings.readiness_timeout, self.readiness_executor, self._run
+            service.readiness_checks,
+            settings.readiness_timeout,
+            self.readiness_executor,
+            self._run,
+            self.health_fields,
         )
         self.token_check = service.api_token_is_valid
         # The built-in check is a constant-time compare: cheap enough for the event loop.
@@ -317,7 +325,7 @@ class Runtime:
         return await self._readiness.document(lambda: self.draining)
 
     def liveness(self) -> dict[str, Any]:
-        return health.liveness(self.name, self.started_at)
+        return health.liveness(self.health_fields, self.started_at)
 
     def _run(self, work: Callable[[], Any]) -> Any:
         """Run ``work()`` in a pool thread, counted in ``threads_busy``."""
@@ -370,6 +378,10 @@ def declared_error_codes(document: dict[str, Any]) -> set[int]:
         if isinstance(code, int) and not isinstance(code, bool):
             codes.add(code)
     return codes
+
+
+def _first_line(text: str | None) -> str | None:
+    return text.strip().splitlines()[0] if text and text.strip() else None
 
 
 def _own_doc(cls: type) -> str | None:

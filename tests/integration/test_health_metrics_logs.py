@@ -24,6 +24,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
 from service_template.testing import wait_until
+from service_template.version import project_version
 from tests.conftest import ServiceProcess, launch
 from tests.integration.services import (
     BackgroundCall,
@@ -83,6 +84,30 @@ def test_livez_passes_as_health_json(observed):
     doc = reply.json()
     assert doc["status"] == "pass"
     assert doc["serviceId"] == "observed"
+    # The draft's fields that tooling reads: the public version (the OpenRPC document's), the
+    # release, a description, and uptime as a system reading with its time.
+    assert doc["version"] == result_of(observed.port, "rpc.discover")["info"]["version"]
+    assert doc["releaseId"] == project_version()
+    assert doc["description"] == "Methods and readiness checks for health, metrics and log tests."
+    [uptime] = doc["checks"]["uptime"]
+    assert (uptime["componentType"], uptime["observedUnit"], uptime["status"]) == (
+        "system",
+        "s",
+        "pass",
+    )
+    assert uptime["time"].endswith("Z")
+
+
+def test_readyz_reports_each_checks_response_time_as_the_draft_names_it(observed):
+    doc = request(observed.port, "GET", "/readyz").json()
+    assert doc["serviceId"] == "observed"
+    assert doc["releaseId"] == project_version()
+    for name in ("backend", "blocking_backend"):
+        [check] = doc["checks"][f"{name}:responseTime"]
+        assert check["componentType"] == "component"
+        assert check["observedUnit"] == "ms"
+        assert 0 <= check["observedValue"] < READINESS_TIMEOUT * 1000
+        assert check["time"].endswith("Z")
 
 
 def test_readyz_passes_with_a_status_per_check(observed):
@@ -91,7 +116,7 @@ def test_readyz_passes_with_a_status_per_check(observed):
     assert reply.headers["Content-Type"] == HEALTH_JSON
     doc = reply.json()
     assert doc["status"] == "pass"
-    for check in ("backend:ready", "blocking_backend:ready", "drain:status"):
+    for check in ("backend:responseTime", "blocking_backend:responseTime", "drain:status"):
         assert doc["checks"][check][0]["status"] == "pass", check
 
 
@@ -102,15 +127,16 @@ def test_readyz_fails_with_503_naming_the_failing_check(observed, readiness):
     assert reply.headers["Content-Type"] == HEALTH_JSON
     doc = reply.json()
     assert doc["status"] == "fail"
-    assert doc["checks"]["backend:ready"][0]["status"] == "fail"
-    assert doc["checks"]["blocking_backend:ready"][0]["status"] == "pass"
+    assert doc["output"] == "failing: backend:responseTime"
+    assert doc["checks"]["backend:responseTime"][0]["status"] == "fail"
+    assert doc["checks"]["blocking_backend:responseTime"][0]["status"] == "pass"
     readiness("pass")
     assert request(observed.port, "GET", "/readyz").status == 200
 
 
 @pytest.mark.parametrize(
     ("mode", "check"),
-    [("hang", "backend:ready"), ("block", "blocking_backend:ready")],
+    [("hang", "backend:responseTime"), ("block", "blocking_backend:responseTime")],
     ids=["async check hangs", "plain check blocks its thread"],
 )
 def test_readyz_fails_within_the_readiness_timeout_when_a_check_hangs(
