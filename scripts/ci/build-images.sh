@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the service image (and, for the Compose profile "metrics", a local Prometheus image)
+# Build the service image (and, for the Compose profile "observability", a local Prometheus image)
 # without any registry, the way CI does.
 #
 # Usage: scripts/ci/build-images.sh

@@ -60,7 +60,7 @@ class Stack:
             "--file",
             str(COMPOSE_FILE),
             "--profile",
-            "metrics",
+            "observability",
             *args,
         ]
         proc = subprocess.run(
