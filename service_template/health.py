@@ -1,13 +1,25 @@
 """Liveness and readiness: checks with timeouts, reported as ``application/health+json``.
 
-The document follows the IETF draft "Health Check Response Format for HTTP APIs": a top-level
-``status`` of ``pass`` or ``fail`` and a ``checks`` map with one entry per check.
+The documents follow the IETF draft "Health Check Response Format for HTTP APIs"
+(draft-inadarei-api-health-check-06), field for field:
+
+- top level: ``status`` (``pass`` or ``fail``; the HTTP status agrees, section 3.1),
+  ``version`` (the public version: the OpenRPC document's), ``releaseId`` (the installed
+  release), ``serviceId``, ``description``, ``output`` naming what failed (omitted on a pass);
+- ``checks``: one array per ``{componentName}:{measurementName}`` key (section 4). A readiness
+  check ``db`` is ``db:responseTime``: its ``observedValue`` is how long it took, in ``ms``;
+  ``drain:status`` fails once the drain began; ``/livez`` reports ``uptime`` in ``s``. Each entry
+  has ``componentType`` (``component`` for a service's check, ``system`` for the process),
+  ``status``, ``time`` (RFC 3339, when the reading was taken) and ``output`` when it failed.
+
+Both stay cheap: the fixed fields are built once, and a probe adds a clock reading per check.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime
 import inspect
 import logging
 import time
@@ -15,8 +27,25 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
+__all__ = ["CONTENT_TYPE", "Readiness", "identity", "liveness"]
+
 CONTENT_TYPE = "application/health+json"
 log = logging.getLogger("service_template.health")
+
+
+def identity(
+    service: str, version: str, release: str, description: str | None = None
+) -> dict[str, str]:
+    """The fixed top-level fields of both documents (built once, copied into each)."""
+    fields = {"version": version, "releaseId": release, "serviceId": service}
+    fields["description"] = description or f"the {service} service"
+    return fields
+
+
+def now() -> str:
+    """The current time as the draft's ``time`` wants it (RFC 3339, UTC, milliseconds)."""
+    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
 
 
 class Readiness:
@@ -37,7 +66,9 @@ class Readiness:
         limit: float,
         executor: Executor | None,
         run: Callable[[Callable[[], Any]], Any] = lambda check: check(),
+        fields: Mapping[str, str] | None = None,
     ) -> None:
+        self.fields = dict(fields or {})  # identity(): the document's fixed top-level fields
         self.checks = checks  # asked on each probe: checks added at any time count
         self.limit = limit
         self.executor = executor
@@ -65,9 +96,11 @@ class Readiness:
             log.warning("readiness check %s failed: %r", name, exc)
             status, output = "fail", "check raised an exception"
         result: dict[str, Any] = {
-            "status": status,
+            "componentType": "component",
             "observedValue": round((time.perf_counter() - started) * 1000, 3),
             "observedUnit": "ms",
+            "status": status,
+            "time": now(),
         }
         if output:
             result["output"] = output
@@ -94,29 +127,33 @@ class Readiness:
         )
         draining_now = draining()
         doc_checks = {
-            f"{name}:ready": [result] for name, result in zip(checks, results, strict=True)
+            f"{name}:responseTime": [result] for name, result in zip(checks, results, strict=True)
         }
-        doc_checks["drain:status"] = [{"status": "fail" if draining_now else "pass"}]
-        failed = draining_now or any(result["status"] != "pass" for result in results)
-        return {"status": "fail" if failed else "pass", "checks": doc_checks}
+        drain: dict[str, Any] = {"componentType": "system", "status": "pass", "time": now()}
+        if draining_now:
+            drain.update(status="fail", output="draining: the process is shutting down")
+        doc_checks["drain:status"] = [drain]
+        failing = [key for key, [result] in doc_checks.items() if result["status"] != "pass"]
+        doc: dict[str, Any] = {"status": "fail" if failing else "pass", **self.fields}
+        if failing:
+            doc["output"] = "failing: " + ", ".join(failing)
+        doc["checks"] = doc_checks
+        return doc
 
 
 class _StillRunning(Exception):
     """A plain check's previous run has not returned yet."""
 
 
-def liveness(service: str, started_at: float) -> dict[str, Any]:
-    """The liveness document: the event loop answered, so the process works."""
-    return {
+def liveness(fields: Mapping[str, str], started_at: float) -> dict[str, Any]:
+    """The liveness document: the event loop answered, so the process works.
+
+    ``fields`` is ``identity(...)``; ``started_at`` the process's start, in ``time.time()``."""
+    uptime = {
+        "componentType": "system",
+        "observedValue": round(time.time() - started_at, 3),
+        "observedUnit": "s",
         "status": "pass",
-        "serviceId": service,
-        "checks": {
-            "uptime": [
-                {
-                    "status": "pass",
-                    "observedValue": round(time.time() - started_at, 3),
-                    "observedUnit": "s",
-                }
-            ]
-        },
+        "time": now(),
     }
+    return {"status": "pass", **fields, "checks": {"uptime": [uptime]}}

@@ -1,8 +1,21 @@
 """Prometheus instruments for calls, on a registry passed in (never the global default).
 
 Label values are bounded: ``method`` is an exposed name or one of the protocol's placeholders
-(``__unknown__``, ``__invalid__``), ``outcome`` is ``ok`` or a JSON-RPC error code, so a caller
-cannot create series at will. Every method's success series exists from the start.
+(``__unknown__``, ``__invalid__``); ``outcome`` is ``ok``, a code from the range the JSON-RPC
+specification reserves (-32768..-32000: the standard errors and this runtime's own), a code the
+service declares, or ``application_error`` for any other code. So neither a caller nor a method
+that puts, say, a row id in its error codes can create series at will. Every method's success
+series exists from the start.
+
+Durations are observed in buckets from 1 µs to 60 s (``DURATION_BUCKETS``): measured from
+dispatch to result, an async method that does not wait takes 2 to 10 µs here and a cheap call
+through the thread pool 50 to 250 µs, so buckets that start at half a millisecond put nearly
+every call in the first one, and any quantile reads 10 to 100 times too high; at the other end,
+the default call deadline is 30 s. Three buckets a decade (1, 2.5, 5) keep a quantile within a
+factor of about 2.5 of the truth anywhere in that range, at 26 series per method.
+
+The page is the Prometheus text format, or OpenMetrics when the scraper's ``Accept`` asks for it
+(Prometheus does), negotiated by prometheus_client's own encoder choice.
 
 A service's own instruments take ``registry=service.metrics_registry`` (``instruments_registry``
 below): the page's registry in one process; with ``--workers N`` a registry nobody renders, since
@@ -22,18 +35,19 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
     values,
 )
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.utils import floatToGoString
 
 __all__ = [
+    "APPLICATION_ERROR",
+    "DURATION_BUCKETS",
     "CollectorRegistry",
     "Metrics",
     "instruments_registry",
@@ -41,7 +55,20 @@ __all__ = [
     "mark_process_dead",
 ]
 
-DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+DURATION_BUCKETS = (
+    *(0.000001, 0.0000025, 0.000005),
+    *(0.00001, 0.000025, 0.00005),
+    *(0.0001, 0.00025, 0.0005),
+    *(0.001, 0.0025, 0.005),
+    *(0.01, 0.025, 0.05),
+    *(0.1, 0.25, 0.5),
+    *(1.0, 2.5, 5.0),
+    *(10.0, 30.0, 60.0),
+)
+"""Upper bounds, in seconds, of the duration histograms: 1 µs to 60 s (see the module doc)."""
+APPLICATION_ERROR = "application_error"
+"""The ``outcome`` of an error code neither reserved by the specification nor declared."""
+RESERVED_CODES = range(-32768, -32000 + 1)  # JSON-RPC 2.0, section 5.1: kept by value
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 
@@ -78,12 +105,20 @@ def instruments_registry(metrics: Metrics | None) -> CollectorRegistry:
 class Metrics:
     """The service's call metrics."""
 
-    content_type = CONTENT_TYPE_LATEST
-
     def __init__(
-        self, registry: CollectorRegistry, service: str, method_names: Iterable[str]
+        self,
+        registry: CollectorRegistry,
+        service: str,
+        method_names: Iterable[str],
+        *,
+        declared_codes: Iterable[int] = (),
+        max_in_flight: int | None = None,
     ) -> None:
+        """``declared_codes``: application error codes the service declares, counted by value
+        (any other code outside the reserved range is ``application_error``).
+        ``max_in_flight``: the concurrency limit, exported so that saturation is a ratio."""
         self.registry = registry
+        self._outcomes = {code: str(code) for code in declared_codes}
         # In multiprocess mode instruments write to files and the registry only collects them.
         target = None if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else registry
         multiprocess_mode = target is None
@@ -118,6 +153,15 @@ class Metrics:
             multiprocess_mode="max",
         )
         info.labels(service).set(1)
+        if max_in_flight is not None:
+            # Per process; summed over live workers like rpc_calls_in_flight, so the ratio of
+            # the two is the saturation of the whole pod.
+            Gauge(
+                "rpc_calls_max_in_flight",
+                "Calls allowed in flight before new ones are refused with -32003.",
+                registry=target,
+                multiprocess_mode="livesum",
+            ).set(max_in_flight)
         # A service's own routes (not /api, not the runtime's GET routes): not a hot path, so
         # plain instruments. ``route`` is the declared pattern, so values are bounded; the
         # rpc_ prefix keeps them apart from a service's own http_* metrics.
@@ -137,7 +181,14 @@ class Metrics:
 
     def observe_call(self, method: str, code: int | None, seconds: float) -> None:
         """Count one finished call (``code`` None for success)."""
-        self._observe(method, "ok" if code is None else str(code), seconds)
+        self._observe(method, "ok" if code is None else self.outcome(code), seconds)
+
+    def outcome(self, code: int) -> str:
+        """The ``outcome`` label of an error code: bounded whatever codes a method raises."""
+        label = self._outcomes.get(code)
+        if label is None:
+            label = str(code) if code in RESERVED_CODES else APPLICATION_ERROR
+        return label
 
     def observe_route(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request answered by a service's own route."""
@@ -147,9 +198,11 @@ class Metrics:
     def observe_batch(self, size: int) -> None:
         self.batch_size.observe(size)
 
-    def render(self) -> bytes:
-        """The exposition page."""
-        return generate_latest(self.registry)
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition page and its content type: OpenMetrics when ``accept`` (the request's
+        ``Accept`` header) prefers it, else the Prometheus text format."""
+        encode, content_type = choose_encoder(_by_preference(accept or ""))
+        return encode(self.registry), content_type
 
 
 CALLS_DOC = "JSON-RPC calls by method and outcome (ok or error code)."
@@ -221,6 +274,31 @@ class _InstrumentedCalls:
     def observe(self, method: str, outcome: str, seconds: float) -> None:
         self.calls.labels(method, outcome).inc()
         self.duration.labels(method).observe(seconds)
+
+
+def _by_preference(accept: str) -> str:
+    """The media range of ``accept`` to answer: the weightiest (q-value, then order) of those
+    this page has a format for; refused ones (q=0) never. prometheus_client's encoder choice,
+    given the whole header, would take OpenMetrics wherever it appears, whatever its weight."""
+    ranked = []
+    for position, media_range in enumerate(accept.split(",")):
+        media_type, *parameters = media_range.split(";")
+        if media_type.strip().lower() not in _FORMATS:
+            continue
+        weight = 1.0
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0  # a malformed weight: the range is not taken as acceptable
+        if weight > 0:
+            ranked.append((-weight, position, media_range))
+    return min(ranked)[2] if ranked else ""
+
+
+_FORMATS = {"application/openmetrics-text", "text/plain", "text/*", "*/*"}
 
 
 def mark_process_dead(pid: int) -> None:

@@ -79,7 +79,15 @@ class Runtime:
             AUTH_THREADS, thread_name_prefix=f"{self.name}-auth"
         )
         self.metrics = (
-            Metrics(make_registry(), self.name, methods) if settings.metrics_enabled else None
+            Metrics(
+                make_registry(),
+                self.name,
+                methods,
+                declared_codes=declared_error_codes(self.document),
+                max_in_flight=settings.max_concurrency,
+            )
+            if settings.metrics_enabled
+            else None
         )
         # The service's own instruments go where /metrics finds them (see metrics.py).
         service._metrics_registry = instruments_registry(self.metrics)
@@ -120,8 +128,16 @@ class Runtime:
             max(READINESS_THREADS, plain_checks), thread_name_prefix=f"{self.name}-ready"
         )
         # Asked on each probe: a check the service adds while it runs counts from then on.
+        info = self.document["info"]
+        self.health_fields = health.identity(
+            self.name, info["version"], project_version(), _first_line(info.get("description"))
+        )
         self._readiness = health.Readiness(
-            service.readiness_checks, settings.readiness_timeout, self.readiness_executor, self._run
+            service.readiness_checks,
+            settings.readiness_timeout,
+            self.readiness_executor,
+            self._run,
+            self.health_fields,
         )
         self.token_check = service.api_token_is_valid
         # The built-in check is a constant-time compare: cheap enough for the event loop.
@@ -338,7 +354,7 @@ class Runtime:
         return await self._readiness.document(lambda: self.draining)
 
     def liveness(self) -> dict[str, Any]:
-        return health.liveness(self.name, self.started_at)
+        return health.liveness(self.health_fields, self.started_at)
 
     def _run(self, work: Callable[[], Any]) -> Any:
         """Run ``work()`` in a pool thread, counted in ``threads_busy``."""
@@ -372,6 +388,29 @@ def _builtin(method: Callable[..., Any]) -> bool:
 
 def _encoded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return codec.preencode(func(*args, **kwargs))
+
+
+def declared_error_codes(document: dict[str, Any]) -> set[int]:
+    """The application error codes the OpenRPC document says the methods raise (each method's
+    ``errors``, and the shared ones under ``components.errors`` that they may refer to): the
+    metrics count these by value. One declaration, two readers."""
+    errors: list[Any] = []
+    for method in document.get("methods", ()):
+        if isinstance(method, dict):
+            errors.extend(method.get("errors", ()))
+    components = document.get("components")
+    if isinstance(components, dict) and isinstance(components.get("errors"), dict):
+        errors.extend(components["errors"].values())
+    codes = set()
+    for error in errors:
+        code = error.get("code") if isinstance(error, dict) else None
+        if isinstance(code, int) and not isinstance(code, bool):
+            codes.add(code)
+    return codes
+
+
+def _first_line(text: str | None) -> str | None:
+    return text.strip().splitlines()[0] if text and text.strip() else None
 
 
 def _own_doc(cls: type) -> str | None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the service image (and, for the Compose profiles "metrics" and "db", local Prometheus
-# and PostgreSQL images)
+# Build the service image (and, for the Compose profiles "observability" and "db", local
+# Prometheus and PostgreSQL images)
 # without any registry, the way CI does.
 #
 # Usage: scripts/ci/build-images.sh

@@ -4,7 +4,7 @@
 ``/metrics`` and the probes there, and the API port stops serving ``/metrics``.
 
 These are not hot paths, so they use ``RequestHandler`` for its conveniences. Every response is
-JSON (or the Prometheus text format), including errors; no ``Server`` header is sent.
+JSON (or the Prometheus text or OpenMetrics format), including errors; no ``Server`` header is sent.
 """
 
 from __future__ import annotations
@@ -65,8 +65,10 @@ class MetricsHandler(_Base):
         metrics = self.runtime.metrics
         if metrics is None:
             raise tornado.web.HTTPError(404, reason="Metrics are disabled")
-        self.set_header("Content-Type", metrics.content_type)
-        self.finish(metrics.render())
+        page, content_type = metrics.render(self.request.headers.get("Accept"))
+        self.set_header("Content-Type", content_type)
+        self.set_header("Vary", "Accept")  # the format follows the scraper's Accept header
+        self.finish(page)
 
 
 class OpenRPCHandler(_Base):

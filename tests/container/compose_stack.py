@@ -68,7 +68,7 @@ class Stack:
             str(self.env_file),
             "--file",
             str(COMPOSE_FILE),
-            # Every profile (metrics, db): the whole stack runs, so every service is tested.
+            # Every profile (observability, db): the whole stack runs, so every service is tested.
             "--profile",
             "*",
             *args,

@@ -180,7 +180,7 @@ def image(docker_client: docker.DockerClient, base_image: str) -> str:
 
 @pytest.fixture(scope="session")
 def prometheus_image(docker_client: docker.DockerClient, base_image: str) -> str:
-    """Debian's Prometheus as an image, for the Compose profile ``metrics`` (no registry here
+    """Debian's Prometheus as an image, for the Compose profile ``observability`` (no registry here
     to pull prom/prometheus from). Built from compose/prometheus.Dockerfile if missing."""
     name = os.environ.get("PROMETHEUS_IMAGE", LOCAL_PROMETHEUS)
     if name == LOCAL_PROMETHEUS and not image_exists(docker_client, name):

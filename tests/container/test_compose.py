@@ -103,4 +103,8 @@ def test_prometheus_scrapes_every_service_and_answers_promql(stack: Stack) -> No
     # Samples come with the first scrape (scrape_interval 5 s).
     wait_for(services, 60, "rpc_service_info of every service in PromQL", interval=0.5)
     took = time.monotonic() - started
-    note(f"Prometheus (profile metrics): every service's metrics in PromQL after {took:.1f} s")
+    note(f"Prometheus (profile observability): every service in PromQL after {took:.1f} s")
+    # The profile's Prometheus evaluates the alerting rules of observability/alerts.yml.
+    groups = get(f"{prometheus}/api/v1/rules").json()["data"]["groups"]
+    alerts = {rule["name"] for group in groups for rule in group["rules"]}
+    assert {"RPCErrorBudgetBurnFast", "RPCSaturated", "RPCTargetDown"} <= alerts, alerts

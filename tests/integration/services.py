@@ -196,6 +196,11 @@ class ObservedService(MicroService):
         raise RPCError(4001, "this method always fails")
 
     @public_method
+    async def fail_with(self, code: int) -> None:
+        """An application error with the code the caller chooses (any number of them)."""
+        raise RPCError(code, "failed as asked")
+
+    @public_method
     async def login(self, user: str, password: str) -> str:
         """Takes a password: the call log must show it as ``***``."""
         return f"welcome {user}" if password else "no password"

@@ -279,11 +279,14 @@ def test_a_blocked_plain_readiness_check_holds_one_thread_of_its_own(start_servi
     first = request(service.port, "GET", "/readyz")
     assert first.status == 503
     assert first.seconds < 0.3 + MARGIN
-    assert first.json()["checks"]["blocking_backend:ready"][0]["output"] == "timed out after 0.3s"
+    assert (
+        first.json()["checks"]["blocking_backend:responseTime"][0]["output"]
+        == "timed out after 0.3s"
+    )
     # The check's thread still sleeps: a second probe does not start another run.
     second = request(service.port, "GET", "/readyz")
     assert second.status == 503
-    check = second.json()["checks"]["blocking_backend:ready"][0]
+    check = second.json()["checks"]["blocking_backend:responseTime"][0]
     assert check["output"] == "still running from an earlier probe"
     # ...and the only method thread was never taken by it.
     started = time.monotonic()

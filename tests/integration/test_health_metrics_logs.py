@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
 from service_template.testing import wait_until
+from service_template.version import project_version
 from tests.conftest import ServiceProcess, launch
 from tests.integration.services import (
     BackgroundCall,
@@ -82,6 +84,30 @@ def test_livez_passes_as_health_json(observed):
     doc = reply.json()
     assert doc["status"] == "pass"
     assert doc["serviceId"] == "observed"
+    # The draft's fields that tooling reads: the public version (the OpenRPC document's), the
+    # release, a description, and uptime as a system reading with its time.
+    assert doc["version"] == result_of(observed.port, "rpc.discover")["info"]["version"]
+    assert doc["releaseId"] == project_version()
+    assert doc["description"] == "Methods and readiness checks for health, metrics and log tests."
+    [uptime] = doc["checks"]["uptime"]
+    assert (uptime["componentType"], uptime["observedUnit"], uptime["status"]) == (
+        "system",
+        "s",
+        "pass",
+    )
+    assert uptime["time"].endswith("Z")
+
+
+def test_readyz_reports_each_checks_response_time_as_the_draft_names_it(observed):
+    doc = request(observed.port, "GET", "/readyz").json()
+    assert doc["serviceId"] == "observed"
+    assert doc["releaseId"] == project_version()
+    for name in ("backend", "blocking_backend"):
+        [check] = doc["checks"][f"{name}:responseTime"]
+        assert check["componentType"] == "component"
+        assert check["observedUnit"] == "ms"
+        assert 0 <= check["observedValue"] < READINESS_TIMEOUT * 1000
+        assert check["time"].endswith("Z")
 
 
 def test_readyz_passes_with_a_status_per_check(observed):
@@ -90,7 +116,7 @@ def test_readyz_passes_with_a_status_per_check(observed):
     assert reply.headers["Content-Type"] == HEALTH_JSON
     doc = reply.json()
     assert doc["status"] == "pass"
-    for check in ("backend:ready", "blocking_backend:ready", "drain:status"):
+    for check in ("backend:responseTime", "blocking_backend:responseTime", "drain:status"):
         assert doc["checks"][check][0]["status"] == "pass", check
 
 
@@ -101,15 +127,16 @@ def test_readyz_fails_with_503_naming_the_failing_check(observed, readiness):
     assert reply.headers["Content-Type"] == HEALTH_JSON
     doc = reply.json()
     assert doc["status"] == "fail"
-    assert doc["checks"]["backend:ready"][0]["status"] == "fail"
-    assert doc["checks"]["blocking_backend:ready"][0]["status"] == "pass"
+    assert doc["output"] == "failing: backend:responseTime"
+    assert doc["checks"]["backend:responseTime"][0]["status"] == "fail"
+    assert doc["checks"]["blocking_backend:responseTime"][0]["status"] == "pass"
     readiness("pass")
     assert request(observed.port, "GET", "/readyz").status == 200
 
 
 @pytest.mark.parametrize(
     ("mode", "check"),
-    [("hang", "backend:ready"), ("block", "blocking_backend:ready")],
+    [("hang", "backend:responseTime"), ("block", "blocking_backend:responseTime")],
     ids=["async check hangs", "plain check blocks its thread"],
 )
 def test_readyz_fails_within_the_readiness_timeout_when_a_check_hangs(
@@ -206,10 +233,12 @@ def test_metrics_count_calls_by_method_and_outcome(observed):
 
     assert delta("rpc_calls_total", method="echo", outcome="ok") == 6
     assert delta("rpc_calls_total", method="echo", outcome="-32602") == 1
-    assert delta("rpc_calls_total", method="fail", outcome="4001") == 2
+    # 4001 is not declared by the service: counted under the one label for such codes.
+    assert delta("rpc_calls_total", method="fail", outcome="application_error") == 2
     assert delta("rpc_calls_total", method="__unknown__", outcome="-32601") == 50
     # 50 distinct unknown names made no series of their own.
-    exposed = {"echo", "sleep", "fail", "login", "getpid", "set_readiness", "rpc.discover"}
+    exposed = {"echo", "sleep", "fail", "fail_with", "login", "getpid", "set_readiness"}
+    exposed.add("rpc.discover")
     methods = {dict(labels)["method"] for name, labels in after if name == "rpc_calls_total"}
     assert methods <= exposed | {"__unknown__", "__invalid__"}, methods
     # Duration histogram by method: every echo call, whatever its outcome.
@@ -222,6 +251,83 @@ def test_metrics_count_calls_by_method_and_outcome(observed):
     assert delta("rpc_batch_size_count") == 1
     assert delta("rpc_batch_size_sum") == 3
     assert ("process_cpu_seconds_total", frozenset()) in after
+
+
+def test_many_distinct_error_codes_make_a_bounded_number_of_series(observed):
+    port = observed.port
+    before = metrics(port)
+    codes = [*range(5000, 5300), -32050, -32050]
+    batch = [
+        {"jsonrpc": "2.0", "method": "fail_with", "params": [code], "id": i}
+        for i, code in enumerate(codes)
+    ]
+    for start in range(0, len(batch), 100):  # max_batch
+        replies = post(port, json.dumps(batch[start : start + 100]).encode()).json()
+        assert {reply["error"]["message"] for reply in replies} == {"failed as asked"}
+    after = metrics(port)
+    outcomes = {
+        dict(labels)["outcome"]: value - sample(before, name, **dict(labels))
+        for (name, labels), value in after.items()
+        if name == "rpc_calls_total" and dict(labels)["method"] == "fail_with"
+    }
+    # -32050 is in the range the specification reserves: by value; the 300 others: one label.
+    assert outcomes == {"ok": 0, "application_error": 300, "-32050": 2}
+
+
+def _bucket_median(samples: Any, method: str) -> float:
+    """histogram_quantile(0.5) of one method's duration histogram, as Prometheus computes it."""
+    buckets = sorted(
+        (float(dict(labels)["le"]), value)
+        for (name, labels), value in samples.items()
+        if name == "rpc_call_duration_seconds_bucket" and dict(labels)["method"] == method
+    )
+    rank = buckets[-1][1] / 2
+    lower, below = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            return lower + (bound - lower) * (rank - below) / (count - below)
+        lower, below = bound, count
+    raise AssertionError(buckets)
+
+
+def test_the_duration_histogram_resolves_a_cheap_call(start_service):
+    service = start_service(OBSERVED, env={"SERVICE_LOG_CALLS": "false"})
+    batch = [{"jsonrpc": "2.0", "method": "echo", "params": [i], "id": i} for i in range(100)]
+    for _ in range(5):
+        post(service.port, json.dumps(batch).encode())
+    page = metrics(service.port)
+    count = sample(page, "rpc_call_duration_seconds_count", method="echo")
+    mean = sample(page, "rpc_call_duration_seconds_sum", method="echo") / count
+    first = sample(page, "rpc_call_duration_seconds_bucket", method="echo", le="1e-06")
+    median = _bucket_median(page, "echo")
+    assert count == 500
+    assert mean < 0.0005, mean  # a cheap call: well under the old lowest bucket
+    assert first < count  # not every call in the lowest bucket
+    # The old buckets (lowest 0.5 ms) read a median of 250 µs here, 10-100 times the truth.
+    # A pause of the shared machine can only raise the mean, so its lower bound is loose.
+    assert mean / 10 <= median <= mean * 3, (median, mean)
+    assert median < 0.00005, median
+
+
+# Prometheus 2.x's scrape Accept header (scrape/scrape.go).
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+def test_metrics_page_is_openmetrics_when_the_scraper_asks(observed):
+    rpc(observed.port, "echo", [1])
+    reply = request(observed.port, "GET", "/metrics", headers={"Accept": PROMETHEUS_ACCEPT})
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert reply.headers["Vary"] == "Accept"
+    assert reply.body.endswith(b"# EOF\n")
+    families = {f.name: f for f in parse_openmetrics(reply.body.decode())}
+    assert families["rpc_calls"].type == "counter"
+    assert families["rpc_call_duration_seconds"].type == "histogram"
+    plain = request(observed.port, "GET", "/metrics", headers={"Accept": "text/plain"})
+    assert plain.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _promtool_check(page: bytes) -> None:
@@ -295,6 +401,19 @@ def test_prometheus_scrapes_the_service(start_service, tmp_path):
             return values[-1] == "5"
 
         wait_until(scraped_five, 20, f"Prometheus to see 5 echo calls (saw {values[-3:]})")
+        # Prometheus's own quantile over the buckets agrees with the exact mean (sum / count):
+        # the buckets resolve calls of microseconds (a pause can only raise the mean).
+        selector = '{job="observed",method="echo"}'
+        median = _query(
+            web,
+            f"histogram_quantile(0.5, sum by (le) (rpc_call_duration_seconds_bucket{selector}))",
+        )
+        mean = _query(
+            web,
+            f"sum(rpc_call_duration_seconds_sum{selector}) / "
+            f"sum(rpc_call_duration_seconds_count{selector})",
+        )
+        assert mean / 10 <= median <= mean * 3, (median, mean)
     finally:
         prometheus.terminate()
         try:
@@ -302,6 +421,13 @@ def test_prometheus_scrapes_the_service(start_service, tmp_path):
         except subprocess.TimeoutExpired:
             prometheus.kill()
             prometheus.wait()
+
+
+def _query(web: str, query: str) -> float:
+    """The single value of an instant PromQL query."""
+    url = f"http://{web}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    [result] = _get_json(url)["data"]["result"]
+    return float(result["value"][1])
 
 
 def _wait_for_scrape(api: str, prometheus: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -33,7 +33,7 @@ OLDEST_SUPPORTED = (1, 29)
 INSTALL_HINT = f"run scripts/ci/k8s-tools.sh {sys.prefix}"
 
 # Custom resources have no schema in kubernetes-validate; it warns about them and moves on.
-CUSTOM_KINDS = {"ServiceMonitor"}
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 TARGETS = {
     "dev": ("overlays/dev",),

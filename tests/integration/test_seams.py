@@ -76,7 +76,7 @@ def test_the_readme_example_serves_its_settings_readiness_and_metrics(
     )
     assert result_of(service.port, "next_invoice", [12]) == "RM-00012"
     wait_http(f"{service.base}/readyz")
-    assert readyz(service.port)[1]["checks"]["database:ready"][0]["status"] == "pass"
+    assert readyz(service.port)[1]["checks"]["database:responseTime"][0]["status"] == "pass"
     assert sample(metrics(service.port), "billing_invoices_total") == 1
     service.stop_cleanly()
 
@@ -170,11 +170,11 @@ def test_lifespan_wraps_serving_and_a_check_it_adds_decides_readyz(start_service
     wait_http(f"{service.base}/readyz")
     status, doc = readyz(service.port)
     assert status == 200
-    assert doc["checks"]["database:ready"][0]["status"] == "pass"
+    assert doc["checks"]["database:responseTime"][0]["status"] == "pass"
     result_of(service.port, "set_database_up", [False])
     status, doc = readyz(service.port)
     assert status == 503
-    assert doc["checks"]["database:ready"][0]["status"] == "fail"
+    assert doc["checks"]["database:responseTime"][0]["status"] == "fail"
     result_of(service.port, "set_database_up", [True])
     assert readyz(service.port)[0] == 200
     service.stop_cleanly()
@@ -254,7 +254,7 @@ def test_start_runs_the_service_as_serve_does(start_service):
     env = {"SERVICE_DATABASE_URL": DB_URL, "SERVICE_PORT": "0", "SERVICE_INVOICE_PREFIX": "S"}
     service = start_service("", env=env, command=[sys.executable, SCRIPT])
     assert result_of(service.port, "next_invoice", [7]) == "S-00007"
-    assert readyz(service.port)[1]["checks"]["database:ready"][0]["status"] == "pass"
+    assert readyz(service.port)[1]["checks"]["database:responseTime"][0]["status"] == "pass"
     service.stop_cleanly()
     assert in_order(messages(service), ["pool opened", "listening", "draining", "pool closed"])
 

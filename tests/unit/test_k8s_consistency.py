@@ -904,3 +904,43 @@ def test_pre_stop_pause_and_drain_finish_inside_the_grace_period(overlay: str) -
         # The listener closes at SIGTERM: liveness must not give up on a pod still draining.
         liveness = container(deployment)["livenessProbe"]
         assert liveness["periodSeconds"] * liveness["failureThreshold"] > settings.drain_timeout
+
+
+def test_the_monitoring_component_labels_monitors_and_rules_for_one_prometheus() -> None:
+    docs = render("prod", SERVICEMONITOR_COMPONENT)
+    monitors = of_kind(docs, "ServiceMonitor")
+    [rule] = of_kind(docs, "PrometheusRule")
+    # kube-prometheus-stack selects both kinds by the same `release` label: one value for all.
+    releases = {doc["metadata"]["labels"].get("release") for doc in [*monitors, rule]}
+    assert releases == {"kube-prometheus-stack"}
+    for monitor in monitors:
+        # job="<part-of>" on every target: what the rules' `up{job=...}` and the dashboard use.
+        assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/part-of"
+        service = named(docs, "Service", monitor["metadata"]["name"])
+        assert service["metadata"]["labels"]["app.kubernetes.io/part-of"] == "service-template"
+    rules = yaml.safe_load((REPO / "observability" / "alerts.yml").read_text())
+    assert rule["spec"] == rules  # the rules file is the resource's spec, nothing else
+
+
+def test_the_prometheusrule_is_generated_from_the_rules_file() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "alert-rules.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_autoscaler_scales_down_slowly_and_up_fast() -> None:
+    autoscalers = of_kind(render("prod"), "HorizontalPodAutoscaler")
+    assert autoscalers
+    for autoscaler in autoscalers:
+        behavior = autoscaler["spec"]["behavior"]
+        down, up = behavior["scaleDown"], behavior["scaleUp"]
+        # Longer than the drain (drain_timeout 20 s), so a removed pod finishes its calls.
+        assert down["stabilizationWindowSeconds"] >= 60
+        assert all(p["periodSeconds"] >= 60 for p in down["policies"])
+        assert up["stabilizationWindowSeconds"] == 0
+        assert {p["type"] for p in up["policies"]} == {"Percent", "Pods"}
