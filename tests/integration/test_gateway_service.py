@@ -157,8 +157,8 @@ def test_a_required_peer_makes_the_gateway_unready_while_it_is_down_and_no_other
         assert not ready.ok
         assert ready.status_code == 503
         # It names what is missing.
-        assert set(ready.checks) == {"peer:hello:ready", "drain:status"}, ready.checks
-        assert ready.checks["peer:hello:ready"][0]["status"] == "fail"
+        assert set(ready.checks) == {"peer:hello:responseTime", "drain:status"}, ready.checks
+        assert ready.checks["peer:hello:responseTime"][0]["status"] == "fail"
 
 
 def test_a_required_peer_that_is_not_a_peer_stops_the_gateway_at_start() -> None:
