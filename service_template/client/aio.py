@@ -1,0 +1,84 @@
+"""``AsyncRemoteClient``: the asyncio twin of ``RemoteClient``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .batches import AsyncBatch
+from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange
+from .httpx_transport import AsyncHTTPXTransport
+from .proxy import Namespace
+from .replies import Health
+
+if TYPE_CHECKING:
+    from .httpx_transport import AsyncSeam
+
+T = TypeVar("T")
+
+
+class AsyncRemoteClient(ClientBase):
+    """The asyncio twin of ``RemoteClient``: the same API, awaited (``peer`` as there)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        token_header: str = "X-Api-Token",  # noqa: S107 (a header name, not a secret)
+        transport: AsyncSeam | None = None,
+        headers: Mapping[str, str] | None = None,
+        peer: str | None = None,
+    ) -> None:
+        super().__init__(url, token, timeout, token_header, headers, peer=peer)
+        self._transport = AsyncHTTPXTransport(transport, self.timeout, self._headers)
+        self.methods: Namespace[Awaitable[Any]] = Namespace(
+            lambda m, a, k: self._send(self._call(m, a, k))
+        )
+        self.notifications: Namespace[Awaitable[None]] = Namespace(
+            lambda m, a, k: self._send(self._notify(m, a, k))
+        )
+
+    async def _send(self, exchange: Exchange[T]) -> T:
+        return await self._transport.send(exchange)
+
+    async def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` and return its result; raise its error as an ``RPCError``."""
+        return await self._send(self._call(method, args, kwargs))
+
+    async def notify(self, method: str, /, *args: Any, **kwargs: Any) -> None:
+        """Send ``method`` as a notification: no id, no result."""
+        await self._send(self._notify(method, args, kwargs))
+
+    async def send_raw(self, body: bytes) -> Any:
+        """POST ``body`` as it is and return the decoded answer (None when there is none)."""
+        return await self._send(self._raw(body))
+
+    async def get_name(self) -> str:
+        """The service's name (``info.title`` of ``rpc.discover``), asked once and cached."""
+        return self._name if self._name is not None else await self._send(self._discover_name())
+
+    async def health(self, probe: str = "readyz") -> Health:
+        """GET the service's ``/livez`` or ``/readyz`` (beside the ``/api`` URL)."""
+        return await self._send(self._health(probe))
+
+    def batch(self) -> AsyncBatch:
+        """A batch: calls made on it inside its ``async with`` block go out as one request."""
+        return AsyncBatch(self)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> AsyncRemoteClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,97 @@
+"""One HTTP exchange to make, and the settings and request building both clients share."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from . import replies
+from .urls import check_url, probe_url, safe_url
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange(Generic[T]):
+    """One HTTP request to make and how to turn its response into a value."""
+
+    method: str
+    url: str
+    body: bytes | None
+    finish: Callable[[replies.Reply], T]
+    where: str  # how messages name the service: its URL without credentials, or its peer name
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Content-Type": "application/json"} if self.body is not None else None
+
+
+class ClientBase:
+    """Settings and request building shared by the blocking and the async client."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        timeout: float,
+        token_header: str,
+        headers: Mapping[str, str] | None,
+        *,
+        peer: str | None,
+    ) -> None:
+        if not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.url = check_url(url)
+        self.peer = peer
+        self.where = f"service {peer!r}" if peer else safe_url(self.url)
+        self.timeout = float(timeout)
+        self._ids = itertools.count(1)
+        self._name: str | None = None
+        self._headers = {"Accept": "application/json", **(headers or {})}
+        if token is not None:
+            self._headers[token_header] = token
+
+    def __repr__(self) -> str:  # never shows the token, nor a password in the URL
+        return f"{type(self).__name__}({safe_url(self.url)!r})"
+
+    def _rpc(self, body: bytes, finish: Callable[[Any, float | None], T]) -> Exchange[T]:
+        url, where = self.url, self.where
+        return Exchange(
+            "POST",
+            url,
+            body,
+            lambda response: finish(*replies.read_body(response, url, where)),
+            where,
+        )
+
+    def _call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exchange[Any]:
+        request_id = next(self._ids)
+        body = replies.encode_request(method, args, kwargs, request_id)
+        where = self.where
+        return self._rpc(body, lambda p, retry: replies.call_reply(p, request_id, where, retry))
+
+    def _notify(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exchange[None]:
+        body = replies.encode_request(method, args, kwargs, None)
+        where = self.where
+        return self._rpc(body, lambda p, retry: replies.notification_reply(p, where, retry))
+
+    def _raw(self, body: bytes) -> Exchange[Any]:
+        return self._rpc(body, lambda payload, _retry: payload)
+
+    def _discover_name(self) -> Exchange[str]:
+        call = self._call("rpc.discover", (), {})
+
+        def finish(response: replies.Reply) -> str:
+            self._name = replies.service_name(call.finish(response), self.where)
+            return self._name
+
+        return Exchange(call.method, call.url, call.body, finish, call.where)
+
+    def _health(self, probe: str) -> Exchange[replies.Health]:
+        url = probe_url(self.url, probe)
+        where = self.where if self.peer else safe_url(url)
+        return Exchange("GET", url, None, lambda response: replies.health(probe, response), where)

@@ -1,0 +1,86 @@
+"""``RemoteClient``: the blocking JSON-RPC client."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .batches import Batch
+from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange
+from .httpx_transport import HTTPXTransport
+from .proxy import Namespace
+from .replies import Health
+
+if TYPE_CHECKING:
+    from .httpx_transport import SyncSeam
+
+T = TypeVar("T")
+
+
+class RemoteClient(ClientBase):
+    """A blocking JSON-RPC client for one service endpoint (the ``.../api`` URL).
+
+    ``peer`` names the service in error messages instead of its URL (see the package docstring).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        token_header: str = "X-Api-Token",  # noqa: S107 (a header name, not a secret)
+        transport: SyncSeam | None = None,
+        headers: Mapping[str, str] | None = None,
+        peer: str | None = None,
+    ) -> None:
+        super().__init__(url, token, timeout, token_header, headers, peer=peer)
+        self._transport = HTTPXTransport(transport, self.timeout, self._headers)
+        self.methods: Namespace[Any] = Namespace(lambda m, a, k: self._send(self._call(m, a, k)))
+        self.notifications: Namespace[None] = Namespace(
+            lambda m, a, k: self._send(self._notify(m, a, k))
+        )
+
+    def _send(self, exchange: Exchange[T]) -> T:
+        return self._transport.send(exchange)
+
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` and return its result; raise its error as an ``RPCError``."""
+        return self._send(self._call(method, args, kwargs))
+
+    def notify(self, method: str, /, *args: Any, **kwargs: Any) -> None:
+        """Send ``method`` as a notification: no id, no result."""
+        self._send(self._notify(method, args, kwargs))
+
+    def send_raw(self, body: bytes) -> Any:
+        """POST ``body`` as it is and return the decoded answer (None when there is none)."""
+        return self._send(self._raw(body))
+
+    @property
+    def name(self) -> str:
+        """The service's name (``info.title`` of ``rpc.discover``), asked once and cached."""
+        return self._name if self._name is not None else self._send(self._discover_name())
+
+    def health(self, probe: str = "readyz") -> Health:
+        """GET the service's ``/livez`` or ``/readyz`` (beside the ``/api`` URL)."""
+        return self._send(self._health(probe))
+
+    def batch(self) -> Batch:
+        """A batch: calls made on it inside its ``with`` block go out as one request."""
+        return Batch(self)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._transport.close()
+
+    def __enter__(self) -> RemoteClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
