@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .batches import AsyncBatch
 from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange
-from .httpx_transport import AsyncHTTPXTransport
+from .pool import AsyncPoolTransport
 from .proxy import Namespace
 from .replies import Health
 
 if TYPE_CHECKING:
-    from .httpx_transport import AsyncSeam
+    from .httpx_transport import AsyncHTTPXTransport, AsyncSeam
 
 T = TypeVar("T")
 
@@ -33,7 +33,15 @@ class AsyncRemoteClient(ClientBase):
         peer: str | None = None,
     ) -> None:
         super().__init__(url, token, timeout, token_header, headers, peer=peer)
-        self._transport = AsyncHTTPXTransport(transport, self.timeout, self._headers)
+        # A test's httpx transport goes through httpx; otherwise the pool on asyncio and
+        # httptools (pool.py: chosen by measurement, bench/client_cost.py).
+        self._transport: AsyncPoolTransport | AsyncHTTPXTransport
+        if transport is None:
+            self._transport = AsyncPoolTransport(self.url, self.timeout, self._headers)
+        else:
+            from .httpx_transport import AsyncHTTPXTransport
+
+            self._transport = AsyncHTTPXTransport(transport, self.timeout, self._headers)
         self.methods: Namespace[Awaitable[Any]] = Namespace(
             lambda m, a, k: self._send(self._call(m, a, k))
         )

@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .batches import Batch
 from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange
-from .httpx_transport import HTTPXTransport
 from .proxy import Namespace
 from .replies import Health
 
 if TYPE_CHECKING:
-    from .httpx_transport import SyncSeam
+    from .httpx_transport import HTTPXTransport, SyncSeam
 
 T = TypeVar("T")
 
@@ -36,7 +35,10 @@ class RemoteClient(ClientBase):
         peer: str | None = None,
     ) -> None:
         super().__init__(url, token, timeout, token_header, headers, peer=peer)
-        self._transport = HTTPXTransport(transport, self.timeout, self._headers)
+        # httpx is imported when a blocking client is made, not when the package is.
+        from .httpx_transport import HTTPXTransport
+
+        self._transport: HTTPXTransport = HTTPXTransport(transport, self.timeout, self._headers)
         self.methods: Namespace[Any] = Namespace(lambda m, a, k: self._send(self._call(m, a, k)))
         self.notifications: Namespace[None] = Namespace(
             lambda m, a, k: self._send(self._notify(m, a, k))

@@ -55,7 +55,7 @@ def test_protocol_layer_uses_only_the_standard_library(path: Path) -> None:
     ("library", "allowed"),
     [
         ("tornado", ("http/",)),
-        ("httptools", ("http/",)),
+        ("httptools", ("http/", "client/connection.py")),
         ("prometheus_client", ("metrics.py",)),
         ("httpx", ("client/httpx_transport.py",)),
     ],
