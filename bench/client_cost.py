@@ -247,8 +247,10 @@ def main(argv: list[str]) -> int:
                     ratios[kind].append(value / this["aiohttp"])
     finally:
         stop(server)
-    print(f"client CPU per call: {args.calls} calls x {args.rounds} rounds, "
-          f"{args.concurrency} tasks, server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}")  # fmt: skip
+    print(
+        f"client CPU per call: {args.calls} calls x {args.rounds} rounds, {args.concurrency}"
+        f" tasks, server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}"
+    )
     print("| client | CPU us/call (median) | rounds | x aiohttp client |")
     print("|---|---|---|---|")
     for kind in kinds:
