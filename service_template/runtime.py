@@ -28,6 +28,8 @@ from .metrics import Metrics, instruments_registry, make_registry
 from .openrpc import build_document
 from .protocol import DeadlineExceeded, Dispatcher, Method, codec
 from .protocol.aio import Resume
+from .protocol.calls import CURRENT
+from .protocol.deadline import DEADLINE, asked
 from .routing import RouteTable
 from .version import project_version
 
@@ -142,28 +144,45 @@ class Runtime:
         The deadline counts from the start of the call; the rest runs in this same task
         (see ``protocol.aio.Resume``).
         """
-        if not method.is_async:
-            return await self._invoke_in_pool(method, args, kwargs, self.deadline(method))
-        started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
-        coro = method.func(*args, **kwargs)
-        try:
-            first = coro.send(None)
-        except StopIteration as done:
-            return done.value
         limit = self.deadline(method)
-        deadline = asyncio.timeout_at(started + limit)
-        with self._in_flight():
+        # The deadline's instant, for the clients the method calls (X-Timeout-Ms downstream).
+        passed_on = DEADLINE.set(time.monotonic() + limit)
+        try:
+            if not method.is_async:
+                return await self._invoke_in_pool(method, args, kwargs, limit)
+            started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
+            coro = method.func(*args, **kwargs)
             try:
-                async with deadline:
-                    return await Resume(coro, first)
-            except TimeoutError:
-                if not deadline.expired():
-                    raise  # the method's own TimeoutError: a fault like any other
-                raise DeadlineExceeded(data={"timeout": limit}) from None
+                first = coro.send(None)
+            except StopIteration as done:
+                return done.value
+            deadline = asyncio.timeout_at(started + limit)
+            with self._in_flight():
+                try:
+                    async with deadline:
+                        return await Resume(coro, first)
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise  # the method's own TimeoutError: a fault like any other
+                    raise DeadlineExceeded(data={"timeout": limit}) from None
+        finally:
+            DEADLINE.reset(passed_on)
 
     def deadline(self, method: Method) -> float:
-        """Seconds a call to ``method`` may take (its own timeout, else ``call_timeout``)."""
-        return method.timeout or self.settings.call_timeout
+        """Seconds a call to ``method`` may take (its own timeout, else ``call_timeout``),
+        capped by what its caller gave it (``X-Timeout-Ms``, protocol/deadline.py); raises
+        ``DeadlineExceeded`` when that was nothing: the call must not start."""
+        limit = method.timeout or self.settings.call_timeout
+        call = CURRENT.get(None)
+        if call is None:
+            return limit
+        transport = call[2] if type(call) is tuple else call._transport  # type: ignore[union-attr]
+        given = asked(transport.headers)
+        if given is None:
+            return limit
+        if given <= 0:
+            raise DeadlineExceeded(data={"timeout": 0})
+        return min(limit, given)
 
     async def offload(self, work: Callable[[], Any]) -> Any:
         """Run ``work()`` in the decoder thread: large bodies are decoded off the event loop."""

@@ -8,7 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from service_template.protocol import deadline
+
 from . import replies
+from .errors import RequestTimeout
 from .urls import check_url, probe_url, safe_url
 
 T = TypeVar("T")
@@ -95,3 +98,22 @@ class ClientBase:
         url = probe_url(self.url, probe)
         where = self.where if self.peer else safe_url(url)
         return Exchange("GET", url, None, lambda response: replies.health(probe, response), where)
+
+
+def time_left(timeout: float, exchange: Exchange[Any]) -> tuple[float, str | None]:
+    """The timeout for one exchange and the ``X-Timeout-Ms`` value to send with it.
+
+    Outside a call: the client's own timeout and no header. Inside one (a method calling
+    another service): no longer than what remains of that call's deadline, which the callee
+    learns from the header; ``RequestTimeout`` at once, with nothing sent, when nothing remains.
+    """
+    left = deadline.remaining()
+    if left is None:
+        return timeout, None
+    if left <= 0:
+        raise RequestTimeout(
+            f"no time left to call {exchange.where}: the current call's deadline has passed",
+            url=safe_url(exchange.url),
+        )
+    wait = min(timeout, left)
+    return wait, deadline.header_value(wait)

@@ -8,8 +8,10 @@ from typing import Any, TypeVar
 
 import httpx
 
+from service_template.protocol.deadline import HEADER
+
 from .errors import ConnectError, RequestTimeout, TransportError, reason
-from .exchange import Exchange
+from .exchange import Exchange, time_left
 from .urls import safe_url
 
 T = TypeVar("T")
@@ -32,6 +34,12 @@ def translate(exc: httpx.TransportError, exchange: Exchange[Any], timeout: float
     return TransportError(f"request to {where} failed: {reason(exc)}", url=url)
 
 
+def _headers(exchange: Exchange[Any], budget: str | None) -> dict[str, str] | None:
+    if budget is None:
+        return exchange.headers
+    return {**(exchange.headers or {}), HEADER: budget}
+
+
 class HTTPXTransport:
     """A blocking connection pool (keep-alive), one timeout applied to every phase."""
 
@@ -42,12 +50,17 @@ class HTTPXTransport:
         self._http = httpx.Client(transport=transport, timeout=timeout, headers=dict(headers))
 
     def send(self, exchange: Exchange[T]) -> T:
+        timeout, budget = time_left(self.timeout, exchange)
         try:
             response = self._http.request(
-                exchange.method, exchange.url, content=exchange.body, headers=exchange.headers
+                exchange.method,
+                exchange.url,
+                content=exchange.body,
+                headers=_headers(exchange, budget),
+                timeout=timeout,
             )
         except httpx.TransportError as exc:
-            raise translate(exc, exchange, self.timeout) from exc
+            raise translate(exc, exchange, timeout) from exc
         return exchange.finish(response)
 
     def close(self) -> None:
@@ -67,12 +80,17 @@ class AsyncHTTPXTransport:
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, headers=dict(headers))
 
     async def send(self, exchange: Exchange[T]) -> T:
+        timeout, budget = time_left(self.timeout, exchange)
         try:
             response = await self._http.request(
-                exchange.method, exchange.url, content=exchange.body, headers=exchange.headers
+                exchange.method,
+                exchange.url,
+                content=exchange.body,
+                headers=_headers(exchange, budget),
+                timeout=timeout,
             )
         except httpx.TransportError as exc:
-            raise translate(exc, exchange, self.timeout) from exc
+            raise translate(exc, exchange, timeout) from exc
         return exchange.finish(response)
 
     async def aclose(self) -> None:

@@ -20,9 +20,11 @@ import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from service_template.protocol.deadline import HEADER
+
 from .connection import Connection, ConnectionFailed
 from .errors import ConnectError, RequestTimeout, TransportError, reason
-from .exchange import Exchange
+from .exchange import Exchange, time_left
 from .urls import Endpoint, endpoint, safe_url
 
 T = TypeVar("T")
@@ -30,6 +32,9 @@ T = TypeVar("T")
 DEFAULT_MAX_CONNECTIONS = 100
 DEFAULT_KEEPALIVE_EXPIRY = 5.0  # seconds; below a server's idle timeout (ours: 60 s)
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+
+_HEADER = HEADER.encode("ascii")
 
 
 class _Timeout(Exception):
@@ -76,15 +81,16 @@ class AsyncPoolTransport:
 
     async def send(self, exchange: Exchange[T]) -> T:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        request = self._encode(exchange)
-        connection = await self._acquire(exchange, loop, deadline)
+        timeout, budget = time_left(self.timeout, exchange)
+        deadline = loop.time() + timeout
+        request = self._encode(exchange, budget)
+        connection = await self._acquire(exchange, loop, deadline, timeout)
         try:
             answer = await self._wait(connection.exchange(request, loop), loop, deadline)
         except _Timeout:
             connection.close()
             raise RequestTimeout(
-                f"no answer from {exchange.where} within {self.timeout:g} s",
+                f"no answer from {exchange.where} within {timeout:g} s",
                 url=safe_url(exchange.url),
             ) from None
         except ConnectionFailed as exc:
@@ -107,7 +113,7 @@ class AsyncPoolTransport:
 
     # ---- requests ----
 
-    def _encode(self, exchange: Exchange[Any]) -> bytes:
+    def _encode(self, exchange: Exchange[Any], budget: str | None) -> bytes:
         key = (exchange.method, exchange.url)
         head = self._heads.get(key)
         if head is None:
@@ -115,12 +121,14 @@ class AsyncPoolTransport:
             content_type = "Content-Type: application/json\r\n" if exchange.body is not None else ""
             head = (
                 f"{exchange.method} {target.target} HTTP/1.1\r\nHost: {target.host_header}\r\n"
-                f"{self._fields}{content_type}Content-Length: "
+                f"{self._fields}{content_type}"
             ).encode("latin-1")
             if len(self._heads) < 16:  # the endpoint and its two probes; bounded regardless
                 self._heads[key] = head
         body = exchange.body or b""
-        return b"%s%d\r\n\r\n%s" % (head, len(body), body)
+        if budget is not None:
+            head = b"%s%s: %s\r\n" % (head, _HEADER, budget.encode("ascii"))
+        return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
 
     def _target(self, url: str) -> Endpoint:
         target = endpoint(url)
@@ -132,7 +140,11 @@ class AsyncPoolTransport:
     # ---- the pool ----
 
     async def _acquire(
-        self, exchange: Exchange[Any], loop: asyncio.AbstractEventLoop, deadline: float
+        self,
+        exchange: Exchange[Any],
+        loop: asyncio.AbstractEventLoop,
+        deadline: float,
+        seconds: float,  # the whole timeout, for messages
     ) -> Connection:
         if self._closed:
             raise TransportError(
@@ -152,7 +164,7 @@ class AsyncPoolTransport:
                 await self._wait(waiter, loop, deadline)
             except _Timeout:
                 raise RequestTimeout(
-                    f"no answer from {exchange.where} within {self.timeout:g} s "
+                    f"no answer from {exchange.where} within {seconds:g} s "
                     f"(all {self.max_connections} connections busy)",
                     url=safe_url(exchange.url),
                 ) from None
@@ -160,17 +172,21 @@ class AsyncPoolTransport:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
             if self._idle:
-                return await self._acquire(exchange, loop, deadline)
+                return await self._acquire(exchange, loop, deadline, seconds)
         self._open += 1
         try:
-            return await self._connect(exchange, loop, deadline)
+            return await self._connect(exchange, loop, deadline, seconds)
         except BaseException:
             self._open -= 1
             self._wake()
             raise
 
     async def _connect(
-        self, exchange: Exchange[Any], loop: asyncio.AbstractEventLoop, deadline: float
+        self,
+        exchange: Exchange[Any],
+        loop: asyncio.AbstractEventLoop,
+        deadline: float,
+        seconds: float,  # the whole timeout, for messages
     ) -> Connection:
         target, where = self._endpoint, exchange.where
         url = safe_url(exchange.url)
@@ -189,7 +205,7 @@ class AsyncPoolTransport:
         except _Timeout:
             connecting.cancel()
             raise RequestTimeout(
-                f"cannot connect to {where}: timed out after {self.timeout:g} s", url=url
+                f"cannot connect to {where}: timed out after {seconds:g} s", url=url
             ) from None
         except socket.gaierror as exc:
             raise ConnectError(f"cannot connect to {where}: {exc.strerror}", url=url) from exc
