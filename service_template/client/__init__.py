@@ -17,6 +17,13 @@ by httpx to each phase (connect, write, every read). ``transport`` is the seam f
 ``httpx.MockTransport``. Requests are built and answers checked by shared functions; the two
 classes differ only in how they wait.
 
+Calls declared idempotent by the caller, ``client.idempotent.get_user(1)``, are retried on a
+connection error or overload, with jittered exponential backoff, honouring ``Retry-After``, within
+the current call's deadline and a retry budget (``retry=RetryPolicy(...)``, ``None`` for none;
+``client.retry_stats`` counts them; see ``retry.py``). Anything else is sent exactly once. Called
+from inside a service's method, every request carries what remains of that call's deadline
+(``X-Timeout-Ms``) and waits no longer (``protocol/deadline.py``).
+
 Exceptions, in one place:
 
 - ``RPCError`` and its subclasses (``service_template.protocol.errors``): the service answered
@@ -63,6 +70,7 @@ from .errors import (
 )
 from .exchange import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from .replies import Health
+from .retry import RetryPolicy, RetryStats
 from .sync import RemoteClient
 
 __all__ = [
@@ -77,6 +85,8 @@ __all__ = [
     "ProtocolError",
     "RemoteClient",
     "RequestTimeout",
+    "RetryPolicy",
+    "RetryStats",
     "ServerOverloaded",
     "TransportError",
 ]

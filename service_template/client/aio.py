@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .batches import AsyncBatch
+from .errors import ConnectError, ServerOverloaded
 from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange
 from .pool import AsyncPoolTransport
 from .proxy import Namespace
 from .replies import Health
+from .retry import DEFAULT_RETRY, RetryPolicy
 
 if TYPE_CHECKING:
     from .httpx_transport import AsyncHTTPXTransport, AsyncSeam
 
 T = TypeVar("T")
+log = logging.getLogger("service_template.client")
 
 
 class AsyncRemoteClient(ClientBase):
@@ -31,8 +36,9 @@ class AsyncRemoteClient(ClientBase):
         transport: AsyncSeam | None = None,
         headers: Mapping[str, str] | None = None,
         peer: str | None = None,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
     ) -> None:
-        super().__init__(url, token, timeout, token_header, headers, peer=peer)
+        super().__init__(url, token, timeout, token_header, headers, peer=peer, retry=retry)
         # A test's httpx transport goes through httpx; otherwise the pool on asyncio and
         # httptools (pool.py: chosen by measurement, bench/client_cost.py).
         self._transport: AsyncPoolTransport | AsyncHTTPXTransport
@@ -45,9 +51,33 @@ class AsyncRemoteClient(ClientBase):
         self.methods: Namespace[Awaitable[Any]] = Namespace(
             lambda m, a, k: self._send(self._call(m, a, k))
         )
+        # Calls declared idempotent by the caller: retried on connection errors and overload
+        # (retry.py); ``retry=None`` turns retries off.
+        self.idempotent: Namespace[Awaitable[Any]] = Namespace(
+            lambda m, a, k: self._send_idempotent(self._call(m, a, k))
+        )
         self.notifications: Namespace[Awaitable[None]] = Namespace(
             lambda m, a, k: self._send(self._notify(m, a, k))
         )
+
+    async def _send_idempotent(self, exchange: Exchange[T]) -> T:
+        retrier = self._retrier
+        if retrier is None:
+            return await self._send(exchange)
+        retrier.budget.earn()
+        retry = 0
+        while True:
+            try:
+                return await self._send(exchange)
+            except (ConnectError, ServerOverloaded) as exc:
+                retry += 1
+                wait = retrier.next_wait(retry, getattr(exc, "retry_after", None))
+                if wait is None:
+                    raise
+                log.info(
+                    "retrying a call to %s in %.3f s (retry %d): %s", self.where, wait, retry, exc
+                )
+                await asyncio.sleep(wait)
 
     async def _send(self, exchange: Exchange[T]) -> T:
         return await self._transport.send(exchange)

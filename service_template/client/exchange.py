@@ -12,6 +12,7 @@ from service_template.protocol import deadline
 
 from . import replies
 from .errors import RequestTimeout
+from .retry import Retrier, RetryPolicy, RetryStats
 from .urls import check_url, probe_url, safe_url
 
 T = TypeVar("T")
@@ -45,6 +46,7 @@ class ClientBase:
         headers: Mapping[str, str] | None,
         *,
         peer: str | None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -57,6 +59,12 @@ class ClientBase:
         self._headers = {"Accept": "application/json", **(headers or {})}
         if token is not None:
             self._headers[token_header] = token
+        self._retrier = Retrier(retry) if retry is not None else None
+
+    @property
+    def retry_stats(self) -> RetryStats:
+        """What retries of idempotent calls did so far (all zero when retries are off)."""
+        return self._retrier.stats if self._retrier is not None else RetryStats()
 
     def __repr__(self) -> str:  # never shows the token, nor a password in the URL
         return f"{type(self).__name__}({safe_url(self.url)!r})"

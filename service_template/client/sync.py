@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .batches import Batch
+from .errors import ConnectError, ServerOverloaded
 from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange
 from .proxy import Namespace
 from .replies import Health
+from .retry import DEFAULT_RETRY, RetryPolicy
 
 if TYPE_CHECKING:
     from .httpx_transport import HTTPXTransport, SyncSeam
 
 T = TypeVar("T")
+log = logging.getLogger("service_template.client")
 
 
 class RemoteClient(ClientBase):
@@ -33,16 +38,41 @@ class RemoteClient(ClientBase):
         transport: SyncSeam | None = None,
         headers: Mapping[str, str] | None = None,
         peer: str | None = None,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
     ) -> None:
-        super().__init__(url, token, timeout, token_header, headers, peer=peer)
+        super().__init__(url, token, timeout, token_header, headers, peer=peer, retry=retry)
         # httpx is imported when a blocking client is made, not when the package is.
         from .httpx_transport import HTTPXTransport
 
         self._transport: HTTPXTransport = HTTPXTransport(transport, self.timeout, self._headers)
         self.methods: Namespace[Any] = Namespace(lambda m, a, k: self._send(self._call(m, a, k)))
+        # Calls declared idempotent by the caller: retried on connection errors and overload
+        # (retry.py); ``retry=None`` turns retries off.
+        self.idempotent: Namespace[Any] = Namespace(
+            lambda m, a, k: self._send_idempotent(self._call(m, a, k))
+        )
         self.notifications: Namespace[None] = Namespace(
             lambda m, a, k: self._send(self._notify(m, a, k))
         )
+
+    def _send_idempotent(self, exchange: Exchange[T]) -> T:
+        retrier = self._retrier
+        if retrier is None:
+            return self._send(exchange)
+        retrier.budget.earn()
+        retry = 0
+        while True:
+            try:
+                return self._send(exchange)
+            except (ConnectError, ServerOverloaded) as exc:
+                retry += 1
+                wait = retrier.next_wait(retry, getattr(exc, "retry_after", None))
+                if wait is None:
+                    raise
+                log.info(
+                    "retrying a call to %s in %.3f s (retry %d): %s", self.where, wait, retry, exc
+                )
+                time.sleep(wait)
 
     def _send(self, exchange: Exchange[T]) -> T:
         return self._transport.send(exchange)

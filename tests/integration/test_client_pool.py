@@ -8,11 +8,8 @@ bytes it gets.
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -26,76 +23,17 @@ from service_template.client import (
 from service_template.client.pool import AsyncPoolTransport
 from service_template.protocol import errors
 from service_template.testing import serve_in_thread
+from tests.integration.raw_http import (
+    Handler,
+    RawServer,
+    answer,
+    answers_add,
+    raw_server,
+    result_for,
+)
 from tests.integration.services import ProbeService
 
 pytestmark = pytest.mark.integration
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[bool]]
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes | None:
-    """One request's body (None when the client closed the connection)."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    length = 0
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    return await reader.readexactly(length)
-
-
-def answer(body: bytes, *, extra: bytes = b"") -> bytes:
-    return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s"
-        % (
-            len(body),
-            extra,
-            body,
-        )
-    )
-
-
-def result_for(body: bytes, value: Any = 3) -> bytes:
-    return json.dumps({"jsonrpc": "2.0", "id": json.loads(body)["id"], "result": value}).encode()
-
-
-class RawServer:
-    """Counts connections; ``handler`` answers each request and says whether to keep going."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.connections = 0
-        self.requests = 0
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while (body := await read_request(reader)) is not None:
-                self.requests += 1
-                if not await self.handler(reader, writer, body):
-                    break
-        finally:
-            writer.close()
-
-
-@asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[tuple[RawServer, str]]:
-    state = RawServer(handler)
-    server = await asyncio.start_server(state.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield state, f"http://127.0.0.1:{port}/api"
-    finally:
-        server.close()
-
-
-async def answers_add(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes) -> bool:
-    writer.write(answer(result_for(body)))
-    await writer.drain()
-    return True
 
 
 def test_calls_notifications_batches_name_and_health_against_a_real_service() -> None:
