@@ -39,6 +39,8 @@ Exceptions, in one place:
     user name or password it held).
 
     - ``ConnectError`` (also a builtin ``ConnectionError``): cannot connect, connection lost.
+
+      - ``PeerFailing``: not sent, the peer failed repeatedly just now (``breaker.py``).
     - ``RequestTimeout`` (also a builtin ``TimeoutError``): no answer within the timeout.
     - ``HTTPStatusError``: a non-2xx status without a JSON-RPC body; ``status_code``.
 
@@ -59,6 +61,7 @@ from __future__ import annotations
 
 from .aio import AsyncRemoteClient
 from .batches import AsyncBatch, Batch, BatchResult
+from .breaker import BreakerPolicy, PeerFailing
 from .errors import (
     ClientError,
     ConnectError,
@@ -78,10 +81,12 @@ __all__ = [
     "AsyncRemoteClient",
     "Batch",
     "BatchResult",
+    "BreakerPolicy",
     "ClientError",
     "ConnectError",
     "HTTPStatusError",
     "Health",
+    "PeerFailing",
     "ProtocolError",
     "RemoteClient",
     "RequestTimeout",

@@ -8,9 +8,12 @@ from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from service_template.protocol import errors
+
 from .batches import AsyncBatch
-from .errors import ConnectError, ServerOverloaded
-from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange
+from .breaker import DEFAULT_BREAKER, BreakerPolicy, PeerFailing
+from .errors import ClientError, ConnectError, RequestTimeout, ServerOverloaded
+from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange, time_left
 from .pool import AsyncPoolTransport
 from .proxy import Namespace
 from .replies import Health
@@ -37,8 +40,11 @@ class AsyncRemoteClient(ClientBase):
         headers: Mapping[str, str] | None = None,
         peer: str | None = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
+        breaker: BreakerPolicy | None = DEFAULT_BREAKER,
     ) -> None:
-        super().__init__(url, token, timeout, token_header, headers, peer=peer, retry=retry)
+        super().__init__(
+            url, token, timeout, token_header, headers, peer=peer, retry=retry, breaker=breaker
+        )
         # A test's httpx transport goes through httpx; otherwise the pool on asyncio and
         # httptools (pool.py: chosen by measurement, bench/client_cost.py).
         self._transport: AsyncPoolTransport | AsyncHTTPXTransport
@@ -69,6 +75,8 @@ class AsyncRemoteClient(ClientBase):
         while True:
             try:
                 return await self._send(exchange)
+            except PeerFailing:
+                raise  # failing fast is the point: no waiting and trying again
             except (ConnectError, ServerOverloaded) as exc:
                 retry += 1
                 wait = retrier.next_wait(retry, getattr(exc, "retry_after", None))
@@ -80,7 +88,24 @@ class AsyncRemoteClient(ClientBase):
                 await asyncio.sleep(wait)
 
     async def _send(self, exchange: Exchange[T]) -> T:
-        return await self._transport.send(exchange)
+        timeout, budget = time_left(self.timeout, exchange)
+        breaker = self._breaker
+        if breaker is None:
+            return await self._transport.send(exchange, timeout, budget)
+        breaker.before(exchange.where, exchange.url)
+        try:
+            result = await self._transport.send(exchange, timeout, budget)
+        except (ConnectError, RequestTimeout):
+            breaker.failed()
+            raise
+        except (ClientError, errors.RPCError):
+            breaker.succeeded()  # an answer, even an error: the peer is there
+            raise
+        except BaseException:
+            breaker.abandoned()
+            raise
+        breaker.succeeded()
+        return result
 
     async def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call ``method`` and return its result; raise its error as an ``RPCError``."""

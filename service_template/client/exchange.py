@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 from service_template.protocol import deadline
 
 from . import replies
+from .breaker import Breaker, BreakerPolicy
 from .errors import RequestTimeout
 from .retry import Retrier, RetryPolicy, RetryStats
 from .urls import check_url, probe_url, safe_url
@@ -47,6 +48,7 @@ class ClientBase:
         *,
         peer: str | None,
         retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
     ) -> None:
         if not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -60,6 +62,7 @@ class ClientBase:
         if token is not None:
             self._headers[token_header] = token
         self._retrier = Retrier(retry) if retry is not None else None
+        self._breaker = Breaker(breaker) if breaker is not None else None
 
     @property
     def retry_stats(self) -> RetryStats:

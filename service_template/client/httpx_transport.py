@@ -11,7 +11,7 @@ import httpx
 from service_template.protocol.deadline import HEADER
 
 from .errors import ConnectError, RequestTimeout, TransportError, reason
-from .exchange import Exchange, time_left
+from .exchange import Exchange
 from .urls import safe_url
 
 T = TypeVar("T")
@@ -49,8 +49,9 @@ class HTTPXTransport:
         self.timeout = timeout
         self._http = httpx.Client(transport=transport, timeout=timeout, headers=dict(headers))
 
-    def send(self, exchange: Exchange[T]) -> T:
-        timeout, budget = time_left(self.timeout, exchange)
+    def send(self, exchange: Exchange[T], limit: float, budget: str | None) -> T:
+        """Send ``exchange`` within ``limit`` seconds, with ``budget`` as ``X-Timeout-Ms``."""
+        timeout = limit
         try:
             response = self._http.request(
                 exchange.method,
@@ -79,8 +80,9 @@ class AsyncHTTPXTransport:
         self.timeout = timeout
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, headers=dict(headers))
 
-    async def send(self, exchange: Exchange[T]) -> T:
-        timeout, budget = time_left(self.timeout, exchange)
+    async def send(self, exchange: Exchange[T], limit: float, budget: str | None) -> T:
+        """Send ``exchange`` within ``limit`` seconds, with ``budget`` as ``X-Timeout-Ms``."""
+        timeout = limit
         try:
             response = await self._http.request(
                 exchange.method,

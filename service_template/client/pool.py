@@ -24,7 +24,7 @@ from service_template.protocol.deadline import HEADER
 
 from .connection import Connection, ConnectionFailed
 from .errors import ConnectError, RequestTimeout, TransportError, reason
-from .exchange import Exchange, time_left
+from .exchange import Exchange
 from .urls import Endpoint, endpoint, safe_url
 
 T = TypeVar("T")
@@ -79,9 +79,10 @@ class AsyncPoolTransport:
 
     # ---- the seam both clients' _send use ----
 
-    async def send(self, exchange: Exchange[T]) -> T:
+    async def send(self, exchange: Exchange[T], limit: float, budget: str | None) -> T:
+        """Send ``exchange`` within ``limit`` seconds, with ``budget`` as ``X-Timeout-Ms``."""
+        timeout = limit
         loop = asyncio.get_running_loop()
-        timeout, budget = time_left(self.timeout, exchange)
         deadline = loop.time() + timeout
         request = self._encode(exchange, budget)
         connection = await self._acquire(exchange, loop, deadline, timeout)

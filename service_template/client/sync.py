@@ -8,9 +8,12 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from service_template.protocol import errors
+
 from .batches import Batch
-from .errors import ConnectError, ServerOverloaded
-from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange
+from .breaker import DEFAULT_BREAKER, BreakerPolicy, PeerFailing
+from .errors import ClientError, ConnectError, RequestTimeout, ServerOverloaded
+from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange, time_left
 from .proxy import Namespace
 from .replies import Health
 from .retry import DEFAULT_RETRY, RetryPolicy
@@ -39,8 +42,11 @@ class RemoteClient(ClientBase):
         headers: Mapping[str, str] | None = None,
         peer: str | None = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
+        breaker: BreakerPolicy | None = DEFAULT_BREAKER,
     ) -> None:
-        super().__init__(url, token, timeout, token_header, headers, peer=peer, retry=retry)
+        super().__init__(
+            url, token, timeout, token_header, headers, peer=peer, retry=retry, breaker=breaker
+        )
         # httpx is imported when a blocking client is made, not when the package is.
         from .httpx_transport import HTTPXTransport
 
@@ -64,6 +70,8 @@ class RemoteClient(ClientBase):
         while True:
             try:
                 return self._send(exchange)
+            except PeerFailing:
+                raise  # failing fast is the point: no waiting and trying again
             except (ConnectError, ServerOverloaded) as exc:
                 retry += 1
                 wait = retrier.next_wait(retry, getattr(exc, "retry_after", None))
@@ -75,7 +83,24 @@ class RemoteClient(ClientBase):
                 time.sleep(wait)
 
     def _send(self, exchange: Exchange[T]) -> T:
-        return self._transport.send(exchange)
+        timeout, budget = time_left(self.timeout, exchange)
+        breaker = self._breaker
+        if breaker is None:
+            return self._transport.send(exchange, timeout, budget)
+        breaker.before(exchange.where, exchange.url)
+        try:
+            result = self._transport.send(exchange, timeout, budget)
+        except (ConnectError, RequestTimeout):
+            breaker.failed()
+            raise
+        except (ClientError, errors.RPCError):
+            breaker.succeeded()  # an answer, even an error: the peer is there
+            raise
+        except BaseException:
+            breaker.abandoned()
+            raise
+        breaker.succeeded()
+        return result
 
     def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call ``method`` and return its result; raise its error as an ``RPCError``."""

@@ -4,6 +4,7 @@ test chooses (slow, broken, refusing), which a real service would never send."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -48,9 +49,11 @@ class RawServer:
         self.handler = handler
         self.connections = 0
         self.requests = 0
+        self.writers: set[asyncio.StreamWriter] = set()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.writers.add(writer)
         try:
             while (body := await read_request(reader)) is not None:
                 self.requests += 1
@@ -61,14 +64,20 @@ class RawServer:
 
 
 @asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[tuple[RawServer, str]]:
+async def raw_server(handler: Handler, port: int = 0) -> AsyncIterator[tuple[RawServer, str]]:
+    """Serve ``handler`` on 127.0.0.1 (``port`` 0: a free one); every connection is closed
+    when the block ends, so nothing outlives the test's event loop."""
     state = RawServer(handler)
-    server = await asyncio.start_server(state.serve, "127.0.0.1", 0)
+    server = await asyncio.start_server(state.serve, "127.0.0.1", port, reuse_address=True)
     port = server.sockets[0].getsockname()[1]
     try:
         yield state, f"http://127.0.0.1:{port}/api"
     finally:
         server.close()
+        for writer in state.writers:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
 
 async def answers_add(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes) -> bool:
