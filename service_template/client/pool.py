@@ -172,7 +172,7 @@ class AsyncPoolTransport:
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-            if self._idle:
+            if self._idle or self._closed:  # closed: the call above raises
                 return await self._acquire(exchange, loop, deadline, seconds)
         self._open += 1
         try:

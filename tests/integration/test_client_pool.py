@@ -326,3 +326,22 @@ def test_the_token_and_extra_headers_reach_the_server_once() -> None:
     assert lines.count("x-trace: abc") == 1
     assert f"host: 127.0.0.1:{ports[0]}" in lines
     assert "content-type: application/json" in lines
+
+
+def test_calls_waiting_for_a_connection_end_when_the_client_closes() -> None:
+    async def slow(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        await asyncio.sleep(0.3)
+        return await answers_add(_r, writer, body)
+
+    async def scenario() -> list[Any]:
+        async with raw_server(slow) as (_server, url):
+            client = AsyncRemoteClient(url)
+            client._transport = AsyncPoolTransport(url, 10.0, {}, max_connections=1)
+            calls = [asyncio.ensure_future(client.methods.add(1, 2)) for _ in range(3)]
+            await asyncio.sleep(0.05)  # lets the first call take the one connection
+            await client.aclose()
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    first, *waiting = asyncio.run(scenario())
+    assert first == 3  # the call in progress finishes
+    assert all(isinstance(w, ClientError) and "closed" in str(w) for w in waiting), waiting
