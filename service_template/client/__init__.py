@@ -12,10 +12,13 @@
 
 Params are positional or named, never both (JSON-RPC carries one or the other). Attribute names
 starting with ``_`` are not turned into methods; use ``client.call("_name")`` for those.
-Each client keeps one connection pool (keep-alive) and gives every request a timeout, applied
-by httpx to each phase (connect, write, every read). ``transport`` is the seam for tests: pass an
-``httpx.MockTransport``. Requests are built and answers checked by shared functions; the two
-classes differ only in how they wait.
+Each client keeps one connection pool (keep-alive) and gives every request a timeout. The async
+client's pool runs on asyncio and httptools, the server's own core (``pool.py``,
+``connection.py``: at most 100 connections, idle ones closed after 5 s, answers bounded to 32 MiB,
+the timeout covering the whole exchange); the blocking client's is httpx's (the timeout applied
+to each phase: connect, write, every read). ``transport`` is the seam for tests: pass an
+``httpx.MockTransport`` (the async client then goes through httpx too). Requests are built and
+answers checked by shared functions; the two classes differ only in how they wait.
 
 Calls declared idempotent by the caller, ``client.idempotent.get_user(1)``, are retried on a
 connection error or overload, with jittered exponential backoff, honouring ``Retry-After``, within
