@@ -19,6 +19,8 @@ from service_template.client import (
     RemoteClient,
 )
 from service_template.protocol import errors
+from service_template.testing import serve_in_thread
+from tests.integration.deadline_services import RelayService
 from tests.integration.raw_http import answer, answers_add, raw_server
 
 pytestmark = pytest.mark.integration
@@ -118,3 +120,14 @@ def test_the_breaker_can_be_turned_off(dead_port: int) -> None:
 def test_an_unusable_breaker_policy_is_refused(options: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         BreakerPolicy(**options)  # type: ignore[arg-type]
+
+
+def test_a_gateway_fails_fast_for_a_dead_backend_after_a_few_calls(dead_port: int) -> None:
+    peers = f"backend=http://127.0.0.1:{dead_port}/api"
+    with serve_in_thread(RelayService, peers=peers) as relay:
+        client = relay.client()
+        for _ in range(5):  # the default breaker: 5 failures in a row
+            assert client.call("relay_sleep", 0) == {"error": "ConnectError"}
+        started = time.perf_counter()
+        assert client.call("relay_sleep", 0) == {"error": "PeerFailing"}
+        assert time.perf_counter() - started < 1.0  # one local round trip, no connect attempt
