@@ -28,8 +28,8 @@ from .metrics import Metrics, instruments_registry, make_registry
 from .openrpc import build_document
 from .protocol import DeadlineExceeded, Dispatcher, Method, codec
 from .protocol.aio import Resume
-from .protocol.calls import CURRENT
-from .protocol.deadline import DEADLINE, asked
+from .protocol.calls import CURRENT, CallInfo
+from .protocol.deadline import DEADLINE, HEADER, asked, use_fallback
 from .routing import RouteTable
 from .version import project_version
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # the service module imports the runner, which imports this: 
     from .service import MicroService
 
 log = logging.getLogger("service_template.runtime")
+_DEADLINE_HEADER = HEADER.lower()
+_monotonic = time.monotonic
 READINESS_THREADS = 4  # the least the readiness pool may grow to (threads start when used)
 
 AUTH_THREADS = 4
@@ -50,6 +52,7 @@ class Runtime:
         self.service = service
         self.settings = settings
         self.name = settings.name or type(service).name
+        use_fallback(_limit_of_current_call)  # the same function for every runtime: idempotent
         methods = service.build_registry()
         self.document = build_document(
             self.name,
@@ -144,29 +147,39 @@ class Runtime:
         The deadline counts from the start of the call; the rest runs in this same task
         (see ``protocol.aio.Resume``).
         """
+        # Capped by the caller's X-Timeout-Ms; refused here, before running, when it had none.
         limit = self.deadline(method)
-        # The deadline's instant, for the clients the method calls (X-Timeout-Ms downstream).
-        passed_on = DEADLINE.set(time.monotonic() + limit)
-        try:
-            if not method.is_async:
-                return await self._invoke_in_pool(method, args, kwargs, limit)
-            started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
-            coro = method.func(*args, **kwargs)
+        if not method.is_async:
+            # The deadline's instant, for the clients the method calls (X-Timeout-Ms downstream):
+            # set before the context is copied into the pool thread.
+            passed_on = DEADLINE.set(_monotonic() + limit)
             try:
-                first = coro.send(None)
-            except StopIteration as done:
-                return done.value
-            deadline = asyncio.timeout_at(started + limit)
-            with self._in_flight():
-                try:
-                    async with deadline:
-                        return await Resume(coro, first)
-                except TimeoutError:
-                    if not deadline.expired():
-                        raise  # the method's own TimeoutError: a fault like any other
-                    raise DeadlineExceeded(data={"timeout": limit}) from None
-        finally:
-            DEADLINE.reset(passed_on)
+                return await self._invoke_in_pool(method, args, kwargs, limit)
+            finally:
+                DEADLINE.reset(passed_on)
+        started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
+        coro = method.func(*args, **kwargs)
+        try:
+            # No DEADLINE yet: a client called in this first step finds the whole limit through
+            # _limit_of_current_call (the call has only just started), at no cost to calls
+            # that call nobody.
+            first = coro.send(None)
+        except StopIteration as done:
+            return done.value
+        deadline = asyncio.timeout_at(started + limit)
+        passed_on = DEADLINE.set(
+            _monotonic() - (asyncio.get_running_loop().time() - started) + limit
+        )
+        with self._in_flight():
+            try:
+                async with deadline:
+                    return await Resume(coro, first)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise  # the method's own TimeoutError: a fault like any other
+                raise DeadlineExceeded(data={"timeout": limit}) from None
+            finally:
+                DEADLINE.reset(passed_on)
 
     def deadline(self, method: Method) -> float:
         """Seconds a call to ``method`` may take (its own timeout, else ``call_timeout``),
@@ -176,8 +189,10 @@ class Runtime:
         call = CURRENT.get(None)
         if call is None:
             return limit
-        transport = call[2] if type(call) is tuple else call._transport  # type: ignore[union-attr]
-        given = asked(transport.headers)
+        headers = (call[2] if type(call) is tuple else call._transport).headers  # type: ignore[union-attr]
+        if _DEADLINE_HEADER not in headers:  # the common case: one dict lookup
+            return limit
+        given = asked(headers)
         if given is None:
             return limit
         if given <= 0:
@@ -353,6 +368,26 @@ class Runtime:
             pool.shutdown(wait=False, cancel_futures=True)
         with self._threads_lock:
             return self.threads_busy == 0
+
+
+def _limit_of_current_call() -> float | None:
+    """Seconds the current call may take, for a client called in an async method's first step
+    (before DEADLINE is set); None outside a call of a runtime."""
+    call = CURRENT.get(None)
+    if call is None:
+        return None
+    if type(call) is tuple:
+        name, ctx = call[0], call[2]
+    else:
+        assert isinstance(call, CallInfo)
+        name, ctx = call.method, call._transport
+    runtime = getattr(ctx, "runtime", None)
+    if not isinstance(runtime, Runtime) or name not in runtime.methods:
+        return None
+    try:
+        return runtime.deadline(runtime.methods[name])
+    except DeadlineExceeded:
+        return 0.0
 
 
 def _builtin(method: Callable[..., Any]) -> bool:

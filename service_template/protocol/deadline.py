@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 HEADER = "X-Timeout-Ms"
 _HEADER_KEY = HEADER.lower()
@@ -27,10 +27,23 @@ DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 )
 
 
+_fallback: Callable[[], float | None] | None = None
+
+
+def use_fallback(limit_of_current_call: Callable[[], float | None]) -> None:
+    """Where ``remaining`` looks when ``DEADLINE`` is not set: the runtime gives the whole limit
+    of the call that has only just started (an async method's first step runs without
+    ``DEADLINE``, so that a call that calls nobody pays nothing for it)."""
+    global _fallback  # noqa: PLW0603 (one hook, set by the runtime, read on the client's path)
+    _fallback = limit_of_current_call
+
+
 def remaining() -> float | None:
     """Seconds left before the current call's deadline (may be <= 0), or None outside a call."""
     deadline = DEADLINE.get()
-    return None if deadline is None else deadline - time.monotonic()
+    if deadline is not None:
+        return deadline - time.monotonic()
+    return _fallback() if _fallback is not None else None
 
 
 def header_value(seconds: float) -> str:

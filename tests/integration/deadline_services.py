@@ -69,6 +69,12 @@ class RelayService(MicroService):
         return await self.get_service("backend").call("budget")
 
     @public_method(timeout=1)
+    async def relay_budget_later(self) -> Any:
+        """The same after 0.3 s of the call's second have passed."""
+        await asyncio.sleep(0.3)
+        return await self.get_service("backend").call("budget")
+
+    @public_method(timeout=1)
     def relay_budget_blocking(self) -> Any:
         """The same through the blocking client, from a plain method (a pool thread)."""
         with RemoteClient(self.settings.peers["backend"]) as client:

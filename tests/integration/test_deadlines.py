@@ -51,6 +51,11 @@ def test_a_call_gives_its_backend_call_only_what_remains_of_its_deadline(
     assert 0 < int(given) <= 1000  # the relay's calls have 1 s
 
 
+def test_what_remains_is_what_is_passed_on_later_in_the_call(relay: RunningService) -> None:
+    given = relay.client().call("relay_budget_later")
+    assert 0 < int(given) <= 700  # 1 s, less the 0.3 s the relay slept first
+
+
 def test_a_call_made_outside_any_call_sends_no_deadline(backend: RunningService) -> None:
     assert backend.client().call("budget") is None
 
