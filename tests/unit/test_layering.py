@@ -1,7 +1,8 @@
 """The package layout is the architecture: imports point one way (STYLE.md).
 
 - ``protocol/`` uses the standard library only (orjson optionally);
-- only ``http/`` imports Tornado and httptools;
+- only ``http/`` imports Tornado; httptools, ``http/`` and the client's own connection
+  (``client/connection.py``);
 - only ``metrics.py`` imports prometheus_client;
 - only the client's httpx transport (``client/httpx_transport.py``) imports httpx;
 - the package's own modules form layers (``LAYERS``): a module imports, at run time, only from
