@@ -25,7 +25,8 @@ connection error or overload, with jittered exponential backoff, honouring ``Ret
 the current call's deadline and a retry budget (``retry=RetryPolicy(...)``, ``None`` for none;
 ``client.retry_stats`` counts them; see ``retry.py``). Anything else is sent exactly once. Called
 from inside a service's method, every request carries what remains of that call's deadline
-(``X-Timeout-Ms``) and waits no longer (``protocol/deadline.py``).
+(``X-Timeout-Ms``) and waits no longer (``protocol/deadline.py``), and the call's request id
+(``X-Request-Id``, unless ``headers`` sets one), so its log lines can be followed across hops.
 
 Exceptions, in one place:
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from service_template.protocol import deadline
+from service_template.protocol.calls import CURRENT
 
 from . import replies
 from .breaker import Breaker, BreakerPolicy
@@ -128,3 +130,16 @@ def time_left(timeout: float, exchange: Exchange[Any]) -> tuple[float, str | Non
         )
     wait = min(timeout, left)
     return wait, deadline.header_value(wait)
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # what a server accepts as X-Request-Id
+
+
+def current_request_id() -> str | None:
+    """The request id of the call being served (None outside one), so that a call made from
+    inside it carries the same ``X-Request-Id`` and its log lines can be found across hops."""
+    call = CURRENT.get(None)
+    if call is None:
+        return None
+    request_id = call[2].request_id if type(call) is tuple else call.request_id  # type: ignore[union-attr]
+    return request_id if isinstance(request_id, str) and _REQUEST_ID.fullmatch(request_id) else None

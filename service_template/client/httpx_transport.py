@@ -11,7 +11,7 @@ import httpx
 from service_template.protocol.deadline import HEADER
 
 from .errors import ConnectError, RequestTimeout, TransportError, reason
-from .exchange import Exchange
+from .exchange import Exchange, current_request_id
 from .urls import safe_url
 
 T = TypeVar("T")
@@ -34,10 +34,17 @@ def translate(exc: httpx.TransportError, exchange: Exchange[Any], timeout: float
     return TransportError(f"request to {where} failed: {reason(exc)}", url=url)
 
 
-def _headers(exchange: Exchange[Any], budget: str | None) -> dict[str, str] | None:
+def _headers(
+    exchange: Exchange[Any], budget: str | None, pass_request_id: bool
+) -> dict[str, str] | None:
     if budget is None:
         return exchange.headers
-    return {**(exchange.headers or {}), HEADER: budget}
+    # A call made from inside one: its deadline and its request id.
+    headers = {**(exchange.headers or {}), HEADER: budget}
+    request_id = current_request_id() if pass_request_id else None
+    if request_id is not None:
+        headers["X-Request-Id"] = request_id
+    return headers
 
 
 class HTTPXTransport:
@@ -47,6 +54,7 @@ class HTTPXTransport:
         self, transport: httpx.BaseTransport | None, timeout: float, headers: Mapping[str, str]
     ) -> None:
         self.timeout = timeout
+        self._pass_request_id = all(name.lower() != "x-request-id" for name in headers)
         self._http = httpx.Client(transport=transport, timeout=timeout, headers=dict(headers))
 
     def send(self, exchange: Exchange[T], limit: float, budget: str | None) -> T:
@@ -57,7 +65,7 @@ class HTTPXTransport:
                 exchange.method,
                 exchange.url,
                 content=exchange.body,
-                headers=_headers(exchange, budget),
+                headers=_headers(exchange, budget, self._pass_request_id),
                 timeout=timeout,
             )
         except httpx.TransportError as exc:
@@ -78,6 +86,7 @@ class AsyncHTTPXTransport:
         headers: Mapping[str, str],
     ) -> None:
         self.timeout = timeout
+        self._pass_request_id = all(name.lower() != "x-request-id" for name in headers)
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, headers=dict(headers))
 
     async def send(self, exchange: Exchange[T], limit: float, budget: str | None) -> T:
@@ -88,7 +97,7 @@ class AsyncHTTPXTransport:
                 exchange.method,
                 exchange.url,
                 content=exchange.body,
-                headers=_headers(exchange, budget),
+                headers=_headers(exchange, budget, self._pass_request_id),
                 timeout=timeout,
             )
         except httpx.TransportError as exc:

@@ -24,7 +24,7 @@ from service_template.protocol.deadline import HEADER
 
 from .connection import Connection, ConnectionFailed
 from .errors import ConnectError, RequestTimeout, TransportError, reason
-from .exchange import Exchange
+from .exchange import Exchange, current_request_id
 from .urls import Endpoint, endpoint, safe_url
 
 T = TypeVar("T")
@@ -67,6 +67,7 @@ class AsyncPoolTransport:
         self.keepalive_expiry = keepalive_expiry
         self.max_response_bytes = max_response_bytes
         self._endpoint = endpoint(url)
+        self._pass_request_id = all(name.lower() != "x-request-id" for name in headers)
         self._fields = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         self._heads: dict[tuple[str, str], bytes] = {}  # (method, url) -> head up to the length
         self._idle: collections.deque[Connection] = collections.deque()
@@ -127,8 +128,11 @@ class AsyncPoolTransport:
             if len(self._heads) < 16:  # the endpoint and its two probes; bounded regardless
                 self._heads[key] = head
         body = exchange.body or b""
-        if budget is not None:
+        if budget is not None:  # a call made from inside one: its deadline and its request id
             head = b"%s%s: %s\r\n" % (head, _HEADER, budget.encode("ascii"))
+            request_id = current_request_id() if self._pass_request_id else None
+            if request_id is not None:
+                head = b"%sX-Request-Id: %s\r\n" % (head, request_id.encode("ascii"))
         return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
 
     def _target(self, url: str) -> Endpoint:

@@ -31,6 +31,11 @@ class BackendService(MicroService):
         return current_call().headers.get("X-Timeout-Ms")  # type: ignore[no-any-return]
 
     @public_method
+    async def request_id(self) -> str:
+        """The X-Request-Id this call was served under."""
+        return current_call().request_id
+
+    @public_method
     async def echo(self, value: Any) -> Any:
         """``value``, without suspending (so only a refusal before the call can stop it)."""
         return value
@@ -67,6 +72,17 @@ class RelayService(MicroService):
     async def relay_budget(self) -> Any:
         """What the backend was given, through the async client."""
         return await self.get_service("backend").call("budget")
+
+    @public_method
+    async def relay_request_id(self) -> Any:
+        """The request id the backend saw, through the async client."""
+        return await self.get_service("backend").call("request_id")
+
+    @public_method
+    def relay_request_id_blocking(self) -> Any:
+        """The same through the blocking client, from a plain method."""
+        with RemoteClient(self.settings.peers["backend"]) as client:
+            return client.call("request_id")
 
     @public_method(timeout=1)
     async def relay_budget_later(self) -> Any:

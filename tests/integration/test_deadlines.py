@@ -128,3 +128,19 @@ def test_a_client_with_no_time_left_sends_nothing(backend: RunningService) -> No
     before = len(backend.client().call("endings_so_far"))
     asyncio.run(scenario())
     assert len(backend.client().call("endings_so_far")) == before
+
+
+@pytest.mark.parametrize("method", ["relay_request_id", "relay_request_id_blocking"])
+def test_the_request_id_follows_the_call_to_the_backend(relay: RunningService, method: str) -> None:
+    reply = post(relay, method, [], {"X-Request-Id": "trace-4f2a.7"})
+    assert reply["result"] == "trace-4f2a.7"
+    # Without one given, the id the relay made (and answered with) is what the backend sees.
+    connection = http.client.HTTPConnection("127.0.0.1", relay.port, timeout=30)
+    try:
+        body = json.dumps({"jsonrpc": "2.0", "method": method, "id": 1})
+        connection.request("POST", "/api", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        made = response.getheader("X-Request-Id")
+        assert made and json.loads(response.read())["result"] == made
+    finally:
+        connection.close()
