@@ -29,7 +29,8 @@ from .metrics import Metrics, instruments_registry, make_registry
 from .openrpc import build_document
 from .protocol import DeadlineExceeded, Dispatcher, Method, codec
 from .protocol.aio import Resume
-from .protocol.calls import current_call
+from .protocol.calls import CURRENT, CallInfo, current_call
+from .protocol.deadline import DEADLINE, HEADER, asked, use_fallback
 from .routing import RouteTable
 from .version import project_version
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:  # the service module imports the runner, which imports this: 
     from .service import MicroService
 
 log = logging.getLogger("service_template.runtime")
+_DEADLINE_HEADER = HEADER.lower()
+_monotonic = time.monotonic
 READINESS_THREADS = 4  # the least the readiness pool may grow to (threads start when used)
 
 # A Host header's value that may stand in a published URL: a name or address, maybe a port.
@@ -53,6 +56,7 @@ class Runtime:
         self.service = service
         self.settings = settings
         self.name = settings.name or type(service).name
+        use_fallback(_limit_of_current_call)  # the same function for every runtime: idempotent
         methods = service.build_registry()
         about = (self.name, service.version or project_version())
         servers = (
@@ -187,16 +191,29 @@ class Runtime:
         The deadline counts from the start of the call; the rest runs in this same task
         (see ``protocol.aio.Resume``).
         """
+        # Capped by the caller's X-Timeout-Ms; refused here, before running, when it had none.
+        limit = self.deadline(method)
         if not method.is_async:
-            return await self._invoke_in_pool(method, args, kwargs, self.deadline(method))
+            # The deadline's instant, for the clients the method calls (X-Timeout-Ms downstream):
+            # set before the context is copied into the pool thread.
+            passed_on = DEADLINE.set(_monotonic() + limit)
+            try:
+                return await self._invoke_in_pool(method, args, kwargs, limit)
+            finally:
+                DEADLINE.reset(passed_on)
         started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
         coro = method.func(*args, **kwargs)
         try:
+            # No DEADLINE yet: a client called in this first step finds the whole limit through
+            # _limit_of_current_call (the call has only just started), at no cost to calls
+            # that call nobody.
             first = coro.send(None)
         except StopIteration as done:
             return done.value
-        limit = self.deadline(method)
         deadline = asyncio.timeout_at(started + limit)
+        passed_on = DEADLINE.set(
+            _monotonic() - (asyncio.get_running_loop().time() - started) + limit
+        )
         with self._in_flight():
             try:
                 async with deadline:
@@ -205,10 +222,26 @@ class Runtime:
                 if not deadline.expired():
                     raise  # the method's own TimeoutError: a fault like any other
                 raise DeadlineExceeded(data={"timeout": limit}) from None
+            finally:
+                DEADLINE.reset(passed_on)
 
     def deadline(self, method: Method) -> float:
-        """Seconds a call to ``method`` may take (its own timeout, else ``call_timeout``)."""
-        return method.timeout or self.settings.call_timeout
+        """Seconds a call to ``method`` may take (its own timeout, else ``call_timeout``),
+        capped by what its caller gave it (``X-Timeout-Ms``, protocol/deadline.py); raises
+        ``DeadlineExceeded`` when that was nothing: the call must not start."""
+        limit = method.timeout or self.settings.call_timeout
+        call = CURRENT.get(None)
+        if call is None:
+            return limit
+        headers = (call[2] if type(call) is tuple else call._transport).headers  # type: ignore[union-attr]
+        if _DEADLINE_HEADER not in headers:  # the common case: one dict lookup
+            return limit
+        given = asked(headers)
+        if given is None:
+            return limit
+        if given <= 0:
+            raise DeadlineExceeded(data={"timeout": 0})
+        return min(limit, given)
 
     async def offload(self, work: Callable[[], Any]) -> Any:
         """Run ``work()`` in the decoder thread: large bodies are decoded off the event loop."""
@@ -379,6 +412,26 @@ class Runtime:
             pool.shutdown(wait=False, cancel_futures=True)
         with self._threads_lock:
             return self.threads_busy == 0
+
+
+def _limit_of_current_call() -> float | None:
+    """Seconds the current call may take, for a client called in an async method's first step
+    (before DEADLINE is set); None outside a call of a runtime."""
+    call = CURRENT.get(None)
+    if call is None:
+        return None
+    if type(call) is tuple:
+        name, ctx = call[0], call[2]
+    else:
+        assert isinstance(call, CallInfo)
+        name, ctx = call.method, call._transport
+    runtime = getattr(ctx, "runtime", None)
+    if not isinstance(runtime, Runtime) or name not in runtime.methods:
+        return None
+    try:
+        return runtime.deadline(runtime.methods[name])
+    except DeadlineExceeded:
+        return 0.0
 
 
 def _builtin(method: Callable[..., Any]) -> bool:
