@@ -195,9 +195,10 @@ class ObservedService(MicroService):
         """An application error with its own code."""
         raise RPCError(4001, "this method always fails")
 
-    @public_method
+    @public_method(errors=[RPCError(5007, "declared")])
     async def fail_with(self, code: int) -> None:
-        """An application error with the code the caller chooses (any number of them)."""
+        """An application error with the code the caller chooses (any number of them); 5007 is
+        the one it declares."""
         raise RPCError(code, "failed as asked")
 
     @public_method
