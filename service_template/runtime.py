@@ -26,6 +26,7 @@ from .errors import StartupError
 from .logs import CallLog, log_route_request
 from .metrics import Metrics, instruments_registry, make_registry
 from .openrpc import build_document
+from .pool import ThreadPool
 from .protocol import DeadlineExceeded, Dispatcher, Method, codec
 from .protocol.aio import Resume
 from .routing import RouteTable
@@ -57,9 +58,9 @@ class Runtime:
         )
         methods["rpc.discover"] = Method("rpc.discover", self._discover)
         self.methods = methods
-        self.executor = ThreadPoolExecutor(
-            settings.thread_pool_size, thread_name_prefix=f"{self.name}-call"
-        )
+        # Plain methods (and plain authenticate overrides) run here; see pool.py for why not
+        # a ThreadPoolExecutor.
+        self.pool = ThreadPool(settings.thread_pool_size, f"{self.name}-call", _deadline_passed)
         # Pools of their own, so that neither hostile bodies nor a stuck token store or
         # readiness check can take the threads methods run in. One decoder thread: large bodies
         # wait their turn, and the event loop competes for the interpreter with one thread only.
@@ -143,6 +144,8 @@ class Runtime:
         (see ``protocol.aio.Resume``).
         """
         if not method.is_async:
+            if not method.blocking:  # the author said it never blocks: no hop at all
+                return method.func(*args, **kwargs)
             return await self._invoke_in_pool(method, args, kwargs, self.deadline(method))
         started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
         coro = method.func(*args, **kwargs)
@@ -184,24 +187,24 @@ class Runtime:
     async def _invoke_in_pool(
         self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any], limit: float
     ) -> Any:
-        loop = asyncio.get_running_loop()
         # The result is encoded in the same thread: a large one costs the loop nothing. A copy
         # of the caller's context goes along, so current_call() answers in the thread too.
-        call = functools.partial(
-            contextvars.copy_context().run,
-            self._run,
-            functools.partial(_encoded, method.func, args, kwargs),
+        # The pool keeps the deadline (one timer for all its calls): the same verdict as
+        # asyncio.timeout (-32002 once ``limit`` passes) without a timer per call and without
+        # cancelling and uncancelling the task, which together cost more than the hop itself.
+        future = self.pool.submit(
+            functools.partial(contextvars.copy_context().run, _encoded, method.func, args, kwargs),
+            limit,
+            method.name,
         )
-        deadline = asyncio.timeout(limit)
+        gauge = self.metrics.in_flight if self.metrics is not None else None
+        if gauge is None:
+            return await future
+        gauge.inc()
         try:
-            with self._in_flight():
-                async with deadline:
-                    return await loop.run_in_executor(self.executor, call)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            log.warning("%s passed its %gs deadline; its thread runs on", method.name, limit)
-            raise DeadlineExceeded(data={"timeout": limit}) from None
+            return await future
+        finally:
+            gauge.dec()
 
     async def authenticate(self, headers: HeaderView) -> Any:
         """The principal of a request (``MicroService.authenticate``), or None; any failure
@@ -217,8 +220,7 @@ class Runtime:
             if inspect.iscoroutinefunction(check):
                 principal = await check(headers)
             else:
-                loop = asyncio.get_running_loop()
-                principal = await loop.run_in_executor(self.executor, check, headers)
+                principal = await self.pool.submit(functools.partial(check, headers))
         except Exception:
             log.exception("authenticate raised; access denied")
             return None
@@ -325,20 +327,26 @@ class Runtime:
         """Release the thread pools; False if one of their threads is still running (a method
         past its deadline or the drain's, a token or readiness check that hangs): the process
         must then exit without waiting for it."""
+        self.pool.close()
         for pool in (
-            self.executor,
             self.decode_executor,
             self.auth_executor,
             self.readiness_executor,
         ):
             pool.shutdown(wait=False, cancel_futures=True)
         with self._threads_lock:
-            return self.threads_busy == 0
+            return self.threads_busy == 0 and self.pool.busy() == 0
 
 
 def _builtin(method: Callable[..., Any]) -> bool:
     """Whether ``method`` is MicroService's own, not a service's override (see service.py)."""
     return getattr(method, "__service_template_builtin__", False) is True
+
+
+def _deadline_passed(name: str, limit: float) -> DeadlineExceeded:
+    """What a pool call past its deadline answers (-32002); the thread, if it started, runs on."""
+    log.warning("%s passed its %gs deadline; its thread runs on", name, limit)
+    return DeadlineExceeded(data={"timeout": limit})
 
 
 def _encoded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

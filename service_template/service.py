@@ -59,6 +59,7 @@ class MethodSpec:
     name: str | None
     private: bool
     timeout: float | None
+    blocking: bool = True
 
 
 def _mark(func: Any, spec: MethodSpec) -> Any:
@@ -71,13 +72,27 @@ def _mark(func: Any, spec: MethodSpec) -> Any:
 @overload
 def public_method(func: F, /) -> F: ...
 @overload
-def public_method(*, name: str | None = None, timeout: float | None = None) -> Callable[[F], F]: ...
 def public_method(
-    func: Any = None, /, *, name: str | None = None, timeout: float | None = None
+    *, name: str | None = None, timeout: float | None = None, blocking: bool = True
+) -> Callable[[F], F]: ...
+def public_method(
+    func: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    timeout: float | None = None,
+    blocking: bool = True,
 ) -> Any:
     """Expose a method to every caller. ``name`` overrides the exposed name (dots allowed);
-    ``timeout`` overrides the service's call deadline for this method, in seconds."""
-    spec = MethodSpec(name, private=False, timeout=timeout)
+    ``timeout`` overrides the service's call deadline for this method, in seconds.
+
+    ``blocking=False`` says a plain ``def`` method never blocks (pure computation, no I/O, no
+    lock waits): it then runs on the event loop, saving the hop to the thread pool (a few
+    microseconds; see the README's "Plain or async methods"). The default is safe: plain methods
+    run in the thread pool, so one that waits holds a thread, never the server. A method marked
+    ``blocking=False`` that does block stalls every call of the process meanwhile, and its
+    deadline cannot interrupt it. No effect on ``async def`` methods (they run on the loop)."""
+    spec = MethodSpec(name, private=False, timeout=timeout, blocking=blocking)
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 
@@ -85,15 +100,21 @@ def public_method(
 def private_api_method(func: F, /) -> F: ...
 @overload
 def private_api_method(
-    *, name: str | None = None, timeout: float | None = None
+    *, name: str | None = None, timeout: float | None = None, blocking: bool = True
 ) -> Callable[[F], F]: ...
 def private_api_method(
-    func: Any = None, /, *, name: str | None = None, timeout: float | None = None
+    func: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    timeout: float | None = None,
+    blocking: bool = True,
 ) -> Any:
     """Expose a method only to callers whose token ``api_token_is_valid`` accepts.
 
-    Fails closed: no token, an empty token or a rejected one gets -32001 "Access denied"."""
-    spec = MethodSpec(name, private=True, timeout=timeout)
+    Fails closed: no token, an empty token or a rejected one gets -32001 "Access denied".
+    ``name``, ``timeout`` and ``blocking`` as for ``public_method``."""
+    spec = MethodSpec(name, private=True, timeout=timeout, blocking=blocking)
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 
@@ -330,8 +351,13 @@ class MicroService:
             if timeout is not None and timeout <= 0:
                 problems.append(f"{where}: timeout must be positive, got {timeout}")
                 continue
+            if type(spec.blocking) is not bool:
+                problems.append(f"{where}: blocking must be True or False, got {spec.blocking!r}")
+                continue
             owners[name] = where
-            methods[name] = Method(name, getattr(self, attr), spec.private, timeout)
+            methods[name] = Method(
+                name, getattr(self, attr), spec.private, timeout, blocking=spec.blocking
+            )
         unknown = sorted(set(timeouts) - set(methods))
         if unknown:
             problems.append(f"method_timeouts names unknown methods: {', '.join(unknown)}")
