@@ -38,16 +38,20 @@ class _Inbox:
     re-arms. A call leaves its group when it finishes, so a group holds only calls in flight.
     """
 
-    __slots__ = ("done", "groups", "lock", "loop", "on_deadline", "timer", "waking")
+    __slots__ = ("done", "groups", "lock", "loop", "on_deadline", "on_settled", "timer", "waking")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, on_deadline: Callable[[str, float], BaseException]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_deadline: Callable[[str, float], BaseException],
+        on_settled: Callable[[int], Any] | None,
     ) -> None:
         self.loop = loop
         self.lock = threading.Lock()  # guards done and waking
         self.done: list[tuple[asyncio.Future[Any], BaseException | None, Any, float]] = []
         self.waking = False  # a settle callback is scheduled and has not run yet
         self.on_deadline = on_deadline
+        self.on_settled = on_settled
         # limit -> {future: (deadline, label)}, in start order (dicts keep insertion order)
         self.groups: dict[float, dict[asyncio.Future[Any], tuple[float, str]]] = {}
         self.timer: asyncio.TimerHandle | None = None
@@ -104,6 +108,8 @@ class _Inbox:
         with self.lock:
             done, self.done = self.done, []
             self.waking = False
+        if self.on_settled is not None:
+            self.on_settled(len(done))
         groups = self.groups
         for future, error, value, limit in done:
             if limit:
@@ -139,8 +145,11 @@ class ThreadPool:
         on_deadline: Callable[[str, float], BaseException] = lambda label, limit: TimeoutError(
             f"{label} passed its {limit:g}s deadline"
         ),
+        on_settled: Callable[[int], Any] | None = None,
     ) -> None:
-        """``on_deadline(label, limit)`` makes the exception a call past its deadline gets."""
+        """``on_deadline(label, limit)`` makes the exception a call past its deadline gets;
+        ``on_settled(count)`` is told, on the loop, of each burst of calls whose threads are
+        done (cancelled ones included)."""
         if size < 1:
             raise ValueError(f"a thread pool needs at least one thread, got {size}")
         self.size = size
@@ -148,6 +157,7 @@ class ThreadPool:
         self._jobs: deque[tuple[Callable[[], Any], asyncio.Future[Any], _Inbox, float]]
         self._jobs = deque()
         self._on_deadline = on_deadline
+        self._on_settled = on_settled
         self._lock = threading.Lock()  # guards _awake, _parked, _workers and _closed
         self._awake: list[_Worker] = []  # threads draining the queue or inside a call
         self._parked: list[_Worker] = []  # threads waiting to be woken
@@ -169,7 +179,7 @@ class ThreadPool:
         loop = asyncio.get_running_loop()
         inbox = self._inbox
         if inbox is None or inbox.loop is not loop:
-            inbox = self._inbox = _Inbox(loop, self._on_deadline)
+            inbox = self._inbox = _Inbox(loop, self._on_deadline, self._on_settled)
         future = loop.create_future()
         if timeout:
             inbox.watch(future, timeout, label)

@@ -39,7 +39,8 @@ log = logging.getLogger("service_template.runtime")
 READINESS_THREADS = 4  # the least the readiness pool may grow to (threads start when used)
 
 AUTH_THREADS = 4
-"""Threads for plain ``api_token_is_valid`` overrides (they usually wait on a token store)."""
+"""Threads for plain ``api_token_is_valid`` and ``authenticate`` overrides (they usually wait
+on a token or identity store)."""
 
 
 class Runtime:
@@ -58,9 +59,6 @@ class Runtime:
         )
         methods["rpc.discover"] = Method("rpc.discover", self._discover)
         self.methods = methods
-        # Plain methods (and plain authenticate overrides) run here; see pool.py for why not
-        # a ThreadPoolExecutor.
-        self.pool = ThreadPool(settings.thread_pool_size, f"{self.name}-call", _deadline_passed)
         # Pools of their own, so that neither hostile bodies nor a stuck token store or
         # readiness check can take the threads methods run in. One decoder thread: large bodies
         # wait their turn, and the event loop competes for the interpreter with one thread only.
@@ -70,6 +68,16 @@ class Runtime:
         )
         self.metrics = (
             Metrics(make_registry(), self.name, methods) if settings.metrics_enabled else None
+        )
+        # Plain methods run here; see pool.py for why not a ThreadPoolExecutor.
+        gauge = self.metrics.in_flight if self.metrics is not None else None
+        self.pool = ThreadPool(
+            settings.thread_pool_size,
+            f"{self.name}-call",
+            _deadline_passed,
+            # The in-flight gauge counts a pool call until its thread is done (past its
+            # deadline too): one decrement per burst of results.
+            on_settled=gauge.dec if gauge is not None else None,
         )
         # The service's own instruments go where /metrics finds them (see metrics.py).
         service._metrics_registry = instruments_registry(self.metrics)
@@ -100,6 +108,7 @@ class Runtime:
             deadline=self.deadline,
             max_containers=settings.max_containers,
             around=around,
+            pool=self,
         )
         # Plain checks get threads of their own; at most one each (see health.Readiness), made
         # only when used. Checks may be added while the service runs, so room for a few more.
@@ -187,24 +196,32 @@ class Runtime:
     async def _invoke_in_pool(
         self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any], limit: float
     ) -> Any:
-        # The result is encoded in the same thread: a large one costs the loop nothing. A copy
-        # of the caller's context goes along, so current_call() answers in the thread too.
-        # The pool keeps the deadline (one timer for all its calls): the same verdict as
-        # asyncio.timeout (-32002 once ``limit`` passes) without a timer per call and without
-        # cancelling and uncancelling the task, which together cost more than the hop itself.
-        future = self.pool.submit(
-            functools.partial(contextvars.copy_context().run, _encoded, method.func, args, kwargs),
-            limit,
+        return await self.start(method, args, kwargs, contextvars.copy_context())
+
+    def runs_in_pool(self, method: Method) -> bool:
+        """Plain methods run in the pool, unless declared ``blocking=False``."""
+        return not method.is_async and method.blocking
+
+    def start(
+        self,
+        method: Method,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: contextvars.Context,
+    ) -> asyncio.Future[Any]:
+        """Start a plain method in the pool, in ``context`` (so current_call() answers there);
+        the future gets its result, already encoded, or -32002 once its deadline passes."""
+        # The result is encoded in the same thread: a large one costs the loop nothing. The
+        # pool keeps the deadline (one timer for all its calls): the same verdict as
+        # asyncio.timeout without a timer per call and without cancelling and uncancelling a
+        # task, which together cost more than the hop itself.
+        if self.metrics is not None:
+            self.metrics.in_flight.inc()
+        return self.pool.submit(
+            functools.partial(context.run, _encoded, method.func, args, kwargs),
+            self.deadline(method),
             method.name,
         )
-        gauge = self.metrics.in_flight if self.metrics is not None else None
-        if gauge is None:
-            return await future
-        gauge.inc()
-        try:
-            return await future
-        finally:
-            gauge.dec()
 
     async def authenticate(self, headers: HeaderView) -> Any:
         """The principal of a request (``MicroService.authenticate``), or None; any failure
@@ -220,7 +237,11 @@ class Runtime:
             if inspect.iscoroutinefunction(check):
                 principal = await check(headers)
             else:
-                principal = await self.pool.submit(functools.partial(check, headers))
+                # Its own small pool, as for api_token_is_valid: a stuck identity store holds
+                # those threads, never the methods' ones.
+                loop = asyncio.get_running_loop()
+                call = functools.partial(self._run, functools.partial(check, headers))
+                principal = await loop.run_in_executor(self.auth_executor, call)
         except Exception:
             log.exception("authenticate raised; access denied")
             return None

@@ -5,8 +5,8 @@ costs on the same core, so every server's figure can be read as a fraction of it
 nginx (``bench/setup.sh`` installs it), one worker process per server core (``WORKERS``, 1 by
 default), access log off (the Python peers log nothing per request either, except ours and
 gemstone). The configuration and nginx's own files go to a fresh directory under
-bench/results/logs/ (gitignored, emptied by each run); nginx then replaces this process, so the harness's PID, signals and
-RSS reading are nginx's own (SIGTERM is nginx's fast shutdown).
+bench/results/logs/ (gitignored, emptied by each run); nginx then replaces this process, so the
+harness's PID, signals and RSS reading are nginx's own (SIGTERM is nginx's fast shutdown).
 """
 
 import os

@@ -19,6 +19,10 @@ and, optionally, what keeps one request from holding the event loop or the serve
 - ``admission``: batch members that run concurrently take a concurrency slot each.
 - ``deadline(method)``: the seconds a call may take; for a private method the token check runs
   under that same deadline, so a token check that hangs ends the call with -32002.
+- ``pool``: starts plain methods in threads (``PoolCalls``). A public method it runs is started
+  straight from here, without a coroutine or task of its own, and the members of a batch are
+  all started before any is awaited, so the threads get them together (not with hooks: then
+  every call goes through ``around`` and ``invoke``).
 
 Section numbers in comments refer to the JSON-RPC 2.0 specification.
 """
@@ -26,6 +30,7 @@ Section numbers in comments refer to the JSON-RPC 2.0 specification.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import time
@@ -40,6 +45,7 @@ from .errors import (
     AccessDenied,
     DeadlineExceeded,
     InternalError,
+    InvalidParams,
     InvalidRequest,
     MethodNotFound,
     ParseError,
@@ -91,6 +97,45 @@ class Admission(Protocol):
         ...
 
 
+class PoolCalls(Protocol):
+    """Where plain methods run: a thread pool that answers through an asyncio future."""
+
+    def runs_in_pool(self, method: Method) -> bool:
+        """Whether calls to ``method`` go to ``start`` (asked once per method)."""
+        ...
+
+    def start(
+        self,
+        method: Method,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: contextvars.Context,
+    ) -> asyncio.Future[Any]:
+        """Start one call (run in ``context``, so ``current_call()`` answers); the future gets
+        its result (maybe ``codec.Encoded``) or exception, its deadline included."""
+        ...
+
+
+class _Pooled:
+    """A call started in the pool, not answered yet."""
+
+    __slots__ = ("future", "method", "params", "request_id", "started")
+
+    def __init__(
+        self,
+        future: asyncio.Future[Any],
+        request_id: Any,
+        method: str,
+        params: Params,
+        started: float,
+    ) -> None:
+        self.future = future
+        self.request_id = request_id
+        self.method = method
+        self.params = params
+        self.started = started
+
+
 class Dispatcher:
     """Dispatches JSON-RPC bodies to a fixed table of methods."""
 
@@ -108,6 +153,7 @@ class Dispatcher:
         deadline: Callable[[Method], float] | None = None,
         max_containers: int = codec.MAX_CONTAINERS,
         around: Around | None = None,
+        pool: PoolCalls | None = None,
     ) -> None:
         self.methods = dict(methods)
         self.invoke = invoke
@@ -120,6 +166,17 @@ class Dispatcher:
         self.deadline = deadline
         self.max_containers = max_containers
         self.around = around
+        self.pool = pool
+        # Methods started straight in the pool: public ones (a private one checks its token
+        # under its deadline first), and only without hooks (they wrap every call).
+        self._pooled: frozenset[str] = frozenset(
+            name
+            for name, method in self.methods.items()
+            if pool is not None
+            and around is None
+            and not method.requires_auth
+            and pool.runs_in_pool(method)
+        )
 
     async def dispatch(self, body: bytes, ctx: CallContext) -> bytes | None:
         """Answer one HTTP body. ``None`` means no response at all (only notifications).
@@ -160,12 +217,14 @@ class Dispatcher:
         """Answer the members of a batch (section 6: in any order, possibly concurrently).
 
         Members run one after another in this task while they finish without suspending, so a
-        batch of cheap calls creates no task at all. When one suspends (it waits on I/O or a
-        thread), every later member starts in a task of its own, so they run concurrently with
-        it. Each member runs wholly in one task: timeouts and cancel scopes stay correct.
+        batch of cheap calls creates no task at all. From the first member that waits on (I/O,
+        or a thread), every later member is started at once, so they run concurrently with it:
+        one the pool runs goes straight to it (no task: the pool gets the batch's plain members
+        together), any other starts in a task of its own. Each member runs wholly in one task:
+        timeouts and cancel scopes stay correct.
 
         Concurrency slots: members that run one after another share the request's slot. From
-        the first member that suspends on, each later member needs a slot of its own
+        the first member that waits on, each later member needs a slot of its own
         (``admission``); when fewer are free, the first ones in batch order run and every later
         call is answered -32003 with ``data.retry_after`` without running (a notification gets
         no answer, section 6). Why not refuse the whole batch: each member's answer stands on
@@ -174,32 +233,55 @@ class Dispatcher:
         """
         replies: list[bytes | None] = []
         for index, item in enumerate(items):
-            coro = self._call(item, state)
-            try:
-                suspended = coro.send(None)
-            except StopIteration as done:
-                replies.append(done.value)
+            begun = self._begin(item, state)
+            if begun is None or type(begun) is bytes:
+                replies.append(begun)
                 continue
-            later = items[index + 1 :]
-            admission = self.admission
-            slots = len(later) if admission is None else admission.acquire(len(later))
-            rest = [
-                asyncio.ensure_future(self._call(member, state))
-                if position < slots
-                else self._refuse(member, state)
-                for position, member in enumerate(later)
-            ]
-            try:
-                replies.append(await Resume(coro, suspended))
-            finally:
-                tasks = [reply for reply in rest if isinstance(reply, asyncio.Future)]
+            if type(begun) is not _Pooled:
                 try:
-                    results = iter(await asyncio.gather(*tasks))
-                finally:
-                    if admission is not None and slots:
-                        admission.release(slots)
-                replies.extend(next(results) if isinstance(r, asyncio.Future) else r for r in rest)
-            break
+                    suspended = begun.send(None)
+                except StopIteration as done:
+                    replies.append(done.value)
+                    continue
+                begun = Resume(begun, suspended)
+            return await self._concurrently(replies, begun, items[index + 1 :], state)
+        return replies
+
+    async def _concurrently(
+        self, replies: list[bytes | None], first: Any, later: list[Any], state: _Request
+    ) -> list[bytes | None]:
+        """The rest of a batch once ``first`` waits: start every later member, then collect."""
+        admission = self.admission
+        slots = len(later) if admission is None else admission.acquire(len(later))
+        waiting: list[tuple[int, Any]] = [(len(replies), first)]  # (position, what to await)
+        replies.append(None)
+        for position, item in enumerate(later):
+            begun: Any = self._begin(item, state) if position < slots else self._refuse(item, state)
+            if begun is None or type(begun) is bytes:
+                replies.append(begun)
+                continue
+            if type(begun) is not _Pooled:
+                begun = asyncio.ensure_future(begun)
+            waiting.append((len(replies), begun))
+            replies.append(None)
+        try:
+            for index, member in waiting:
+                if type(member) is _Pooled:
+                    replies[index] = await self._finish(member, state)
+                else:
+                    replies[index] = await member
+        except BaseException:
+            # Cancelled: what was started still ends before the slots go back.
+            rest = [
+                member.future if type(member) is _Pooled else member
+                for _, member in waiting
+                if type(member) is not Resume
+            ]
+            await asyncio.gather(*rest, return_exceptions=True)
+            raise
+        finally:
+            if admission is not None and slots:
+                admission.release(slots)
         return replies
 
     def _refuse(self, item: Any, state: _Request) -> bytes | None:
@@ -212,13 +294,63 @@ class Dispatcher:
         )
         return None if request_id is NO_ID else _error_bytes(request_id, error)
 
-    async def _call(self, item: Any, state: _Request) -> bytes | None:
+    def _begin(self, item: Any, state: _Request) -> Any:
+        """Start one request object: its answer (bytes, or None for a notification) when known
+        at once, a ``_Pooled`` call started in the pool, or the coroutine that answers it."""
         started = time.perf_counter()
-        ctx = state.ctx
         request_id, method, params, problem = _validate(item)
         if problem is not None:
-            ctx.record(INVALID, request_id, None, problem.code, time.perf_counter() - started)
+            state.ctx.record(INVALID, request_id, None, problem.code, time.perf_counter() - started)
             return _error_bytes(request_id, problem)
+        if method not in self._pooled:
+            return self._call_checked(request_id, method, params, state, started)
+        entry = self.methods[method]
+        try:
+            args, kwargs = entry.bind(params)
+        except InvalidParams as exc:
+            return self._failed(method, request_id, params, state, started=started, error=exc)
+        context = contextvars.copy_context()
+        context.run(CURRENT.set, (method, request_id, state.ctx, state.auth))
+        future = self.pool.start(entry, args, kwargs, context)  # type: ignore[union-attr]
+        return _Pooled(future, request_id, method, params, started)
+
+    async def _call(self, item: Any, state: _Request) -> bytes | None:
+        begun = self._begin(item, state)
+        if begun is None or type(begun) is bytes:
+            return begun
+        if type(begun) is _Pooled:
+            return await self._finish(begun, state)
+        return await begun  # type: ignore[no-any-return]
+
+    async def _finish(self, call: _Pooled, state: _Request) -> bytes | None:
+        """Answer a call started in the pool, once its thread is done."""
+        request_id, method = call.request_id, call.method
+        try:
+            result = await call.future
+            reply = None if request_id is NO_ID else await self._reply(request_id, result, method)
+        except RPCError as exc:
+            error: RPCError = exc
+        except Exception as exc:
+            log.exception("method %r raised", method)
+            error = self._internal(exc)
+        else:
+            state.ctx.record(
+                method,
+                request_id,
+                call.params if not state.body_bytes else state.summary(),
+                None,
+                time.perf_counter() - call.started,
+            )
+            return reply
+        return self._failed(
+            method, request_id, call.params, state, started=call.started, error=error
+        )
+
+    async def _call_checked(
+        self, request_id: Any, method: str, params: Params, state: _Request, started: float
+    ) -> bytes | None:
+        """Answer a valid request object (section 4) that is not started in the pool."""
+        ctx = state.ctx
         entry = self.methods.get(method)
         label = method if entry is not None else UNKNOWN_METHOD
         try:
@@ -239,7 +371,7 @@ class Dispatcher:
                     CURRENT.reset(token)
             reply = None if request_id is NO_ID else await self._reply(request_id, result, method)
         except RPCError as exc:
-            error = exc
+            error: RPCError = exc
         except Exception as exc:
             log.exception("method %r raised", method)
             error = self._internal(exc)
@@ -252,7 +384,20 @@ class Dispatcher:
                 time.perf_counter() - started,
             )
             return reply
-        ctx.record(
+        return self._failed(label, request_id, params, state, started=started, error=error)
+
+    def _failed(
+        self,
+        label: str,
+        request_id: Any,
+        params: Params,
+        state: _Request,
+        *,
+        started: float,
+        error: RPCError,
+    ) -> bytes | None:
+        """Record a call that ended in ``error``; its answer (None for a notification)."""
+        state.ctx.record(
             label,
             request_id,
             params if not state.body_bytes else state.summary(),
