@@ -208,7 +208,7 @@ class MicroService:
 
         The default compares it in constant time with the configured ``SERVICE_API_TOKEN``;
         with no token configured every call to a private method is refused. Override it to
-        check tokens another way (it may be ``async def``; a plain one runs in the thread pool).
+        check tokens another way (it may be ``async def``; a plain one runs in a thread pool).
         """
         secret = self.settings.api_token
         return tokens_match(api_token, secret.reveal() if secret is not None else None)
@@ -224,8 +224,9 @@ class MicroService:
 
         The default reads a token with ``validation_strategies`` and returns
         ``API_TOKEN_PRINCIPAL`` when ``api_token_is_valid`` accepts it. Override it to check a
-        JWT or a session instead (``async def``, or plain: a plain one runs in the thread
-        pool). Fails closed: an exception is logged and counts as None.
+        JWT or a session instead (``async def``, or plain: a plain one runs in a small thread
+        pool of its own, so a stuck identity store cannot take the methods' threads). Fails
+        closed: an exception is logged and counts as None.
         """
         token = extract_token(self.validation_strategies, headers)
         return API_TOKEN_PRINCIPAL if token and self.api_token_is_valid(token) is True else None

@@ -52,7 +52,9 @@ from .errors import (
     RPCError,
     ServerOverloaded,
 )
+from .messages import clip, error_bytes, result_bytes, validate
 from .methods import Method, Params
+from .pooled import PoolCalls, Pooled
 
 log = logging.getLogger("service_template.rpc")
 
@@ -61,8 +63,6 @@ UNKNOWN_METHOD: Final = "__unknown__"
 """Metric/log label for calls to names that are not exposed (bounds label cardinality)."""
 INVALID: Final = "__invalid__"
 """Metric/log label for bodies or batch members that are not valid requests."""
-
-_ID_TYPES: Final = (str, int, float)
 
 Invoke = Callable[[Method, tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
@@ -95,45 +95,6 @@ class Admission(Protocol):
     def release(self, count: int) -> None:
         """Give back slots taken with ``acquire``."""
         ...
-
-
-class PoolCalls(Protocol):
-    """Where plain methods run: a thread pool that answers through an asyncio future."""
-
-    def runs_in_pool(self, method: Method) -> bool:
-        """Whether calls to ``method`` go to ``start`` (asked once per method)."""
-        ...
-
-    def start(
-        self,
-        method: Method,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        context: contextvars.Context,
-    ) -> asyncio.Future[Any]:
-        """Start one call (run in ``context``, so ``current_call()`` answers); the future gets
-        its result (maybe ``codec.Encoded``) or exception, its deadline included."""
-        ...
-
-
-class _Pooled:
-    """A call started in the pool, not answered yet."""
-
-    __slots__ = ("future", "method", "params", "request_id", "started")
-
-    def __init__(
-        self,
-        future: asyncio.Future[Any],
-        request_id: Any,
-        method: str,
-        params: Params,
-        started: float,
-    ) -> None:
-        self.future = future
-        self.request_id = request_id
-        self.method = method
-        self.params = params
-        self.started = started
 
 
 class Dispatcher:
@@ -194,7 +155,7 @@ class Dispatcher:
                 payload = codec.loads(body, self.max_containers)
         except ParseError as exc:
             ctx.record(INVALID, None, None, exc.code, time.perf_counter() - started)
-            return _error_bytes(None, exc)  # section 5: id is null when it cannot be known
+            return error_bytes(None, exc)  # section 5: id is null when it cannot be known
         state = _Request(ctx, len(body) if large else 0)
         try:
             if type(payload) is not list:
@@ -202,7 +163,7 @@ class Dispatcher:
             if not payload or len(payload) > self.max_batch:
                 reason = "empty batch" if not payload else f"batch longer than {self.max_batch}"
                 ctx.record(INVALID, None, None, InvalidRequest.default_code, 0.0)
-                return _error_bytes(None, InvalidRequest(data={"reason": reason}))
+                return error_bytes(None, InvalidRequest(data={"reason": reason}))
             if self.on_batch is not None:
                 self.on_batch(len(payload))
             replies = await self._batch(payload, state)
@@ -237,7 +198,7 @@ class Dispatcher:
             if begun is None or type(begun) is bytes:
                 replies.append(begun)
                 continue
-            if type(begun) is not _Pooled:
+            if type(begun) is not Pooled:
                 try:
                     suspended = begun.send(None)
                 except StopIteration as done:
@@ -260,20 +221,20 @@ class Dispatcher:
             if begun is None or type(begun) is bytes:
                 replies.append(begun)
                 continue
-            if type(begun) is not _Pooled:
+            if type(begun) is not Pooled:
                 begun = asyncio.ensure_future(begun)
             waiting.append((len(replies), begun))
             replies.append(None)
         try:
             for index, member in waiting:
-                if type(member) is _Pooled:
+                if type(member) is Pooled:
                     replies[index] = await self._finish(member, state)
                 else:
                     replies[index] = await member
         except BaseException:
             # Cancelled: what was started still ends before the slots go back.
             rest = [
-                member.future if type(member) is _Pooled else member
+                member.future if type(member) is Pooled else member
                 for _, member in waiting
                 if type(member) is not Resume
             ]
@@ -286,22 +247,22 @@ class Dispatcher:
 
     def _refuse(self, item: Any, state: _Request) -> bytes | None:
         """Answer a batch member that got no concurrency slot: -32003, never run."""
-        request_id, method, params, problem = _validate(item)
+        request_id, method, params, problem = validate(item)
         error = problem or ServerOverloaded(data={"retry_after": RETRY_AFTER})
         label = INVALID if problem else method if method in self.methods else UNKNOWN_METHOD
         state.ctx.record(
             label, request_id, params if not state.body_bytes else state.summary(), error.code, 0.0
         )
-        return None if request_id is NO_ID else _error_bytes(request_id, error)
+        return None if request_id is NO_ID else error_bytes(request_id, error)
 
     def _begin(self, item: Any, state: _Request) -> Any:
         """Start one request object: its answer (bytes, or None for a notification) when known
-        at once, a ``_Pooled`` call started in the pool, or the coroutine that answers it."""
+        at once, a ``Pooled`` call started in the pool, or the coroutine that answers it."""
         started = time.perf_counter()
-        request_id, method, params, problem = _validate(item)
+        request_id, method, params, problem = validate(item)
         if problem is not None:
             state.ctx.record(INVALID, request_id, None, problem.code, time.perf_counter() - started)
-            return _error_bytes(request_id, problem)
+            return error_bytes(request_id, problem)
         if method not in self._pooled:
             return self._call_checked(request_id, method, params, state, started)
         entry = self.methods[method]
@@ -312,17 +273,17 @@ class Dispatcher:
         context = contextvars.copy_context()
         context.run(CURRENT.set, (method, request_id, state.ctx, state.auth))
         future = self.pool.start(entry, args, kwargs, context)  # type: ignore[union-attr]
-        return _Pooled(future, request_id, method, params, started)
+        return Pooled(future, request_id, method, params, started)
 
     async def _call(self, item: Any, state: _Request) -> bytes | None:
         begun = self._begin(item, state)
         if begun is None or type(begun) is bytes:
             return begun
-        if type(begun) is _Pooled:
+        if type(begun) is Pooled:
             return await self._finish(begun, state)
         return await begun  # type: ignore[no-any-return]
 
-    async def _finish(self, call: _Pooled, state: _Request) -> bytes | None:
+    async def _finish(self, call: Pooled, state: _Request) -> bytes | None:
         """Answer a call started in the pool, once its thread is done."""
         request_id, method = call.request_id, call.method
         try:
@@ -355,7 +316,7 @@ class Dispatcher:
         label = method if entry is not None else UNKNOWN_METHOD
         try:
             if entry is None:
-                raise MethodNotFound(data={"method": _clip(method)})
+                raise MethodNotFound(data={"method": clip(method)})
             if self.around is None:  # the fast path: a CallInfo is made only if asked for
                 token = CURRENT.set((method, request_id, ctx, state.auth))
                 try:
@@ -406,7 +367,7 @@ class Dispatcher:
         )
         if request_id is NO_ID:
             return None  # section 4.1: notifications are never answered, not even errors
-        return _error_bytes(request_id, error)
+        return error_bytes(request_id, error)
 
     async def _reply(self, request_id: Any, result: Any, method: str) -> bytes:
         """The response to a call that returned ``result``; InternalError for a result JSON
@@ -416,7 +377,7 @@ class Dispatcher:
                 result.data,
                 codec.encode(request_id),
             )
-        reply = _result_bytes(request_id, result, method)
+        reply = result_bytes(request_id, result, method)
         if codec.suspect(result, reply):  # orjson writes NaN and infinities as null
             await self._check_finite(result, len(reply), method)
         return reply
@@ -496,51 +457,3 @@ class _Request:
         """The request is answered: an authentication still running (past every deadline) is
         abandoned, so a hung check cannot keep a task alive per request."""
         self.auth.abandon()
-
-
-def _validate(item: Any) -> tuple[Any, str, Params, RPCError | None]:
-    """Check a request object (section 4); return (id, method, params, problem)."""
-    if type(item) is not dict:
-        return None, "", None, InvalidRequest(data={"reason": "request must be an object"})
-    request_id = item.get("id", NO_ID)
-    # bool is an int subclass in Python but not a valid id; ids are str, number or null.
-    if request_id is not NO_ID and request_id is not None and type(request_id) not in _ID_TYPES:
-        reason = "id must be a string, number or null"
-        return None, "", None, InvalidRequest(data={"reason": reason})
-    method = item.get("method")
-    params = item.get("params")
-    if item.get("jsonrpc") != "2.0":
-        reason = 'jsonrpc must be exactly "2.0"'
-    elif type(method) is not str:
-        reason = "method must be a string"
-    elif "params" in item and type(params) not in (list, dict):
-        reason = "params must be an array or an object"  # null too: "a Structured value"
-    else:
-        return request_id, method, params, None
-    # An invalid request is answered even without an id (section 5.1, examples of section 7).
-    answer_id = None if request_id is NO_ID else request_id
-    return answer_id, "", None, InvalidRequest(data={"reason": reason})
-
-
-def _result_bytes(request_id: Any, result: Any, method: str) -> bytes:
-    try:
-        return codec.encode({"jsonrpc": "2.0", "result": result, "id": request_id})
-    except (TypeError, ValueError, OverflowError) as exc:
-        log.error("result of %r is not JSON serializable: %s", method, exc)
-        raise InternalError() from None
-
-
-def _clip(method: str) -> str:
-    """A method name as echoed in an error: a client's mistake need not come back whole."""
-    return method if len(method) <= 200 else method[:200] + "..."
-
-
-def _error_bytes(request_id: Any, error: RPCError) -> bytes:
-    body = {"jsonrpc": "2.0", "error": error.to_dict(), "id": request_id}
-    try:
-        return codec.dumps(body)
-    except (TypeError, ValueError, OverflowError):
-        # Only application data can fail to encode; drop it rather than the whole reply.
-        log.error("error data for code %s is not JSON serializable", error.code)
-        body["error"] = {"code": error.code, "message": error.message}
-        return codec.dumps(body)
