@@ -25,6 +25,12 @@ class OffloadService(MicroService):
         time.sleep(min(seconds, MAX_SLEEP))
         return seconds
 
+    @public_method(timeout=0.3)
+    def slow(self, seconds: float) -> float:
+        """As ``block``, with a deadline of its own (0.3 s)."""
+        time.sleep(min(seconds, MAX_SLEEP))
+        return seconds
+
     @public_method
     def add(self, a: int, b: int) -> int:
         """A cheap plain method: return a + b."""

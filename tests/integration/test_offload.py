@@ -98,6 +98,26 @@ def test_many_concurrent_plain_calls_each_get_their_own_result(
     assert {(m["id"], m["result"]) for m in reply.json()} == {(i, i + 1000) for i in range(1, 101)}
 
 
+def test_batch_members_see_their_own_call_and_a_deadline_ends_only_its_member(
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    service = start_service(TARGET)
+    batch = [
+        _call("slow", [2.0], "late"),
+        *(_call("where", None, i) for i in range(1, 6)),
+        _call("slow", [0.01], "on-time"),
+    ]
+    reply = post(service.port, json.dumps(batch).encode())
+    assert reply.seconds < 2.0, "the batch waited for the member past its deadline"
+    by_id = {member["id"]: member for member in reply.json()}
+    assert by_id["late"]["error"]["code"] == -32002
+    assert by_id["late"]["error"]["data"] == {"timeout": 0.3}
+    assert by_id["on-time"]["result"] == 0.01
+    for i in range(1, 6):
+        assert by_id[i]["result"]["id"] == i
+        assert by_id[i]["result"]["method"] == "where"
+
+
 def test_current_call_answers_inside_a_plain_method_in_its_pool_thread(
     start_service: Callable[..., ServiceProcess],
 ) -> None:
