@@ -14,8 +14,10 @@ wakes (or starts, up to ``size``) another thread only when every awake thread is
 at that moment. While the event loop runs, a thread inside a cheap call is rare (the loop holds
 the interpreter lock, and a cheap call finishes within one switch interval), so that is the sign
 of a call that blocks (sleeps, waits on a database, or computes for long): it keeps its thread
-and the others go on serving. Only when all ``size`` threads are inside calls do new calls wait
-in the queue, in the order they came.
+and the others go on serving. A thread that starts a call while more work waits behind it
+applies the same rule first, so work submitted together (a batch) cannot sit behind a member
+that blocks. Only when all ``size`` threads are inside calls do new calls wait in the queue, in
+the order they came.
 """
 
 from __future__ import annotations
@@ -186,20 +188,27 @@ class ThreadPool:
         # Queued before the check below; a thread about to park re-checks the queue under the
         # same lock, so either it sees this call or this check sees it parked.
         self._jobs.append((work, future, inbox, timeout))
+        if self._closed:
+            self._jobs.pop()
+            raise RuntimeError(f"thread pool {self.name} is closed")
+        self._ensure_taker()
+        return future
+
+    def _ensure_taker(self) -> None:
+        """Make sure a thread that is not inside a call is awake to take queued work: wake a
+        parked one or start one (up to ``size``); with every thread inside a call, the work
+        waits its turn."""
         with self._lock:
-            if self._closed:
-                self._jobs.pop()
-                raise RuntimeError(f"thread pool {self.name} is closed")
             for worker in self._awake:
                 if not worker.in_call:
-                    return future  # it takes this call when it gets to it
+                    return  # it takes the work when it gets to it
             if self._parked:
                 worker = self._parked.pop()
                 self._awake.append(worker)
                 worker.park.release()
-                return future
-            if len(self._workers) >= self.size:
-                return future  # every thread is inside a call: this one waits its turn
+                return
+            if self._closed or len(self._workers) >= self.size:
+                return
             worker = _Worker()
             self._workers.append(worker)
             self._awake.append(worker)
@@ -207,12 +216,16 @@ class ThreadPool:
         threading.Thread(
             target=self._work, args=(worker,), name=f"{self.name}_{index}", daemon=True
         ).start()
-        return future
 
     @property
     def threads(self) -> int:
         """Threads started so far (at most ``size``)."""
         return len(self._workers)
+
+    @property
+    def parked(self) -> int:
+        """Threads waiting to be woken for work."""
+        return len(self._parked)
 
     def busy(self) -> int:
         """Threads inside a call right now."""
@@ -249,6 +262,10 @@ class ThreadPool:
                 inbox.put(future, None, None, limit)  # state is safe from any thread)
                 continue
             worker.in_call = True
+            if jobs:
+                # More work waits behind this call, which may block: another thread must be
+                # awake to take it (a batch's members arrive together and wake one thread).
+                self._ensure_taker()
             try:
                 inbox.put(future, None, work(), limit)
             except BaseException as exc:  # handed to the caller, as run_in_executor does

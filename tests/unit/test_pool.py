@@ -64,6 +64,28 @@ def test_a_blocked_thread_does_not_hold_up_other_work() -> None:
     asyncio.run(main())
 
 
+def test_work_queued_behind_a_blocked_call_is_taken_by_another_thread() -> None:
+    async def main() -> None:
+        pool = ThreadPool(4, "t")
+        assert await pool.submit(lambda: "warm") == "warm"
+        for _ in range(int(BOUND / 0.01)):  # its one thread parks once the queue is empty
+            if pool.parked == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.parked == 1
+        released, wait = _gate()
+        # Submitted together (as a batch's members are): one thread is woken for all of them.
+        blocked = pool.submit(wait)
+        quick = [pool.submit(lambda i=i: i) for i in range(20)]
+        assert await asyncio.wait_for(asyncio.gather(*quick), BOUND) == list(range(20))
+        assert not blocked.done()
+        released.set()
+        assert await asyncio.wait_for(blocked, BOUND) == "released"
+        pool.close()
+
+    asyncio.run(main())
+
+
 def test_threads_are_bounded_and_work_waits_for_a_free_one() -> None:
     async def main() -> None:
         pool = ThreadPool(2, "t")
