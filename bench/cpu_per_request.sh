@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Server CPU time per request: robust on a noisy machine, where requests/s is not.
 #
-# Usage: bench/cpu_per_request.sh WORKLOAD [WORKERS]
-#   WORKLOAD: single | batch | notification (bench/wrk/WORKLOAD.lua); WORKERS: serve --workers
+# Usage: bench/cpu_per_request.sh WORKLOAD [WORKERS] [SERVICE]
+#   WORKLOAD: single | batch | notification (bench/wrk/WORKLOAD.lua); WORKERS: serve --workers;
+#   SERVICE: a class of bench/servers/ours_server.py (ComputeService: async def, the default;
+#   PlainComputeService: the same method as a plain def, run in the thread pool)
 #
 # Runs our compute service (production defaults, auth active) on CPU 0 and wrk on CPU 1 (with
 # WORKERS > 1 nothing is pinned), then divides the server's user+system CPU time, summed over
@@ -10,6 +12,7 @@
 set -euo pipefail
 workload=${1:?usage: $0 single|batch|notification [WORKERS]}
 workers=${2:-1}
+service=${3:-ComputeService}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 port=$((20000 + RANDOM % 10000))
 pin=(taskset -c 0)
@@ -17,7 +20,7 @@ load=(taskset -c 1)
 if ((workers > 1)); then pin=(); load=(); fi
 
 SERVICE_API_TOKEN=bench "${pin[@]}" "$repo/.venv/bin/python" -m service_template serve \
-    "$repo/bench/servers/ours_server.py:ComputeService" --port "$port" --workers "$workers" \
+    "$repo/bench/servers/ours_server.py:$service" --port "$port" --workers "$workers" \
     >/dev/null 2>&1 &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
@@ -39,5 +42,5 @@ after=$(cpu_ticks)
 requests=$(awk '/requests in/ {print $1}' <<<"$out")
 rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
 ticks=$(getconf CLK_TCK)
-python3 -c "print(f'$workload workers=$workers req/s=$rps server_cpu_us_per_request=' \
+python3 -c "print(f'$workload $service workers=$workers req/s=$rps server_cpu_us_per_request=' \
 f'{($after - $before) / $ticks * 1e6 / $requests:.1f}')"

@@ -1,8 +1,13 @@
-"""The benchmarked servers and workloads: how to start each server and what it must answer."""
+"""The benchmarked servers and workloads: how to start each server and what it must answer.
+
+A new workload is one more ``Workload`` in ``WORKLOADS`` (and its Lua script); a new server is
+one more ``Peer`` in ``PEERS`` (and its venv in setup.sh).
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,16 +31,32 @@ OURS_COMMAND: tuple[str, ...] = (
     "--port",
     "{port}",
 )
-# Default production settings, except that a token is configured so auth is active (issue 3).
-OURS_ENV: Mapping[str, str] = {"SERVICE_API_TOKEN": "bench-dummy-token"}
+# Default production settings, except that a token is configured so auth is active (issue 3),
+# and room for every call wrk keeps in flight: 64 connections x a batch of 10 is 640 calls, over
+# the default limit of 256. A plain method's calls are all in flight at once while they wait for
+# the pool (the loop reads every ready request before the threads run), so with the default
+# limit the batch workload would measure -32003 refusals, not throughput (issue 14).
+OURS_ENV: Mapping[str, str] = {
+    "SERVICE_API_TOKEN": "bench-dummy-token",
+    "SERVICE_MAX_CONCURRENCY": "1024",
+}
 # Sent with every request to ours (by wrk and by the checks). Empty while add() is public; put the
 # token header here if the benchmarked method ever needs it.
 OURS_HEADERS: Mapping[str, str] = {}
+
+# The same add(a, b) written as a plain ``def`` (gemstone's example style): runs in the pool.
+OURS_PLAIN_COMMAND: tuple[str, ...] = tuple(
+    arg.replace(":ComputeService", ":PlainComputeService") for arg in OURS_COMMAND
+)
 
 # Reference peers for the ratios.
 AIOHTTP_RPC = "aiohttp-rpc"
 BASELINE = "tornado-baseline"
 OURS = "ours"
+OURS_PLAIN = "ours-plain"
+NGINX = "nginx"
+# TODO(contracts): a typed peer ("ours-typed": add(a: int, b: int) with validated params) goes
+# here once the contracts branch's validation has landed; see bench/README.md.
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,13 @@ class Peer:
 
     name: str
     argv: tuple[str, ...]
+    # The venv under bench/.venvs/ whose python runs argv; "" means the peer's own name, None
+    # the interpreter running the harness (a launcher that execs a native server).
+    venv: str | None = ""
+    # How argv asks for N server processes (``--workers N``); empty: single-process only.
+    workers_args: tuple[str, ...] = ()
+    # False for the HTTP ceiling: a fixed body for every workload, so no reply is checked.
+    checked: bool = True
     env: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     # Members a peer adds to every response object beyond the spec's (known deviations).
@@ -90,12 +118,16 @@ class Peer:
 
     @property
     def python(self) -> Path:
-        """The interpreter of this peer's own virtual environment."""
-        return VENVS_DIR / self.name / "bin" / "python"
+        """The interpreter that starts this peer (its venv's, or the harness's own)."""
+        if self.venv is None:
+            return Path(sys.executable)
+        return VENVS_DIR / (self.venv or self.name) / "bin" / "python"
 
-    def command(self, port: int) -> list[str]:
+    def command(self, port: int, workers: int = 1) -> list[str]:
         """Return the full command line that serves this peer on 127.0.0.1:port."""
-        return [str(self.python), *(arg.replace("{port}", str(port)) for arg in self.argv)]
+        extra = [arg.replace("{workers}", str(workers)) for arg in self.workers_args]
+        argv = [arg.replace("{port}", str(port)) for arg in self.argv]
+        return [str(self.python), *argv, *(extra if workers > 1 else [])]
 
     def expected(self, workload: Workload) -> Expected:
         """Return the exact reply this peer must give to one request of the workload."""
@@ -114,8 +146,17 @@ def _server(script: str) -> tuple[str, ...]:
     return (str(SERVERS_DIR / script), "{port}")
 
 
+_WORKERS = ("--workers", "{workers}")
 PEERS: tuple[Peer, ...] = (
-    Peer(OURS, OURS_COMMAND, env=OURS_ENV, headers=OURS_HEADERS),
+    Peer(OURS, OURS_COMMAND, env=OURS_ENV, headers=OURS_HEADERS, workers_args=_WORKERS),
+    Peer(
+        OURS_PLAIN,
+        OURS_PLAIN_COMMAND,
+        venv=OURS,
+        env=OURS_ENV,
+        headers=OURS_HEADERS,
+        workers_args=_WORKERS,
+    ),
     Peer(AIOHTTP_RPC, _server("aiohttp_rpc_server.py")),
     Peer(BASELINE, _server("tornado_baseline.py")),
     Peer(
@@ -128,6 +169,17 @@ PEERS: tuple[Peer, ...] = (
             "forbids both)",
             "a notification gets a 200 reply with a body instead of no response (§4.1)",
             "logs one access line per request to stderr (Tornado pretty logging, its default)",
+        ),
+    ),
+    Peer(
+        NGINX,
+        _server("nginx_ceiling.py"),
+        venv=None,
+        workers_args=("{workers}",),
+        checked=False,
+        deviations=(
+            "the HTTP ceiling, not a JSON-RPC server: the same fixed body for every request "
+            "(no reply is checked; calls/s counts a request as its workload's calls)",
         ),
     ),
 )

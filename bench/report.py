@@ -6,11 +6,12 @@ import argparse
 import statistics
 from typing import Any
 
-from peers import AIOHTTP_RPC, BASELINE, OURS
+from peers import AIOHTTP_RPC, BASELINE, NGINX, OURS, OURS_PLAIN
 
-# Issue 3's targets for ours against aiohttp-rpc, in the same run, per server core.
-THROUGHPUT_TARGETS = {"single": 1.0, "batch": 2.5, "notification": 1.0}
-RSS_TARGET_MIB = 35.0
+# Issue 14's targets, in the same run, per server core: ours (async def) against aiohttp-rpc,
+# and ours-plain (the same method as a plain def) against ours.
+THROUGHPUT_TARGETS = {"single": 3.5, "batch": 4.0, "notification": 3.5}
+PLAIN_TARGET = 0.8
 
 
 def _median(values: list[float]) -> float | None:
@@ -36,7 +37,7 @@ def _round_ratios(
 
 
 def _value(run: dict[str, Any], key: str) -> float:
-    return float(run["latency_ms"]["p99"] if key == "p99" else run[key])
+    return float(run["latency_ms"]["p99"] if key == "p99" else run[key] or 0.0)
 
 
 def summarise(
@@ -52,6 +53,9 @@ def summarise(
             vs_aio = _round_ratios(ok, peer, workload, AIOHTTP_RPC, "calls_per_s")
             vs_base = _round_ratios(ok, peer, workload, BASELINE, "calls_per_s")
             p99_vs_aio = _round_ratios(ok, peer, workload, AIOHTTP_RPC, "p99")
+            vs_ours = _round_ratios(ok, peer, workload, OURS, "calls_per_s")
+            of_ceiling = _round_ratios(ok, peer, workload, NGINX, "requests_per_s")
+            cpu = [r["cpu_us_per_call"] for r in clean if r.get("cpu_us_per_call") is not None]
             rows.append(
                 {
                     "peer": peer,
@@ -63,6 +67,7 @@ def summarise(
                     "calls_per_s": _median([r["calls_per_s"] for r in clean]),
                     "p50_ms": _median([r["latency_ms"]["p50"] for r in clean]),
                     "p99_ms": _median([r["latency_ms"]["p99"] for r in clean]),
+                    "cpu_us_per_call": _median(cpu),
                     "rss_mib": _median([r["rss_mib"] for r in clean]),
                     "rss_mib_max": max((r["rss_mib"] for r in clean), default=None),
                     "errors": sum(r.get("error_count", 0) for r in mine),
@@ -70,10 +75,14 @@ def summarise(
                     "ratio_vs_aiohttp_rpc": _median(vs_aio),
                     "ratio_vs_baseline": _median(vs_base),
                     "p99_ratio_vs_aiohttp_rpc": _median(p99_vs_aio),
+                    "ratio_vs_ours": _median(vs_ours),
+                    "fraction_of_ceiling": _median(of_ceiling),
                     "ratios_per_round": {
                         "vs_aiohttp_rpc": vs_aio,
                         "vs_baseline": vs_base,
                         "p99_vs_aiohttp_rpc": p99_vs_aio,
+                        "vs_ours": vs_ours,
+                        "requests_vs_nginx": of_ceiling,
                     },
                 }
             )
@@ -93,11 +102,14 @@ def format_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "calls/s",
         "p50 ms",
         "p99 ms",
+        "CPU us/call",
         "RSS MiB",
         "errors",
         "x aiohttp-rpc",
         "x baseline",
+        "x ours",
         "p99/aiohttp-rpc",
+        "of nginx",
     )
     lines = [tuple(header)]
     for row in rows:
@@ -112,11 +124,14 @@ def format_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 _fmt(row["calls_per_s"], ",.0f"),
                 _fmt(row["p50_ms"], ".2f"),
                 _fmt(row["p99_ms"], ".2f"),
+                _fmt(row["cpu_us_per_call"], ".1f"),
                 _fmt(row["rss_mib"], ".1f"),
                 errors,
                 _fmt(row["ratio_vs_aiohttp_rpc"], ".2f", "x"),
                 _fmt(row["ratio_vs_baseline"], ".2f", "x"),
+                _fmt(row["ratio_vs_ours"], ".2f", "x"),
                 _fmt(row["p99_ratio_vs_aiohttp_rpc"], ".2f", "x"),
+                _fmt(row["fraction_of_ceiling"], ".0%"),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -132,48 +147,80 @@ def format_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             text.append("  ".join("-" * width for width in widths))
     title = (
         f"{args.rounds} round(s) x {args.duration} s, {args.connections} connections, "
-        f"server on CPU 0, wrk on CPU 1; medians across rounds; ratios = median of "
-        f"per-round calls/s ratios"
+        f"{args.workers} worker(s), server on CPU {args.server_cpus}, wrk on CPU "
+        f"{args.load_cpus}; medians across rounds; ratios = median of per-round calls/s ratios "
+        f"(p99: of p99s; of nginx: of requests/s)"
     )
     return title + "\n" + "\n".join(text)
 
 
 def format_targets(rows: list[dict[str, Any]]) -> str:
-    """Issue 3's targets for ours, met or not (information only: they do not fail the run)."""
+    """Issue 14's targets, met or not (information only: they do not fail the run)."""
     by_key = {(row["peer"], row["workload"]): row for row in rows}
-    if not any(peer == OURS for peer, _ in by_key):
+    if not any(peer in (OURS, OURS_PLAIN) for peer, _ in by_key):
         return ""
-    lines = ["targets for ours (issue 3, vs aiohttp-rpc in the same run):"]
+    lines = ["targets (issue 14, same run):"]
     for workload, target in THROUGHPUT_TARGETS.items():
         row = by_key.get((OURS, workload))
-        if row is None:
+        if row is not None:
+            ratio = row["ratio_vs_aiohttp_rpc"]
+            lines.append(
+                _verdict(
+                    f"ours {workload} calls/s >= {target:.1f}x aiohttp-rpc",
+                    ratio,
+                    ratio is not None and ratio >= target,
+                    ".2f",
+                    "x",
+                )
+            )
+        plain = by_key.get((OURS_PLAIN, workload))
+        if plain is not None:
+            ratio = plain["ratio_vs_ours"]
+            lines.append(
+                _verdict(
+                    f"ours-plain {workload} calls/s >= {PLAIN_TARGET:.1f}x ours",
+                    ratio,
+                    ratio is not None and ratio >= PLAIN_TARGET,
+                    ".2f",
+                    "x",
+                )
+            )
+        for peer in (OURS, OURS_PLAIN):
+            mine = by_key.get((peer, workload))
+            if mine is None:
+                continue
+            p99 = mine["p99_ratio_vs_aiohttp_rpc"]
+            lines.append(
+                _verdict(
+                    f"{peer} {workload} p99 <= aiohttp-rpc's",
+                    p99,
+                    p99 is not None and p99 <= 1.0,
+                    ".2f",
+                    "x",
+                )
+            )
+    for peer in (OURS, OURS_PLAIN):
+        worst = _worst_rss(rows, peer)
+        reference = _worst_rss(rows, AIOHTTP_RPC)
+        if worst is None:
             continue
-        ratio = row["ratio_vs_aiohttp_rpc"]
+        ratio = None if reference is None else worst / reference
         lines.append(
             _verdict(
-                f"{workload} calls/s >= {target:.1f}x",
+                f"{peer} RSS after run <= aiohttp-rpc's (worst run)",
                 ratio,
-                ratio is not None and ratio >= target,
+                ratio is not None and ratio <= 1.0,
                 ".2f",
                 "x",
             )
         )
-        p99 = row["p99_ratio_vs_aiohttp_rpc"]
-        lines.append(
-            _verdict(f"{workload} p99 <= 1.0x", p99, p99 is not None and p99 <= 1.0, ".2f", "x")
-        )
-    rss = [row["rss_mib_max"] for row in rows if row["peer"] == OURS and row["rss_mib_max"]]
-    worst = max(rss) if rss else None
-    lines.append(
-        _verdict(
-            f"RSS after run <= {RSS_TARGET_MIB:.0f} MiB (worst run)",
-            worst,
-            worst is not None and worst <= RSS_TARGET_MIB,
-            ".1f",
-            " MiB",
-        )
-    )
+    lines.append("  typed (validated) methods within 15 % of untyped      not measured yet (TODO)")
     return "\n".join(lines)
+
+
+def _worst_rss(rows: list[dict[str, Any]], peer: str) -> float | None:
+    values = [row["rss_mib_max"] for row in rows if row["peer"] == peer and row["rss_mib_max"]]
+    return max(values) if values else None
 
 
 def _verdict(label: str, value: float | None, met: bool, spec: str, suffix: str) -> str:

@@ -1,12 +1,14 @@
 """Benchmark our runtime against other Python JSON-RPC servers (issue 3); stdlib only.
 
 Usage: python3 bench/run.py [--rounds 5] [--duration 10] [--connections 64] [--only peer,...]
+                            [--workers N --server-cpus 0-3 --load-cpus 4-7]
 
 For every round, workload and server (server order rotated each round) it starts the server
-pinned to CPU 0, checks every workload's reply is exact, warms up, measures with wrk pinned to
-CPU 1, reads the server's RSS, checks the replies again and stops the server. It prints one
-table of medians across rounds, with throughput ratios taken round by round, and writes every
-figure to bench/results/. Exit status 1 if any run had an error or a wrong reply.
+pinned to the server CPUs (CPU 0), checks every workload's reply is exact, warms up, measures
+with wrk pinned to the load CPUs (CPU 1) while counting the server's CPU time, reads the
+server's RSS, checks the replies again and stops the server. It prints one table of medians
+across rounds, with ratios taken round by round, and writes every figure to bench/results/.
+Exit status 1 if any run had an error or a wrong reply.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from peers import (
     AIOHTTP_RPC,
     BASELINE,
     BENCH_DIR,
+    NGINX,
     OURS,
+    OURS_PLAIN,
     PEERS,
     REPO_ROOT,
     VENVS_DIR,
@@ -42,8 +46,6 @@ from report import format_table, format_targets, summarise
 
 RESULTS_DIR = BENCH_DIR / "results"
 LOG_DIR = RESULTS_DIR / "logs"
-SERVER_CPU = "0"
-LOAD_CPU = "1"
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 # wrk's own deadline plus this margin bounds every load run even if wrk hangs.
@@ -68,12 +70,41 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="comma-separated, default: all of "
         + ",".join(workload.name for workload in WORKLOADS),
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes for the peers that have them (ours: serve --workers N; nginx: "
+        "worker_processes N); the others stay single-process. Give them N server CPUs.",
+    )
+    parser.add_argument("--server-cpus", default="0", help="taskset list for the server (0)")
+    parser.add_argument(
+        "--load-cpus", default="1", help="taskset list for wrk (1); one wrk thread per CPU"
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0 or args.connections < 1:
         parser.error("rounds, duration and connections must be positive, warmup not negative")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    args.server_set = _cpus(parser, args.server_cpus)
+    args.load_set = _cpus(parser, args.load_cpus)
+    if args.server_set & args.load_set:
+        parser.error("--server-cpus and --load-cpus must not overlap")
     args.peers = _pick(parser, args.only, PEERS, "peer")
     args.workloads = _pick(parser, args.workloads, WORKLOADS, "workload")
     return args
+
+
+def _cpus(parser: argparse.ArgumentParser, spec: str) -> set[int]:
+    """CPUs of a taskset-style list ("0", "0-3", "0,2")."""
+    found: set[int] = set()
+    try:
+        for part in spec.split(","):
+            low, _, high = part.partition("-")
+            found.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        parser.error(f"not a CPU list: {spec!r}")
+    return found
 
 
 def _pick(
@@ -89,15 +120,18 @@ def _pick(
     return [item for item in known if item.name in wanted]
 
 
-def preflight(peers: list[Peer]) -> None:
+def preflight(peers: list[Peer], args: argparse.Namespace) -> None:
     """Install what is missing and refuse to run where the figures would mean nothing."""
-    if not {int(SERVER_CPU), int(LOAD_CPU)} <= os.sched_getaffinity(0):
-        sys.exit(f"bench: needs CPUs {SERVER_CPU} (server) and {LOAD_CPU} (load)")
+    if not args.server_set | args.load_set <= os.sched_getaffinity(0):
+        sys.exit(f"bench: needs CPUs {args.server_cpus} (server) and {args.load_cpus} (load)")
     for workload in WORKLOADS:
         # The Lua script and the Python checks must send the same bytes.
         if workload.body.decode() not in workload.script.read_text():
             sys.exit(f"bench: {workload.script} does not send the body the checks expect")
-    subprocess.run(["bash", str(BENCH_DIR / "setup.sh"), *(p.name for p in peers)], check=True)
+    needs = dict.fromkeys(
+        NGINX if p.venv is None else (p.venv or p.name) for p in peers
+    )  # venvs (and nginx) in order, once each
+    subprocess.run(["bash", str(BENCH_DIR / "setup.sh"), *needs], check=True)
 
 
 def free_port() -> int:
@@ -136,17 +170,34 @@ def tree_rss_mib(pid: int) -> float:
     return total_kib / 1024
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its descendants, from /proc/<pid>/stat."""
+    ticks = 0
+    pending = [pid]
+    while pending and len(pending) < 1000:
+        current = pending.pop()
+        try:
+            # Fields after the command name (which may hold spaces): utime is 14th, stime 15th.
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+        pending.extend(int(child) for child in children)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(
-    port: int, workload: Workload, seconds: int, connections: int, peer: Peer
+    port: int, workload: Workload, seconds: int, args: argparse.Namespace, peer: Peer
 ) -> tuple[dict[str, Any], str]:
-    """Run wrk on the load CPU; return its summary (from the Lua done hook) and its output."""
+    """Run wrk on the load CPUs; return its summary (from the Lua done hook) and its output."""
     command = [
         "taskset",
         "-c",
-        LOAD_CPU,
+        args.load_cpus,
         "wrk",
-        "-t1",
-        f"-c{connections}",
+        f"-t{len(args.load_set)}",
+        f"-c{args.connections}",
         f"-d{seconds}s",
         "--latency",
         "-s",
@@ -198,7 +249,7 @@ def measure(
     record["server_log"] = str(log_path.relative_to(BENCH_DIR))
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *peer.command(port)],
+            ["taskset", "-c", args.server_cpus, *peer.command(port, args.workers)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -214,14 +265,19 @@ def measure(
             check(port, peer, each)
         warm: dict[str, Any] = {"errors": {}}
         if args.warmup:
-            warm, _ = run_wrk(port, workload, args.warmup, args.connections, peer)
-        result, output = run_wrk(port, workload, args.duration, args.connections, peer)
+            warm, _ = run_wrk(port, workload, args.warmup, args, peer)
+        cpu_before = tree_cpu_seconds(process.pid)
+        result, output = run_wrk(port, workload, args.duration, args, peer)
+        cpu_seconds = tree_cpu_seconds(process.pid) - cpu_before
         record["rss_mib"] = round(tree_rss_mib(process.pid), 1)
         record["wrk_output"] = output
         seconds = result["duration_us"] / 1e6
         record["requests"] = result["requests"]
         record["requests_per_s"] = result["requests"] / seconds
         record["calls_per_s"] = record["requests_per_s"] * workload.calls
+        # Server CPU (all its processes) over the measured run, per call wrk completed.
+        calls = result["requests"] * workload.calls
+        record["cpu_us_per_call"] = cpu_seconds * 1e6 / calls if calls else None
         record["latency_ms"] = {k: v / 1000 for k, v in result["latency_us"].items()}
         record["errors"] = result["errors"]
         record["warmup_errors"] = warm["errors"]
@@ -255,7 +311,7 @@ def _tail(path: Path, count: int) -> list[str]:
         return []
 
 
-def environment(peers: list[Peer]) -> dict[str, Any]:
+def environment(peers: list[Peer], args: argparse.Namespace) -> dict[str, Any]:
     """What the figures were measured on, for the results file."""
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     head = subprocess.run(
@@ -274,7 +330,7 @@ def environment(peers: list[Peer]) -> dict[str, Any]:
     )
     packages = {}
     for peer in peers:
-        freeze = VENVS_DIR / peer.name / ".bench-freeze.txt"
+        freeze = VENVS_DIR / (peer.venv or peer.name) / ".bench-freeze.txt"
         packages[peer.name] = freeze.read_text().split("\n") if freeze.exists() else []
     return {
         "cpu": cpu,
@@ -283,15 +339,16 @@ def environment(peers: list[Peer]) -> dict[str, Any]:
         "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if wrk.stdout + wrk.stderr else "",
         "git_head": head.stdout.strip(),
         "packages": packages,
-        "server_cpu": SERVER_CPU,
-        "load_cpu": LOAD_CPU,
+        "server_cpus": args.server_cpus,
+        "load_cpus": args.load_cpus,
+        "workers": args.workers,
     }
 
 
 def main(argv: list[str]) -> int:
     """Run every round and print the table; return the exit status."""
     args = parse_args(argv)
-    preflight(args.peers)
+    preflight(args.peers, args)
     # Server logs of the previous run go: a gemstone log alone grows by megabytes per run.
     shutil.rmtree(LOG_DIR, ignore_errors=True)
     LOG_DIR.mkdir(parents=True)
@@ -341,9 +398,18 @@ def main(argv: list[str]) -> int:
                     "duration_s": args.duration,
                     "warmup_s": args.warmup,
                     "connections": args.connections,
+                    "workers": args.workers,
+                    "server_cpus": args.server_cpus,
+                    "load_cpus": args.load_cpus,
                 },
-                "references": {"aiohttp_rpc": AIOHTTP_RPC, "baseline": BASELINE, "ours": OURS},
-                "environment": environment(args.peers),
+                "references": {
+                    "aiohttp_rpc": AIOHTTP_RPC,
+                    "baseline": BASELINE,
+                    "ours": OURS,
+                    "ours_plain": OURS_PLAIN,
+                    "ceiling": NGINX,
+                },
+                "environment": environment(args.peers, args),
                 "summary": summary,
                 "runs": runs,
             },

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create one virtual environment per benchmarked server under bench/.venvs/ and install wrk.
 #
-# Usage: bench/setup.sh [VENV...]   (default: every venv: aiohttp-rpc gemstone tornado-baseline ours)
+# Usage: bench/setup.sh [VENV...]   (default: aiohttp-rpc gemstone tornado-baseline ours nginx)
+# "nginx" is not a venv: Debian's nginx (the HTTP ceiling), installed when missing (needs root).
 # Idempotent: a venv is rebuilt only when its stamp (what was asked to be installed, plus the
 # repo's pyproject.toml for "ours") changed, so re-running is cheap. BENCH_SETUP_FORCE=1 rebuilds.
 set -euo pipefail
@@ -39,19 +40,20 @@ setup_one() {
         # pyproject.toml changes the stamp and so rebuilds this venv.
         ours) make_venv ours "-e repo $(sha256sum "$REPO_ROOT/pyproject.toml" | cut -c1-16)" \
                   -e "$REPO_ROOT" ;;
+        nginx) command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light) ;;
         *) echo "setup: unknown venv '$1'" >&2; exit 2 ;;
     esac
 }
 
 mkdir -p "$VENVS"
 if [[ $# -eq 0 ]]; then
-    set -- aiohttp-rpc gemstone tornado-baseline ours
+    set -- aiohttp-rpc gemstone tornado-baseline ours nginx
 fi
+missing=()
 for name in "$@"; do
     setup_one "$name"
 done
 
-missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 if [[ ${#missing[@]} -gt 0 ]]; then

@@ -27,6 +27,7 @@ from .errors import StartupError
 from .logs import CallLog, log_route_request
 from .metrics import Metrics, instruments_registry, make_registry
 from .openrpc import build_document
+from .pool import ThreadPool
 from .protocol import DeadlineExceeded, Dispatcher, Method, codec
 from .protocol.aio import Resume
 from .protocol.calls import CURRENT, CallInfo, current_call
@@ -46,7 +47,8 @@ READINESS_THREADS = 4  # the least the readiness pool may grow to (threads start
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 AUTH_THREADS = 4
-"""Threads for plain ``api_token_is_valid`` overrides (they usually wait on a token store)."""
+"""Threads for plain ``api_token_is_valid`` and ``authenticate`` overrides (they usually wait
+on a token or identity store)."""
 
 
 class Runtime:
@@ -72,9 +74,6 @@ class Runtime:
         )
         methods["rpc.discover"] = Method("rpc.discover", self._discover)
         self.methods = methods
-        self.executor = ThreadPoolExecutor(
-            settings.thread_pool_size, thread_name_prefix=f"{self.name}-call"
-        )
         # Pools of their own, so that neither hostile bodies nor a stuck token store or
         # readiness check can take the threads methods run in. One decoder thread: large bodies
         # wait their turn, and the event loop competes for the interpreter with one thread only.
@@ -92,6 +91,16 @@ class Runtime:
             )
             if settings.metrics_enabled
             else None
+        )
+        # Plain methods run here; see pool.py for why not a ThreadPoolExecutor.
+        gauge = self.metrics.in_flight if self.metrics is not None else None
+        self.pool = ThreadPool(
+            settings.thread_pool_size,
+            f"{self.name}-call",
+            _deadline_passed,
+            # The in-flight gauge counts a pool call until its thread is done (past its
+            # deadline too): one decrement per burst of results.
+            on_settled=gauge.dec if gauge is not None else None,
         )
         # The service's own instruments go where /metrics finds them (see metrics.py).
         service._metrics_registry = instruments_registry(self.metrics)
@@ -122,6 +131,7 @@ class Runtime:
             deadline=self.deadline,
             max_containers=settings.max_containers,
             around=around,
+            pool=self,
         )
         # Plain checks get threads of their own; at most one each (see health.Readiness), made
         # only when used. Checks may be added while the service runs, so room for a few more.
@@ -194,6 +204,8 @@ class Runtime:
         # Capped by the caller's X-Timeout-Ms; refused here, before running, when it had none.
         limit = self.deadline(method)
         if not method.is_async:
+            if not method.blocking:  # the author said it never blocks: no hop at all
+                return method.func(*args, **kwargs)
             # The deadline's instant, for the clients the method calls (X-Timeout-Ms downstream):
             # set before the context is copied into the pool thread.
             passed_on = DEADLINE.set(_monotonic() + limit)
@@ -262,24 +274,41 @@ class Runtime:
     async def _invoke_in_pool(
         self, method: Method, args: tuple[Any, ...], kwargs: dict[str, Any], limit: float
     ) -> Any:
-        loop = asyncio.get_running_loop()
-        # The result is encoded in the same thread: a large one costs the loop nothing. A copy
-        # of the caller's context goes along, so current_call() answers in the thread too.
-        call = functools.partial(
-            contextvars.copy_context().run,
-            self._run,
-            functools.partial(_encoded, method.func, args, kwargs),
-        )
-        deadline = asyncio.timeout(limit)
+        return await self.start(method, args, kwargs, contextvars.copy_context())
+
+    def runs_in_pool(self, method: Method) -> bool:
+        """Plain methods run in the pool, unless declared ``blocking=False``."""
+        return not method.is_async and method.blocking
+
+    def start(
+        self,
+        method: Method,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: contextvars.Context,
+    ) -> asyncio.Future[Any]:
+        """Start a plain method in the pool, in ``context`` (so current_call() answers there);
+        the future gets its result, already encoded, or -32002 once its deadline passes."""
+        # The result is encoded in the same thread: a large one costs the loop nothing. The
+        # pool keeps the deadline (one timer for all its calls): the same verdict as
+        # asyncio.timeout without a timer per call and without cancelling and uncancelling a
+        # task, which together cost more than the hop itself.
+        # The limit is read in the call's context: it is capped by the caller's X-Timeout-Ms,
+        # and its instant is left there for the clients the method calls (DEADLINE).
         try:
-            with self._in_flight():
-                async with deadline:
-                    return await loop.run_in_executor(self.executor, call)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            log.warning("%s passed its %gs deadline; its thread runs on", method.name, limit)
-            raise DeadlineExceeded(data={"timeout": limit}) from None
+            limit = context.run(self.deadline, method)
+        except DeadlineExceeded as exc:  # arrived with no time left: the method never runs
+            refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            refused.set_exception(exc)
+            return refused
+        context.run(DEADLINE.set, _monotonic() + limit)
+        if self.metrics is not None:
+            self.metrics.in_flight.inc()
+        return self.pool.submit(
+            functools.partial(context.run, _encoded, method.func, args, kwargs),
+            limit,
+            method.name,
+        )
 
     async def authenticate(self, headers: HeaderView) -> Any:
         """The principal of a request (``MicroService.authenticate``), or None; any failure
@@ -295,8 +324,11 @@ class Runtime:
             if inspect.iscoroutinefunction(check):
                 principal = await check(headers)
             else:
+                # Its own small pool, as for api_token_is_valid: a stuck identity store holds
+                # those threads, never the methods' ones.
                 loop = asyncio.get_running_loop()
-                principal = await loop.run_in_executor(self.executor, check, headers)
+                call = functools.partial(self._run, functools.partial(check, headers))
+                principal = await loop.run_in_executor(self.auth_executor, call)
         except Exception:
             log.exception("authenticate raised; access denied")
             return None
@@ -403,15 +435,15 @@ class Runtime:
         """Release the thread pools; False if one of their threads is still running (a method
         past its deadline or the drain's, a token or readiness check that hangs): the process
         must then exit without waiting for it."""
+        self.pool.close()
         for pool in (
-            self.executor,
             self.decode_executor,
             self.auth_executor,
             self.readiness_executor,
         ):
             pool.shutdown(wait=False, cancel_futures=True)
         with self._threads_lock:
-            return self.threads_busy == 0
+            return self.threads_busy == 0 and self.pool.busy() == 0
 
 
 def _limit_of_current_call() -> float | None:
@@ -437,6 +469,12 @@ def _limit_of_current_call() -> float | None:
 def _builtin(method: Callable[..., Any]) -> bool:
     """Whether ``method`` is MicroService's own, not a service's override (see service.py)."""
     return getattr(method, "__service_template_builtin__", False) is True
+
+
+def _deadline_passed(name: str, limit: float) -> DeadlineExceeded:
+    """What a pool call past its deadline answers (-32002); the thread, if it started, runs on."""
+    log.warning("%s passed its %gs deadline; its thread runs on", name, limit)
+    return DeadlineExceeded(data={"timeout": limit})
 
 
 def _encoded(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

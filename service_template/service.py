@@ -61,6 +61,7 @@ class MethodSpec:
     private: bool
     timeout: float | None
     errors: tuple[Any, ...] = ()  # application errors it declares (contracts.declared_errors)
+    blocking: bool = True
 
 
 def _mark(func: Any, spec: MethodSpec) -> Any:
@@ -74,7 +75,11 @@ def _mark(func: Any, spec: MethodSpec) -> Any:
 def public_method(func: F, /) -> F: ...
 @overload
 def public_method(
-    *, name: str | None = None, timeout: float | None = None, errors: Sequence[Any] = ()
+    *,
+    name: str | None = None,
+    timeout: float | None = None,
+    errors: Sequence[Any] = (),
+    blocking: bool = True,
 ) -> Callable[[F], F]: ...
 def public_method(
     func: Any = None,
@@ -83,12 +88,22 @@ def public_method(
     name: str | None = None,
     timeout: float | None = None,
     errors: Sequence[Any] = (),
+    blocking: bool = True,
 ) -> Any:
     """Expose a method to every caller. ``name`` overrides the exposed name (dots allowed);
     ``timeout`` overrides the service's call deadline for this method, in seconds; ``errors``
     lists the application errors it may answer (``RPCError`` subclasses or instances), which
-    the OpenRPC document publishes."""
-    spec = MethodSpec(name, private=False, timeout=timeout, errors=tuple(errors))
+    the OpenRPC document publishes.
+
+    ``blocking=False`` says a plain ``def`` method never blocks (pure computation, no I/O, no
+    lock waits): it then runs on the event loop, saving the hop to the thread pool (a few
+    microseconds; see the README's "Plain or async methods"). The default is safe: plain methods
+    run in the thread pool, so one that waits holds a thread, never the server. A method marked
+    ``blocking=False`` that does block stalls every call of the process meanwhile, and its
+    deadline cannot interrupt it. No effect on ``async def`` methods (they run on the loop)."""
+    spec = MethodSpec(
+        name, private=False, timeout=timeout, errors=tuple(errors), blocking=blocking
+    )
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 
@@ -96,7 +111,11 @@ def public_method(
 def private_api_method(func: F, /) -> F: ...
 @overload
 def private_api_method(
-    *, name: str | None = None, timeout: float | None = None, errors: Sequence[Any] = ()
+    *,
+    name: str | None = None,
+    timeout: float | None = None,
+    errors: Sequence[Any] = (),
+    blocking: bool = True,
 ) -> Callable[[F], F]: ...
 def private_api_method(
     func: Any = None,
@@ -105,12 +124,15 @@ def private_api_method(
     name: str | None = None,
     timeout: float | None = None,
     errors: Sequence[Any] = (),
+    blocking: bool = True,
 ) -> Any:
     """Expose a method only to callers whose token ``api_token_is_valid`` accepts.
 
     Fails closed: no token, an empty token or a rejected one gets -32001 "Access denied".
-    ``name``, ``timeout`` and ``errors`` as for ``public_method``."""
-    spec = MethodSpec(name, private=True, timeout=timeout, errors=tuple(errors))
+    ``name``, ``timeout``, ``errors`` and ``blocking`` as for ``public_method``."""
+    spec = MethodSpec(
+        name, private=True, timeout=timeout, errors=tuple(errors), blocking=blocking
+    )
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 
@@ -204,7 +226,7 @@ class MicroService:
 
         The default compares it in constant time with the configured ``SERVICE_API_TOKEN``;
         with no token configured every call to a private method is refused. Override it to
-        check tokens another way (it may be ``async def``; a plain one runs in the thread pool).
+        check tokens another way (it may be ``async def``; a plain one runs in a thread pool).
         """
         secret = self.settings.api_token
         return tokens_match(api_token, secret.reveal() if secret is not None else None)
@@ -220,8 +242,9 @@ class MicroService:
 
         The default reads a token with ``validation_strategies`` and returns
         ``API_TOKEN_PRINCIPAL`` when ``api_token_is_valid`` accepts it. Override it to check a
-        JWT or a session instead (``async def``, or plain: a plain one runs in the thread
-        pool). Fails closed: an exception is logged and counts as None.
+        JWT or a session instead (``async def``, or plain: a plain one runs in a small thread
+        pool of its own, so a stuck identity store cannot take the methods' threads). Fails
+        closed: an exception is logged and counts as None.
         """
         token = extract_token(self.validation_strategies, headers)
         return API_TOKEN_PRINCIPAL if token and self.api_token_is_valid(token) is True else None
@@ -347,6 +370,9 @@ class MicroService:
             if timeout is not None and timeout <= 0:
                 problems.append(f"{where}: timeout must be positive, got {timeout}")
                 continue
+            if type(spec.blocking) is not bool:
+                problems.append(f"{where}: blocking must be True or False, got {spec.blocking!r}")
+                continue
             bound = getattr(self, attr)
             try:  # the type model: validation and the document's schemas (contracts.py)
                 contract = build_contract(name, bound, declared_errors(where, spec.errors))
@@ -354,7 +380,9 @@ class MicroService:
                 problems.append(f"{where}: {exc}")
                 continue
             owners[name] = where
-            methods[name] = Method(name, bound, spec.private, timeout, contract)
+            methods[name] = Method(
+                name, bound, spec.private, timeout, contract, blocking=spec.blocking
+            )
         unknown = sorted(set(timeouts) - set(methods))
         if unknown:
             problems.append(f"method_timeouts names unknown methods: {', '.join(unknown)}")

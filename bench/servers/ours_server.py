@@ -4,6 +4,10 @@ Run by ``python -m service_template serve bench/servers/ours_server.py:ComputeSe
 ``OURS_COMMAND`` in bench/peers.py). It lives here, with the other peers, rather than importing
 the template's compute example: the benchmark must keep working after a project deletes the
 examples (``stack.py remove compute``).
+
+Two styles of the same method, each a peer of its own: ``ComputeService`` writes it
+``async def`` (runs on the event loop), ``PlainComputeService`` writes it as gemstone's example
+does, a plain ``def`` (runs in the thread pool, the default for plain methods).
 """
 
 from service_template import InvalidParams, MicroService, public_method
@@ -23,5 +27,16 @@ class ComputeService(MicroService):
 
     @public_method
     async def add(self, a: float, b: float) -> float:
+        """Return a + b."""
+        return _number(a, "a") + _number(b, "b")
+
+
+class PlainComputeService(MicroService):
+    """The same method as a plain ``def``: what most services (and gemstone's example) write."""
+
+    name = "compute"
+
+    @public_method
+    def add(self, a: float, b: float) -> float:
         """Return a + b."""
         return _number(a, "a") + _number(b, "b")

@@ -19,6 +19,10 @@ and, optionally, what keeps one request from holding the event loop or the serve
 - ``admission``: batch members that run concurrently take a concurrency slot each.
 - ``deadline(method)``: the seconds a call may take; for a private method the token check runs
   under that same deadline, so a token check that hangs ends the call with -32002.
+- ``pool``: starts plain methods in threads (``PoolCalls``). A public method it runs is started
+  straight from here, without a coroutine or task of its own, and the members of a batch are
+  all started before any is awaited, so the threads get them together (not with hooks: then
+  every call goes through ``around`` and ``invoke``).
 
 Section numbers in comments refer to the JSON-RPC 2.0 specification.
 """
@@ -26,6 +30,7 @@ Section numbers in comments refer to the JSON-RPC 2.0 specification.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import time
@@ -40,13 +45,16 @@ from .errors import (
     AccessDenied,
     DeadlineExceeded,
     InternalError,
+    InvalidParams,
     InvalidRequest,
     MethodNotFound,
     ParseError,
     RPCError,
     ServerOverloaded,
 )
+from .messages import clip, error_bytes, result_bytes, validate
 from .methods import Method, Params
+from .pooled import PoolCalls, Pooled
 
 log = logging.getLogger("service_template.rpc")
 
@@ -55,8 +63,6 @@ UNKNOWN_METHOD: Final = "__unknown__"
 """Metric/log label for calls to names that are not exposed (bounds label cardinality)."""
 INVALID: Final = "__invalid__"
 """Metric/log label for bodies or batch members that are not valid requests."""
-
-_ID_TYPES: Final = (str, int, float)
 
 Invoke = Callable[[Method, tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
@@ -108,6 +114,7 @@ class Dispatcher:
         deadline: Callable[[Method], float] | None = None,
         max_containers: int = codec.MAX_CONTAINERS,
         around: Around | None = None,
+        pool: PoolCalls | None = None,
     ) -> None:
         self.methods = dict(methods)
         self.invoke = invoke
@@ -120,6 +127,17 @@ class Dispatcher:
         self.deadline = deadline
         self.max_containers = max_containers
         self.around = around
+        self.pool = pool
+        # Methods started straight in the pool: public ones (a private one checks its token
+        # under its deadline first), and only without hooks (they wrap every call).
+        self._pooled: frozenset[str] = frozenset(
+            name
+            for name, method in self.methods.items()
+            if pool is not None
+            and around is None
+            and not method.requires_auth
+            and pool.runs_in_pool(method)
+        )
 
     async def dispatch(self, body: bytes, ctx: CallContext) -> bytes | None:
         """Answer one HTTP body. ``None`` means no response at all (only notifications).
@@ -137,7 +155,7 @@ class Dispatcher:
                 payload = codec.loads(body, self.max_containers)
         except ParseError as exc:
             ctx.record(INVALID, None, None, exc.code, time.perf_counter() - started)
-            return _error_bytes(None, exc)  # section 5: id is null when it cannot be known
+            return error_bytes(None, exc)  # section 5: id is null when it cannot be known
         state = _Request(ctx, len(body) if large else 0)
         try:
             if type(payload) is not list:
@@ -145,7 +163,7 @@ class Dispatcher:
             if not payload or len(payload) > self.max_batch:
                 reason = "empty batch" if not payload else f"batch longer than {self.max_batch}"
                 ctx.record(INVALID, None, None, InvalidRequest.default_code, 0.0)
-                return _error_bytes(None, InvalidRequest(data={"reason": reason}))
+                return error_bytes(None, InvalidRequest(data={"reason": reason}))
             if self.on_batch is not None:
                 self.on_batch(len(payload))
             replies = await self._batch(payload, state)
@@ -160,12 +178,14 @@ class Dispatcher:
         """Answer the members of a batch (section 6: in any order, possibly concurrently).
 
         Members run one after another in this task while they finish without suspending, so a
-        batch of cheap calls creates no task at all. When one suspends (it waits on I/O or a
-        thread), every later member starts in a task of its own, so they run concurrently with
-        it. Each member runs wholly in one task: timeouts and cancel scopes stay correct.
+        batch of cheap calls creates no task at all. From the first member that waits on (I/O,
+        or a thread), every later member is started at once, so they run concurrently with it:
+        one the pool runs goes straight to it (no task: the pool gets the batch's plain members
+        together), any other starts in a task of its own. Each member runs wholly in one task:
+        timeouts and cancel scopes stay correct.
 
         Concurrency slots: members that run one after another share the request's slot. From
-        the first member that suspends on, each later member needs a slot of its own
+        the first member that waits on, each later member needs a slot of its own
         (``admission``); when fewer are free, the first ones in batch order run and every later
         call is answered -32003 with ``data.retry_after`` without running (a notification gets
         no answer, section 6). Why not refuse the whole batch: each member's answer stands on
@@ -174,56 +194,129 @@ class Dispatcher:
         """
         replies: list[bytes | None] = []
         for index, item in enumerate(items):
-            coro = self._call(item, state)
-            try:
-                suspended = coro.send(None)
-            except StopIteration as done:
-                replies.append(done.value)
+            begun = self._begin(item, state)
+            if begun is None or type(begun) is bytes:
+                replies.append(begun)
                 continue
-            later = items[index + 1 :]
-            admission = self.admission
-            slots = len(later) if admission is None else admission.acquire(len(later))
-            rest = [
-                asyncio.ensure_future(self._call(member, state))
-                if position < slots
-                else self._refuse(member, state)
-                for position, member in enumerate(later)
-            ]
-            try:
-                replies.append(await Resume(coro, suspended))
-            finally:
-                tasks = [reply for reply in rest if isinstance(reply, asyncio.Future)]
+            if type(begun) is not Pooled:
                 try:
-                    results = iter(await asyncio.gather(*tasks))
-                finally:
-                    if admission is not None and slots:
-                        admission.release(slots)
-                replies.extend(next(results) if isinstance(r, asyncio.Future) else r for r in rest)
-            break
+                    suspended = begun.send(None)
+                except StopIteration as done:
+                    replies.append(done.value)
+                    continue
+                begun = Resume(begun, suspended)
+            return await self._concurrently(replies, begun, items[index + 1 :], state)
+        return replies
+
+    async def _concurrently(
+        self, replies: list[bytes | None], first: Any, later: list[Any], state: _Request
+    ) -> list[bytes | None]:
+        """The rest of a batch once ``first`` waits: start every later member, then collect."""
+        admission = self.admission
+        slots = len(later) if admission is None else admission.acquire(len(later))
+        waiting: list[tuple[int, Any]] = [(len(replies), first)]  # (position, what to await)
+        replies.append(None)
+        for position, item in enumerate(later):
+            begun: Any = self._begin(item, state) if position < slots else self._refuse(item, state)
+            if begun is None or type(begun) is bytes:
+                replies.append(begun)
+                continue
+            if type(begun) is not Pooled:
+                begun = asyncio.ensure_future(begun)
+            waiting.append((len(replies), begun))
+            replies.append(None)
+        try:
+            for index, member in waiting:
+                if type(member) is Pooled:
+                    replies[index] = await self._finish(member, state)
+                else:
+                    replies[index] = await member
+        except BaseException:
+            # Cancelled: what was started still ends before the slots go back.
+            rest = [
+                member.future if type(member) is Pooled else member
+                for _, member in waiting
+                if type(member) is not Resume
+            ]
+            await asyncio.gather(*rest, return_exceptions=True)
+            raise
+        finally:
+            if admission is not None and slots:
+                admission.release(slots)
         return replies
 
     def _refuse(self, item: Any, state: _Request) -> bytes | None:
         """Answer a batch member that got no concurrency slot: -32003, never run."""
-        request_id, method, params, problem = _validate(item)
+        request_id, method, params, problem = validate(item)
         error = problem or ServerOverloaded(data={"retry_after": RETRY_AFTER})
         label = INVALID if problem else method if method in self.methods else UNKNOWN_METHOD
         state.ctx.record(
             label, request_id, params if not state.body_bytes else state.summary(), error.code, 0.0
         )
-        return None if request_id is NO_ID else _error_bytes(request_id, error)
+        return None if request_id is NO_ID else error_bytes(request_id, error)
+
+    def _begin(self, item: Any, state: _Request) -> Any:
+        """Start one request object: its answer (bytes, or None for a notification) when known
+        at once, a ``Pooled`` call started in the pool, or the coroutine that answers it."""
+        started = time.perf_counter()
+        request_id, method, params, problem = validate(item)
+        if problem is not None:
+            state.ctx.record(INVALID, request_id, None, problem.code, time.perf_counter() - started)
+            return error_bytes(request_id, problem)
+        if method not in self._pooled:
+            return self._call_checked(request_id, method, params, state, started)
+        entry = self.methods[method]
+        try:
+            args, kwargs = entry.bind(params)
+        except InvalidParams as exc:
+            return self._failed(method, request_id, params, state, started=started, error=exc)
+        context = contextvars.copy_context()
+        context.run(CURRENT.set, (method, request_id, state.ctx, state.auth))
+        future = self.pool.start(entry, args, kwargs, context)  # type: ignore[union-attr]
+        return Pooled(future, request_id, method, params, started)
 
     async def _call(self, item: Any, state: _Request) -> bytes | None:
-        started = time.perf_counter()
+        begun = self._begin(item, state)
+        if begun is None or type(begun) is bytes:
+            return begun
+        if type(begun) is Pooled:
+            return await self._finish(begun, state)
+        return await begun  # type: ignore[no-any-return]
+
+    async def _finish(self, call: Pooled, state: _Request) -> bytes | None:
+        """Answer a call started in the pool, once its thread is done."""
+        request_id, method = call.request_id, call.method
+        try:
+            result = await call.future
+            reply = None if request_id is NO_ID else await self._reply(request_id, result, method)
+        except RPCError as exc:
+            error: RPCError = exc
+        except Exception as exc:
+            log.exception("method %r raised", method)
+            error = self._internal(exc)
+        else:
+            state.ctx.record(
+                method,
+                request_id,
+                call.params if not state.body_bytes else state.summary(),
+                None,
+                time.perf_counter() - call.started,
+            )
+            return reply
+        return self._failed(
+            method, request_id, call.params, state, started=call.started, error=error
+        )
+
+    async def _call_checked(
+        self, request_id: Any, method: str, params: Params, state: _Request, started: float
+    ) -> bytes | None:
+        """Answer a valid request object (section 4) that is not started in the pool."""
         ctx = state.ctx
-        request_id, method, params, problem = _validate(item)
-        if problem is not None:
-            ctx.record(INVALID, request_id, None, problem.code, time.perf_counter() - started)
-            return _error_bytes(request_id, problem)
         entry = self.methods.get(method)
         label = method if entry is not None else UNKNOWN_METHOD
         try:
             if entry is None:
-                raise MethodNotFound(data={"method": _clip(method)})
+                raise MethodNotFound(data={"method": clip(method)})
             if self.around is None:  # the fast path: a CallInfo is made only if asked for
                 token = CURRENT.set((method, request_id, ctx, state.auth))
                 try:
@@ -239,7 +332,7 @@ class Dispatcher:
                     CURRENT.reset(token)
             reply = None if request_id is NO_ID else await self._reply(request_id, result, method)
         except RPCError as exc:
-            error = exc
+            error: RPCError = exc
         except Exception as exc:
             log.exception("method %r raised", method)
             error = self._internal(exc)
@@ -252,7 +345,20 @@ class Dispatcher:
                 time.perf_counter() - started,
             )
             return reply
-        ctx.record(
+        return self._failed(label, request_id, params, state, started=started, error=error)
+
+    def _failed(
+        self,
+        label: str,
+        request_id: Any,
+        params: Params,
+        state: _Request,
+        *,
+        started: float,
+        error: RPCError,
+    ) -> bytes | None:
+        """Record a call that ended in ``error``; its answer (None for a notification)."""
+        state.ctx.record(
             label,
             request_id,
             params if not state.body_bytes else state.summary(),
@@ -261,7 +367,7 @@ class Dispatcher:
         )
         if request_id is NO_ID:
             return None  # section 4.1: notifications are never answered, not even errors
-        return _error_bytes(request_id, error)
+        return error_bytes(request_id, error)
 
     async def _reply(self, request_id: Any, result: Any, method: str) -> bytes:
         """The response to a call that returned ``result``; InternalError for a result JSON
@@ -271,7 +377,7 @@ class Dispatcher:
                 result.data,
                 codec.encode(request_id),
             )
-        reply = _result_bytes(request_id, result, method)
+        reply = result_bytes(request_id, result, method)
         if codec.suspect(result, reply):  # orjson writes NaN and infinities as null
             await self._check_finite(result, len(reply), method)
         return reply
@@ -351,51 +457,3 @@ class _Request:
         """The request is answered: an authentication still running (past every deadline) is
         abandoned, so a hung check cannot keep a task alive per request."""
         self.auth.abandon()
-
-
-def _validate(item: Any) -> tuple[Any, str, Params, RPCError | None]:
-    """Check a request object (section 4); return (id, method, params, problem)."""
-    if type(item) is not dict:
-        return None, "", None, InvalidRequest(data={"reason": "request must be an object"})
-    request_id = item.get("id", NO_ID)
-    # bool is an int subclass in Python but not a valid id; ids are str, number or null.
-    if request_id is not NO_ID and request_id is not None and type(request_id) not in _ID_TYPES:
-        reason = "id must be a string, number or null"
-        return None, "", None, InvalidRequest(data={"reason": reason})
-    method = item.get("method")
-    params = item.get("params")
-    if item.get("jsonrpc") != "2.0":
-        reason = 'jsonrpc must be exactly "2.0"'
-    elif type(method) is not str:
-        reason = "method must be a string"
-    elif "params" in item and type(params) not in (list, dict):
-        reason = "params must be an array or an object"  # null too: "a Structured value"
-    else:
-        return request_id, method, params, None
-    # An invalid request is answered even without an id (section 5.1, examples of section 7).
-    answer_id = None if request_id is NO_ID else request_id
-    return answer_id, "", None, InvalidRequest(data={"reason": reason})
-
-
-def _result_bytes(request_id: Any, result: Any, method: str) -> bytes:
-    try:
-        return codec.encode({"jsonrpc": "2.0", "result": result, "id": request_id})
-    except (TypeError, ValueError, OverflowError) as exc:
-        log.error("result of %r is not JSON serializable: %s", method, exc)
-        raise InternalError() from None
-
-
-def _clip(method: str) -> str:
-    """A method name as echoed in an error: a client's mistake need not come back whole."""
-    return method if len(method) <= 200 else method[:200] + "..."
-
-
-def _error_bytes(request_id: Any, error: RPCError) -> bytes:
-    body = {"jsonrpc": "2.0", "error": error.to_dict(), "id": request_id}
-    try:
-        return codec.dumps(body)
-    except (TypeError, ValueError, OverflowError):
-        # Only application data can fail to encode; drop it rather than the whole reply.
-        log.error("error data for code %s is not JSON serializable", error.code)
-        body["error"] = {"code": error.code, "message": error.message}
-        return codec.dumps(body)

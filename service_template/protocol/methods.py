@@ -38,6 +38,8 @@ class Method:
     requires_auth: bool = False
     timeout: float | None = None
     contract: Contract | None = None
+    # False: a plain method that never blocks, run on the event loop (``blocking=False``).
+    blocking: bool = True
     is_async: bool = field(init=False)
     signature: inspect.Signature = field(init=False)
     # Names of a plain signature (no defaults, no *args/**kwargs, no keyword-only or
