@@ -101,9 +101,7 @@ def public_method(
     run in the thread pool, so one that waits holds a thread, never the server. A method marked
     ``blocking=False`` that does block stalls every call of the process meanwhile, and its
     deadline cannot interrupt it. No effect on ``async def`` methods (they run on the loop)."""
-    spec = MethodSpec(
-        name, private=False, timeout=timeout, errors=tuple(errors), blocking=blocking
-    )
+    spec = MethodSpec(name, private=False, timeout=timeout, errors=tuple(errors), blocking=blocking)
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 
@@ -130,9 +128,7 @@ def private_api_method(
 
     Fails closed: no token, an empty token or a rejected one gets -32001 "Access denied".
     ``name``, ``timeout``, ``errors`` and ``blocking`` as for ``public_method``."""
-    spec = MethodSpec(
-        name, private=True, timeout=timeout, errors=tuple(errors), blocking=blocking
-    )
+    spec = MethodSpec(name, private=True, timeout=timeout, errors=tuple(errors), blocking=blocking)
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 

@@ -141,12 +141,13 @@ def test_healthcheck_reports_an_unready_service_as_unhealthy_in_one_line(
     docker_client: docker.DockerClient, containers: Containers, image: str
 ) -> None:
     probe = docker_client.images.get(image).attrs["Config"]["Healthcheck"]["Test"][1:]
-    # A gateway whose peers never answer: running, but /readyz says 503.
+    # A gateway that requires a peer which never answers: running, but /readyz says 503.
     gateway = containers.start(
         image,
         command=["serve", GATEWAY],
         environment={
-            "SERVICE_PEERS": "hello=http://127.0.0.1:9/api,compute=http://127.0.0.1:9/api"
+            "SERVICE_PEERS": "hello=http://127.0.0.1:9/api,compute=http://127.0.0.1:9/api",
+            "SERVICE_REQUIRED_PEERS": "hello",
         },
         read_only=True,
     )
