@@ -8,6 +8,7 @@ what it was given (``X-Timeout-Ms``) and how its slow calls ended.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from service_template import MicroService, RPCError, current_call, public_method
@@ -49,6 +50,18 @@ class BackendService(MicroService):
             self.endings.append("cut")
             raise
         self.endings.append("finished")
+        return seconds
+
+    @public_method
+    def plain_echo(self, value: Any) -> Any:
+        """``value``, from a plain method (started straight in the thread pool); records it ran."""
+        self.endings.append("plain ran")
+        return value
+
+    @public_method
+    def plain_sleep(self, seconds: float) -> float:
+        """A plain method's sleep: the deadline answers the caller, the thread sleeps on."""
+        time.sleep(min(seconds, MAX_SLEEP))
         return seconds
 
     @public_method(timeout=0.5)

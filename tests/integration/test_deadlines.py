@@ -94,6 +94,11 @@ def test_a_call_that_arrives_with_no_time_left_is_refused_without_running(
     reply = post(backend, "echo", ["x"], {deadline.HEADER: "0"})
     assert reply["error"]["code"] == -32002
     assert "result" not in reply
+    # A plain method is started straight in the thread pool: refused there too, never run.
+    reply = post(backend, "plain_echo", ["x"], {deadline.HEADER: "0"})
+    assert reply["error"]["code"] == -32002
+    assert "plain ran" not in post(backend, "endings_so_far", [], {})["result"]
+    assert post(backend, "plain_echo", ["x"], {})["result"] == "x"
 
 
 def test_a_callers_deadline_shortens_a_call_but_never_lengthens_it(
@@ -106,6 +111,10 @@ def test_a_callers_deadline_shortens_a_call_but_never_lengthens_it(
     assert time.monotonic() - started < 4
     reply = post(backend, "short_sleep", [2], {deadline.HEADER: "100000"})
     assert reply["error"]["data"] == {"timeout": 0.5}
+    started = time.monotonic()
+    reply = post(backend, "plain_sleep", [5], {deadline.HEADER: "300"})
+    assert reply["error"]["data"] == {"timeout": 0.3}
+    assert time.monotonic() - started < 4
 
 
 @pytest.mark.parametrize("value", ["abc", "-5", "1.5", "", "12\u00b2"])
