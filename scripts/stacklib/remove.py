@@ -251,9 +251,11 @@ class Remover:
 
     def cannot_edit(self, other: str) -> StackError:
         where = self.paths.shown(self.paths.compose_file)
+        # Compose also counts a merged anchor's depends_on, volumes_from and network_mode.
         return StackError(
-            f"{other} depends on {self.name}, but not in its own block of {where} (a merged "
-            f"anchor?): take {self.name} out of {other}'s depends_on yourself; nothing changed"
+            f"{other} depends on {self.name} other than by a depends_on entry in its own block "
+            f"of {where} (a merged anchor, volumes_from, network_mode?): take {self.name} out "
+            f"of {other} yourself; nothing changed"
         )
 
     def move_build(self, text: str, build_lines: list[str], heirs: list[str]) -> str:

@@ -118,11 +118,10 @@ def test_a_service_that_only_waits_for_it_stops_waiting(repo: Path) -> None:
     assert watcher.depends_on == ()
 
 
-def test_a_wait_that_comes_from_a_merged_anchor_is_refused_and_nothing_changes(
-    repo: Path,
-) -> None:
-    # Compose's model says watcher waits for the service, but its block does not say so: the
-    # text cannot be edited safely, and remove says where to do it by hand.
+@pytest.mark.parametrize("how", ["anchor", "volumes_from"])
+def test_a_wait_it_cannot_edit_is_refused_and_nothing_changes(repo: Path, how: str) -> None:
+    # Compose's model says watcher waits for the service, but no depends_on entry of its block
+    # says so: the text cannot be edited safely, and remove says what to do by hand.
     assert run(repo, "new", DEMO)[0] == 0
     compose = repo / "compose" / "compose.yaml"
     compose.write_text(
@@ -130,14 +129,17 @@ def test_a_wait_that_comes_from_a_merged_anchor_is_refused_and_nothing_changes(
             "\nservices:\n", f"\nx-waits: &waits\n  depends_on: [{DEMO}]\n\nservices:\n", 1
         )
     )
-    add_service(repo, "  watcher:\n    <<: *waits\n    image: busybox\n")
+    if how == "anchor":
+        add_service(repo, "  watcher:\n    <<: *waits\n    image: busybox\n")
+    else:
+        add_service(repo, f"  watcher:\n    image: busybox\n    volumes_from: [{DEMO}]\n")
     before = snapshot(repo)
     status, out, err = run(repo, "remove", DEMO)
     assert status == 1 and out == ""
     assert err == (
-        f"stack: error: watcher depends on {DEMO}, but not in its own block of "
-        f"compose/compose.yaml (a merged anchor?): take {DEMO} out of watcher's depends_on "
-        "yourself; nothing changed\n"
+        f"stack: error: watcher depends on {DEMO} other than by a depends_on entry in its own "
+        "block of compose/compose.yaml (a merged anchor, volumes_from, network_mode?): "
+        f"take {DEMO} out of watcher yourself; nothing changed\n"
     )
     assert snapshot(repo) == before
 
