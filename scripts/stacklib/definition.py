@@ -1,11 +1,9 @@
 """The stack's services and who calls whom, as ``compose/compose.yaml`` defines them.
 
 This is what the tests, ``new``/``remove`` and the manifest checks ask instead of keeping a list
-of their own. Compose's own reading (``docker compose config --format json``: interpolation,
-``<<:`` merges, every profile) is used when Compose is installed, which CI makes sure of
-(scripts/ci/install-tools.sh); it renders without a Docker engine. Elsewhere the orchestrator's
-reader (reader.py) answers, and tests/unit/test_stack_definition.py proves that both give the
-same services, commands, peers and dependencies wherever Compose is there to compare with.
+of their own. It is Compose's own reading of the file (rendered.py: ``docker compose config
+--format json``, with interpolation, ``.env``, ``env_file``, ``<<:`` merges and every profile),
+the same the backends run; it needs no Docker engine.
 
 Who calls whom is ``SERVICE_PEERS`` on the caller, the one declaration of peers, parsed by
 ``service_template.peers`` (the runtime's own parser).
@@ -13,36 +11,15 @@ Who calls whom is ``SERVICE_PEERS`` on the caller, the one declaration of peers,
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from service_template.peers import PEERS_ENV, parse_peers, peer_host
 
-from . import reader
+from . import rendered
 from .errors import StackError
 from .model import Compose
-
-COMPOSE_CONFIG = "docker compose config"
-READER = "the stack's reader"
-# Variables the file requires (`${HELLO_TOKEN_FILE:?...}`: every service's token file) get a
-# stand-in when unset: rendering the model to read the stack's shape must not need the secrets.
-_REQUIRED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?")
-
-
-def _stand_ins(compose_file: Path) -> dict[str, str]:
-    try:
-        text = compose_file.read_text(encoding="utf-8")
-    except OSError:
-        return {}
-    return dict.fromkeys(_REQUIRED.findall(text), os.devnull)
 
 
 @dataclass(frozen=True)
@@ -73,10 +50,9 @@ class StackService:
 
 @dataclass(frozen=True)
 class Definition:
-    """Every service of the stack (sorted by name) and where the answer came from."""
+    """Every service of the stack, sorted by name."""
 
     services: Mapping[str, StackService]
-    source: str
 
     def app_services(self) -> list[StackService]:
         """The project's own services: those that run the template image with a target."""
@@ -99,44 +75,6 @@ class Definition:
         return sorted(caller for caller, callee in self.calls() if callee == name)
 
 
-def compose_command() -> list[str] | None:
-    """How to run Compose here: the binary next to this Python (installed into the venv by
-    install-tools.sh), ``docker-compose`` on PATH, or the ``docker compose`` plugin."""
-    beside = Path(sys.executable).parent / "docker-compose"
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("docker-compose")
-    if found:
-        return [found]
-    docker = shutil.which("docker")
-    if docker is None:
-        return None
-    try:
-        probe = subprocess.run(
-            [docker, "compose", "version"], capture_output=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return [docker, "compose"] if probe.returncode == 0 else None
-
-
-def render(compose_file: Path, environ: Mapping[str, str], command: list[str]) -> dict[str, Any]:
-    """Compose's normalised model of the file, every profile included (no engine needed)."""
-    env = {**_stand_ins(compose_file), **environ}
-    args = [*command, "-f", str(compose_file), "--profile", "*", "config", "--format", "json"]
-    try:
-        result = subprocess.run(
-            args, env=env, capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise StackError(f"{' '.join(command)} config failed to run: {exc}") from exc
-    if result.returncode != 0:
-        problem = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise StackError(f"{COMPOSE_CONFIG} refused {compose_file.name}: {problem}")
-    document: dict[str, Any] = json.loads(result.stdout)
-    return document
-
-
 def _peers(name: str, environment: Mapping[str, str]) -> dict[str, str]:
     try:
         return parse_peers(environment.get(PEERS_ENV, ""))
@@ -144,31 +82,8 @@ def _peers(name: str, environment: Mapping[str, str]) -> dict[str, str]:
         raise StackError(f"services.{name}.environment.{PEERS_ENV}: {exc}") from None
 
 
-def from_compose_config(document: Mapping[str, Any]) -> Definition:
-    """The definition from ``docker compose config --format json`` output."""
-    bodies: Mapping[str, Any] = document.get("services") or {}
-    built = {body.get("image") for body in bodies.values() if body.get("build")}
-    services = {}
-    for name, body in sorted(bodies.items()):
-        environment = {
-            k: str(v) for k, v in (body.get("environment") or {}).items() if v is not None
-        }
-        command = body.get("command")
-        services[name] = StackService(
-            name=name,
-            command=tuple(command) if command else None,
-            environment=environment,
-            depends_on=tuple(sorted(body.get("depends_on") or {})),
-            profiles=tuple(body.get("profiles") or ()),
-            published_ports=tuple(int(p["target"]) for p in body.get("ports") or []),
-            template_image=bool(body.get("build")) or body.get("image") in built,
-            peers=_peers(name, environment),
-        )
-    return Definition(services, COMPOSE_CONFIG)
-
-
 def from_model(compose: Compose) -> Definition:
-    """The definition from the orchestrator's own reading of the file."""
+    """The definition from the model of Compose's rendering."""
     services = {}
     for name, service in sorted(compose.services.items()):
         services[name] = StackService(
@@ -181,17 +96,10 @@ def from_model(compose: Compose) -> Definition:
             template_image=compose.runs_template_image(service),
             peers=_peers(name, service.environment),
         )
-    return Definition(services, READER)
+    return Definition(services)
 
 
-def load(
-    compose_file: Path, environ: Mapping[str, str], *, use_compose: bool | None = None
-) -> Definition:
-    """The stack defined by ``compose_file``: through Compose when it is installed (or when
-    ``use_compose`` is True: then its absence is an error), else through the reader."""
-    command = compose_command() if use_compose is not False else None
-    if use_compose and command is None:
-        raise StackError("Compose is not installed: run scripts/ci/install-tools.sh")
-    if command is not None:
-        return from_compose_config(render(compose_file, environ, command))
-    return from_model(reader.load(compose_file, environ, compose_file.name))
+def load(compose_file: Path, environ: Mapping[str, str], text: str | None = None) -> Definition:
+    """The stack defined by ``compose_file`` (or by ``text`` in its place), as Compose reads it;
+    a one-line StackError when Compose is missing or refuses the file."""
+    return from_model(rendered.read(compose_file, environ, text))

@@ -1,7 +1,8 @@
 """The Compose file as a typed model: what the orchestrator needs to know about each service.
 
-``reader`` makes it from the file. Anything not modelled here is left to Compose itself, which
-the Docker backend runs on the same file: there is one stack definition, never a second one.
+``rendered`` makes it from Compose's own rendering of the file (``docker compose config``).
+Anything not modelled here is left to Compose itself, which the Docker backend runs on the same
+file: there is one stack definition, and one reader of it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from pathlib import Path
 from .errors import StackError
 
 SECRETS_DIR = "/run/secrets"  # where Compose mounts a service's secrets
-# The template image's own variable: services whose image is `${SERVICE_IMAGE...}` run it.
-TEMPLATE_IMAGE_VARIABLE = "SERVICE_IMAGE"
 
 
 class ComposeError(StackError):
@@ -65,7 +64,7 @@ class Secret:
     name: str
     file: Path | None
     problem: str | None = None
-    file_text: str | None = None  # before interpolation: which variables name the file
+    file_text: str | None = None  # `${VAR}` when unset: the variable that names the file
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,6 @@ class Service:
 
     name: str
     image: str | None = None
-    image_text: str | None = None  # before interpolation: `${SERVICE_IMAGE:-...}` marks ours
     build: bool = False
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
@@ -89,7 +87,7 @@ class Service:
 
 @dataclass(frozen=True)
 class Compose:
-    """The whole file: services in file order, and the secrets they may use."""
+    """The whole file: services in Compose's order (by name), and the secrets they may use."""
 
     path: Path
     services: Mapping[str, Service]
@@ -102,11 +100,9 @@ class Compose:
         return next((s.image for s in self.services.values() if s.build and s.image), None)
 
     def runs_template_image(self, service: Service) -> bool:
-        """Whether the service runs the template's own image (so it can run as a process)."""
+        """Whether the service runs the template's own image (so it can run as a process): it
+        builds it, or runs the image a service of the stack builds."""
         if service.build:
-            return True
-        text = service.image_text or ""
-        if text.startswith("${" + TEMPLATE_IMAGE_VARIABLE):
             return True
         return service.image is not None and service.image == self.template_image
 

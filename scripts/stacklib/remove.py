@@ -22,11 +22,12 @@ from typing import Any
 
 import yaml
 
-from . import definition, manifests, reader, textedit
+from . import definition, manifests, rendered, textedit
 from . import state as st
 from .context import SCRIPT, Context
 from .errors import StackError
-from .scaffold import Change, taken_names, write
+from .model import Compose
+from .scaffold import Change, checked_by_compose, taken_names, write
 
 NAME_LABEL = "app.kubernetes.io/name"
 
@@ -89,6 +90,20 @@ def _comment_start(lines: list[str], start: int) -> int:
     return start
 
 
+def _keep_secrets_a_mapping(lines: list[str]) -> None:
+    """``secrets:`` left with comments only becomes ``secrets: {}``: Compose refuses a null
+    there, and the comments stay for the next ``new`` (scaffold.py reopens the mapping)."""
+    top = next((i for i, line in enumerate(lines) if line.rstrip() == "secrets:"), None)
+    if top is None:
+        return
+    for line in lines[top + 1 :]:
+        if line.strip() and not line.lstrip().startswith("#"):
+            if line[0].isspace():
+                return  # an entry is left
+            break
+    lines[top] = "secrets: {}"
+
+
 class Remover:
     """Computes every change that removes one service, without writing anything."""
 
@@ -111,7 +126,10 @@ class Remover:
         return path.read_text(encoding="utf-8")
 
     def plan(self) -> list[Change]:
-        stack = definition.load(self.paths.compose_file, self.environ)
+        # What the stack has and who calls whom is Compose's own reading of the file; the
+        # edits are text, so the file keeps its comments and layout.
+        compose = rendered.read(self.paths.compose_file, self.environ)
+        stack = definition.from_model(compose)
         service = stack.services.get(self.name)
         if service is None:
             known = ", ".join(stack.app_names()) or "none"
@@ -134,7 +152,7 @@ class Remover:
                 status=2,
             )
         self.files(service.target)
-        self.compose()
+        self.compose(compose)
         self.kubernetes()
         self.check()
         return list(self.changes.values())
@@ -154,7 +172,7 @@ class Remover:
             if path.is_file() and path.resolve().is_relative_to(self.repo.resolve()):
                 self.put(path, None)
 
-    def compose(self) -> None:
+    def compose(self, compose: Compose) -> None:
         path = self.paths.compose_file
         lines = path.read_text(encoding="utf-8").split("\n")
         found = textedit.mapping_entry(lines, "services", self.name)
@@ -174,9 +192,20 @@ class Remover:
             while first > 0 and not lines[first - 1].strip():
                 first -= 1
             del lines[first : secret[1]]
-        text = self.without_dependencies("\n".join(lines))
+            _keep_secrets_a_mapping(lines)
+        dependants = sorted(
+            other.name
+            for other in compose.services.values()
+            if any(d.service == self.name for d in other.depends_on)
+        )
+        text = self.without_dependencies("\n".join(lines), dependants)
         if build_lines:
-            text = self.move_build(text, build_lines)
+            heirs = [
+                s.name
+                for s in compose.services.values()
+                if s.name != self.name and compose.runs_template_image(s)
+            ]
+            text = self.move_build(text, build_lines, heirs)
         self.put(path, text)
         example = path.parent / ".env.example"
         if example.is_file():
@@ -188,46 +217,55 @@ class Remover:
             ]
             self.put(example, "\n".join(kept))
 
-    def without_dependencies(self, text: str) -> str:
-        """Every other service's ``depends_on`` entry for the removed one, taken out."""
-        compose = yaml.safe_load(text) or {}
-        for other in compose.get("services") or {}:
+    def without_dependencies(self, text: str, dependants: list[str]) -> str:
+        """Each of ``dependants``' ``depends_on`` entry for the removed service, taken out of
+        its block; one that is not written there (it comes from a ``<<:`` merge) is refused."""
+        for other in dependants:
             lines = text.split("\n")
-            block = textedit.mapping_entry(lines, "services", str(other))
+            block = textedit.mapping_entry(lines, "services", other)
             if block is None:
-                continue
+                raise self.cannot_edit(other)
             found = textedit.block_of(lines, block[0] + 1, block[1], "depends_on")
             if found is None:
-                continue
+                raise self.cannot_edit(other)
             first, last = found
             if "[" in lines[first]:  # depends_on: [a, b]
-                lines[first] = re.sub(
-                    rf"(?<=[\[ ,]){re.escape(self.name)}\s*,?\s*", "", lines[first]
-                ).replace(", ]", "]")
+                edited = re.sub(rf"(?<=[\[ ,]){re.escape(self.name)}\s*,?\s*", "", lines[first])
+                if edited == lines[first]:
+                    raise self.cannot_edit(other)
+                lines[first] = edited.replace(", ]", "]")
                 if lines[first].rstrip().endswith("[]"):
                     del lines[first]
             else:
                 entry = textedit.block_of(lines, first + 1, last, self.name)
                 entry = entry or textedit.block_of(lines, first + 1, last, f"- {self.name}")
-                if entry is not None:
-                    del lines[_comment_start(lines, entry[0]) : entry[1]]
-                    last -= entry[1] - entry[0]
-                    rest = [i for i in range(first + 1, last) if lines[i].strip()]
-                    if not any(not lines[i].strip().startswith("#") for i in rest):
-                        del lines[first:last]
+                if entry is None:
+                    raise self.cannot_edit(other)
+                del lines[_comment_start(lines, entry[0]) : entry[1]]
+                last -= entry[1] - entry[0]
+                rest = [i for i in range(first + 1, last) if lines[i].strip()]
+                if not any(not lines[i].strip().startswith("#") for i in rest):
+                    del lines[first:last]
             text = "\n".join(lines)
         return text
 
-    def move_build(self, text: str, build_lines: list[str]) -> str:
-        """Give ``build:`` to the first remaining service that runs the template image."""
-        compose = reader.parse(text, self.paths.compose_file, self.environ)
-        heir = next(
-            (s.name for s in compose.services.values() if compose.runs_template_image(s)), None
+    def cannot_edit(self, other: str) -> StackError:
+        where = self.paths.shown(self.paths.compose_file)
+        # Compose also counts a merged anchor's depends_on, volumes_from and network_mode.
+        return StackError(
+            f"{other} depends on {self.name} other than by a depends_on entry in its own block "
+            f"of {where} (a merged anchor, volumes_from, network_mode?): take {self.name} out "
+            f"of {other} yourself; nothing changed"
         )
-        if heir is None:
-            return text
+
+    def move_build(self, text: str, build_lines: list[str], heirs: list[str]) -> str:
+        """Give ``build:`` to the first of ``heirs`` (the services that run the template image)
+        in the file."""
         lines = text.split("\n")
-        start, end = textedit.mapping_entry(lines, "services", heir) or (0, 0)
+        blocks = [b for name in heirs if (b := textedit.mapping_entry(lines, "services", name))]
+        if not blocks:
+            return text
+        start, end = min(blocks)
         pull = textedit.block_of(lines, start + 1, end, "pull_policy")
         if pull is not None:
             del lines[_comment_start(lines, pull[0]) : pull[1]]
@@ -266,12 +304,12 @@ class Remover:
                 raise StackError(f"remove would break {where} ({exc}); nothing changed") from exc
         compose_change = self.changes.get(self.paths.compose_file)
         if compose_change is not None and compose_change.content is not None:
-            reader.parse(
-                compose_change.content,
-                self.paths.compose_file,
-                self.environ,
-                "the new Compose file",
-            )
+            compose = checked_by_compose("remove", self.paths, self.environ, compose_change.content)
+            if self.name in compose.services:
+                raise StackError(
+                    f"remove could not take {self.name} out of "
+                    f"{self.paths.shown(self.paths.compose_file)}; nothing changed"
+                )
 
 
 def command(ctx: Context, args: argparse.Namespace) -> int:

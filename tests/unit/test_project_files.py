@@ -68,3 +68,15 @@ def test_every_relative_link_in_the_docs_points_at_a_file_in_the_repository() ->
             if not inside or not resolved.exists():
                 problems.append(f"{doc.relative_to(REPO)}: {target}")
     assert not problems, problems
+
+
+def test_the_default_base_image_is_pinned_by_digest_and_renovate_keeps_it_pinned() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    default = re.search(r"^ARG BASE_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+    assert default is not None, "the Dockerfile has a default base image"
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", default.group(1))
+    assert "FROM ${BASE_IMAGE} AS build" in dockerfile  # how Renovate finds the ARG's default
+    renovate = yaml.safe_load((REPO / "renovate.json").read_text())  # JSON is YAML
+    assert "dockerfile" in renovate["enabledManagers"]
+    rules = [r for r in renovate["packageRules"] if r.get("matchManagers") == ["dockerfile"]]
+    assert rules and all(rule["pinDigests"] for rule in rules)

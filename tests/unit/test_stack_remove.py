@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scripts.stacklib import rendered
 from scripts.stacklib.cli import main
 from scripts.stacklib.templates import class_name
 from scripts.stacklib.ui import UI
@@ -18,6 +19,7 @@ from tests.unit.test_stack_scaffold import copy_worktree, snapshot
 # Names the project does not use yet: these tests pass whatever services it has.
 DEMO = fresh_name("demo")
 ALPHA, BETA = fresh_name("alpha"), fresh_name("beta")
+SECOND = fresh_name("billing", DEMO)
 BETA_CLS = class_name(BETA)
 
 
@@ -90,3 +92,69 @@ def test_removing_every_service_of_the_project_leaves_no_trace_of_them(repo: Pat
     for name in names:
         assert not (repo / "k8s" / "base" / f"{name}.yaml").exists()
         assert not (repo / "tests" / "unit" / f"test_{name}_service.py").exists()
+    # Compose still accepts what is left (it refuses a `secrets:` left empty, hence `{}`).
+    left = rendered.read(repo / "compose" / "compose.yaml", {})
+    assert not set(names) & set(left.services)
+    assert not left.secrets
+
+
+def add_service(repo: Path, block: str) -> None:
+    compose = repo / "compose" / "compose.yaml"
+    compose.write_text(compose.read_text().replace("\nsecrets:\n", f"\n{block}\nsecrets:\n", 1))
+
+
+def test_a_service_that_only_waits_for_it_stops_waiting(repo: Path) -> None:
+    assert run(repo, "new", DEMO)[0] == 0
+    add_service(
+        repo,
+        "  watcher:\n    image: busybox\n    depends_on:\n"
+        f"      # wait for {DEMO}\n      {DEMO}:\n        condition: service_healthy\n",
+    )
+    status, _, err = run(repo, "remove", DEMO)
+    assert status == 0, err
+    text = (repo / "compose" / "compose.yaml").read_text()
+    assert "  watcher:\n    image: busybox\n" in text and f"wait for {DEMO}" not in text
+    watcher = rendered.read(repo / "compose" / "compose.yaml", {}).services["watcher"]
+    assert watcher.depends_on == ()
+
+
+@pytest.mark.parametrize("how", ["anchor", "volumes_from"])
+def test_a_wait_it_cannot_edit_is_refused_and_nothing_changes(repo: Path, how: str) -> None:
+    # Compose's model says watcher waits for the service, but no depends_on entry of its block
+    # says so: the text cannot be edited safely, and remove says what to do by hand.
+    assert run(repo, "new", DEMO)[0] == 0
+    compose = repo / "compose" / "compose.yaml"
+    compose.write_text(
+        compose.read_text().replace(
+            "\nservices:\n", f"\nx-waits: &waits\n  depends_on: [{DEMO}]\n\nservices:\n", 1
+        )
+    )
+    if how == "anchor":
+        add_service(repo, "  watcher:\n    <<: *waits\n    image: busybox\n")
+    else:
+        add_service(repo, f"  watcher:\n    image: busybox\n    volumes_from: [{DEMO}]\n")
+    before = snapshot(repo)
+    status, out, err = run(repo, "remove", DEMO)
+    assert status == 1 and out == ""
+    assert err == (
+        f"stack: error: watcher depends on {DEMO} other than by a depends_on entry in its own "
+        "block of compose/compose.yaml (a merged anchor, volumes_from, network_mode?): "
+        f"take {DEMO} out of watcher yourself; nothing changed\n"
+    )
+    assert snapshot(repo) == before
+
+
+def test_a_compose_file_compose_refuses_is_reported_in_one_line_and_nothing_changes(
+    repo: Path,
+) -> None:
+    assert run(repo, "new", DEMO)[0] == 0
+    add_service(repo, "  watcher:\n    image: busybox\n    depends_on: [nosuch]\n")
+    before = snapshot(repo)
+    for command in ("remove", "new"):
+        status, out, err = run(repo, command, SECOND if command == "new" else DEMO)
+        assert status == 1 and out == ""
+        assert err == (
+            'stack: error: compose.yaml: service "watcher" depends on undefined service '
+            '"nosuch": invalid compose project\n'
+        )
+    assert snapshot(repo) == before

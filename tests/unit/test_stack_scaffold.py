@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.stacklib import reader, scaffold
+from scripts.stacklib import rendered, scaffold
 from scripts.stacklib.cli import main
 from scripts.stacklib.state import Paths
 from scripts.stacklib.templates import class_name
@@ -102,15 +102,18 @@ def test_new_writes_the_module_its_tests_and_reports_each_file(repo: Path) -> No
 
 def test_the_compose_service_runs_the_template_image_like_the_others(repo: Path) -> None:
     run_new(repo, DEMO)
-    stack = reader.load(repo / "compose" / "compose.yaml", {})
+    stack = rendered.read(repo / "compose" / "compose.yaml", {})
     demo = stack.services[DEMO]
     assert demo.command == ("serve", f"services.{DEMO}:{DEMO_CLS}")
     assert stack.runs_template_image(demo)
     assert set(demo.environment) == {"SERVICE_API_TOKEN_FILE", "SERVICE_LOG_LEVEL"}
     # A token of its own, mounted where every service mounts its own.
     assert demo.secrets == {f"{DEMO}_token": "/run/secrets/api_token"}
-    assert stack.secrets[f"{DEMO}_token"].file_text == (
-        f"${{{DEMO.upper()}_TOKEN_FILE:?a token file, see compose/.env.example}}"
+    # Its file is required, like every token's: Compose refuses to start the stack without it.
+    assert stack.secrets[f"{DEMO}_token"].problem == f"{DEMO.upper()}_TOKEN_FILE is not set"
+    assert (
+        f"    file: ${{{DEMO.upper()}_TOKEN_FILE:?a token file, see compose/.env.example}}\n"
+        in (repo / "compose" / "compose.yaml").read_text()
     )
     assert demo.healthcheck is not None and demo.healthcheck.interval is not None
     for other in stack.services.values():
@@ -217,8 +220,10 @@ def test_what_new_writes_passes_the_linters(repo: Path, name: str) -> None:
 def test_two_services_can_be_added_one_after_the_other(repo: Path) -> None:
     assert run_new(repo, DEMO)[0] == 0
     assert run_new(repo, SECOND)[0] == 0
-    stack = reader.load(repo / "compose" / "compose.yaml", {})
-    assert list(stack.services)[-2:] == [DEMO, SECOND]
+    stack = rendered.read(repo / "compose" / "compose.yaml", {})
+    assert {DEMO, SECOND} <= set(stack.services)
+    text = (repo / "compose" / "compose.yaml").read_text()
+    assert text.index(f"\n  {DEMO}:\n") < text.index(f"\n  {SECOND}:\n"), "appended in turn"
     assert named(repo / "k8s" / "overlays" / "prod" / "autoscaling.yaml", SECOND)
 
 
@@ -294,7 +299,7 @@ def test_in_a_stack_with_no_service_of_its_own_the_new_one_builds_the_image(repo
         assert main(["remove", name], repo, environ={}, ui=UI(io.StringIO(), io.StringIO())) == 0
     assert run_new(repo, DEMO)[0] == 0
     assert run_new(repo, SECOND)[0] == 0
-    services = reader.load(repo / "compose" / "compose.yaml", {}).services
+    services = rendered.read(repo / "compose" / "compose.yaml", {}).services
     assert services[DEMO].build and not services[SECOND].build
     assert "pull_policy: never" in (repo / "compose" / "compose.yaml").read_text()
 
