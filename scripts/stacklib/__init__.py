@@ -6,6 +6,7 @@ Imports point one way, from the command line down:
 - ``cli`` parses and dispatches to ``lifecycle`` (up, down), ``views`` (status, smoke, call,
   logs) and ``scaffold`` (new; with ``templates`` and ``textedit``), all through ``context``;
 - ``local`` and ``docker_backend`` run a stack; ``state`` records it for crash recovery;
-- ``reader`` (with ``interpolate`` and ``order``) turns compose/compose.yaml into ``model``;
+- ``rendered`` reads Compose's own rendering of compose/compose.yaml (``docker compose config``)
+  into ``model`` (with ``order``); ``definition`` is the same for ``new``/``remove``'s checks;
 - ``procs``, ``probe``, ``logs`` and ``ui`` are small tools; ``errors`` holds ``StackError``.
 """

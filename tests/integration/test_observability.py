@@ -21,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.stacklib import definition
-from scripts.stacklib.definition import compose_command
+from scripts.stacklib.rendered import compose_command
 from service_template.testing import wait_until
 from tests.conftest import ServiceProcess
 from tests.integration.services import post, request, rpc
