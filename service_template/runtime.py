@@ -60,7 +60,10 @@ class Runtime:
         self.name = settings.name or type(service).name
         use_fallback(_limit_of_current_call)  # the same function for every runtime: idempotent
         methods = service.build_registry()
-        about = (self.name, service.version or project_version())
+        # ``version`` is the class attribute, unless a method of that name hides it (a service
+        # may well expose a ``version`` method): then the project's version is published.
+        declared = getattr(type(service), "version", None)
+        about = (self.name, declared if isinstance(declared, str) else project_version())
         servers = (
             [{"name": self.name, "url": settings.accessible_at}] if settings.accessible_at else []
         )
