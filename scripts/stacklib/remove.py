@@ -241,8 +241,9 @@ class Remover:
                 entry = entry or textedit.block_of(lines, first + 1, last, f"- {self.name}")
                 if entry is None:
                     raise self.cannot_edit(other)
-                del lines[_comment_start(lines, entry[0]) : entry[1]]
-                last -= entry[1] - entry[0]
+                start = _comment_start(lines, entry[0])  # its comments go with it
+                del lines[start : entry[1]]
+                last -= entry[1] - start
                 rest = [i for i in range(first + 1, last) if lines[i].strip()]
                 if not any(not lines[i].strip().startswith("#") for i in rest):
                     del lines[first:last]
