@@ -147,7 +147,7 @@ def smoke(ctx: Context, _args: argparse.Namespace) -> int:
         ok = answer["ready"] == 200 and "title" in found
         failed += not ok
         call = (
-            f"rpc.discover -> {found['title']} ({found['methods']} methods)"
+            f"rpc.discover -> {found['title']} ({found['methods']} public methods)"
             if "title" in found
             else f"rpc.discover failed: {found.get('error')}"
         )

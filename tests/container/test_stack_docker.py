@@ -188,7 +188,7 @@ def test_up_call_status_smoke_and_down_leave_no_container_network_or_volume(
     assert "running  ready" in table["greeter"]
     smoke = checkout.run("smoke", timeout=120)
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
-    assert "PASS adder: ready, rpc.discover -> adder (1 methods)" in smoke.stdout
+    assert "PASS adder: ready, rpc.discover -> adder (1 public methods)" in smoke.stdout
     logs = checkout.run("logs", "--tail", "5", "greeter", timeout=60)
     assert '"service":"greeter"' in logs.stdout
 

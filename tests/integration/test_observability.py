@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.stacklib import definition
+from scripts.stacklib import rendered
 from scripts.stacklib.rendered import compose_command
 from service_template.testing import wait_until
 from tests.conftest import ServiceProcess
@@ -100,7 +100,7 @@ def test_the_observability_profile_runs_prometheus_with_the_rules_file():
     if command is None:
         pytest.fail("Compose is not installed: run scripts/ci/install-tools.sh")
     # Compose's own model, every profile on, the stack's required variables stood in for.
-    model = definition.render(REPO / "compose" / "compose.yaml", {}, command)
+    model, _ = rendered.render(command, REPO / "compose" / "compose.yaml", {})
     prometheus = model["services"]["prometheus"]
     assert set(prometheus["profiles"]) == {"observability", "metrics"}  # the old name works
     mounts = {volume["target"]: Path(volume["source"]) for volume in prometheus["volumes"]}

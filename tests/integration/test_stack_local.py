@@ -218,7 +218,7 @@ def test_up_call_status_smoke_logs_then_down_leaves_no_process(repo: Path) -> No
 
     smoke = stack(repo, "smoke")
     assert smoke.returncode == 0, smoke.stderr
-    assert "PASS front: ready, rpc.discover -> front (1 methods)" in smoke.stdout
+    assert "PASS front: ready, rpc.discover -> front (1 public methods)" in smoke.stdout
     assert "SKIP prometheus" in smoke.stdout
 
     logs = stack(repo, "logs", "greeter", "adder")
@@ -449,7 +449,7 @@ def test_new_then_its_own_tests_then_up_runs_it(template_repo: Path) -> None:
     private = stack(repo, "call", DEMO, "private_greet", "world")
     assert json.loads(private.stdout) == f"hello world, this is {DEMO}, privately"
     smoke = stack(repo, "smoke")
-    assert f"PASS {DEMO}: ready, rpc.discover -> {DEMO} (2 methods)" in smoke.stdout
+    assert f"PASS {DEMO}: ready, rpc.discover -> {DEMO} (1 public methods)" in smoke.stdout
     groups = recorded_groups(repo)
     assert stack(repo, "down").returncode == 0
     assert_nothing_left(repo, groups)
