@@ -42,7 +42,9 @@ def validate_url(value: Any) -> str:
     return text
 
 
-def _pairs(value: Any) -> list[tuple[Any, Any]]:
+def pairs(value: Any) -> list[tuple[Any, Any]]:
+    """The (name, value) pairs of a mapping or of 'name=value,...' text (the settings'
+    mapping values read it too); ValueError naming what is wrong, never the value."""
     if isinstance(value, Mapping):
         return list(value.items())
     if not isinstance(value, str):
@@ -64,7 +66,7 @@ def parse_peers(value: str | Mapping[Any, Any]) -> dict[str, str]:
     a host; a name given twice is refused. ``ValueError`` names the first problem.
     """
     peers: dict[str, str] = {}
-    for name, url in _pairs(value):
+    for name, url in pairs(value):
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValueError(f"bad name {name!r}")
         if name in peers:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..peers import validate_url
+from ..peers import pairs, validate_url
 
 __all__ = ["Parse", "Secret", "flag", "names", "parser_for", "seconds", "text", "url"]
 
@@ -165,26 +165,12 @@ def one_of(choices: Sequence[str]) -> Parse:
     return check
 
 
-def _pairs(value: Any) -> list[tuple[Any, Any]]:
-    if isinstance(value, Mapping):
-        return list(value.items())
-    if not isinstance(value, str):
-        raise ValueError(f"expected a mapping or 'name=value,...', got {kind(value)}")
-    pairs = []
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        key, sep, rest = item.partition("=")  # first '=' only: URLs may hold more
-        if not sep:
-            raise ValueError(f"{item!r} is not name=value")
-        pairs.append((key.strip(), rest.strip()))
-    return pairs
-
-
 def mapping(parse_value: Parse) -> Parse:
     """``name=value,...`` (or a YAML mapping) with each value read by ``parse_value``."""
 
     def parse(value: Any) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        for key, item in _pairs(value):
+        for key, item in pairs(value):
             if not isinstance(key, str) or not key:
                 raise ValueError(f"bad name {key!r}")
             if key in result:
