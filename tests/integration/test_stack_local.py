@@ -445,8 +445,10 @@ def test_new_then_its_own_tests_then_up_runs_it(template_repo: Path) -> None:
     assert up.returncode == 0, up.stderr
     assert any(line.split()[:1] == [DEMO] and "ready" in line for line in up.stdout.splitlines())
     greeting = stack(repo, "call", DEMO, "greet", "world")
+    assert greeting.returncode == 0, greeting.stderr + stack(repo, "logs", DEMO).stdout
     assert json.loads(greeting.stdout) == f"hello world, this is {DEMO}"
     private = stack(repo, "call", DEMO, "private_greet", "world")
+    assert private.returncode == 0, private.stderr + stack(repo, "logs", DEMO).stdout
     assert json.loads(private.stdout) == f"hello world, this is {DEMO}, privately"
     smoke = stack(repo, "smoke")
     assert f"PASS {DEMO}: ready, rpc.discover -> {DEMO} (1 public methods)" in smoke.stdout
