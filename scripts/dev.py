@@ -135,7 +135,11 @@ def lock(upgrade: bool) -> int:
     steps: list[tuple[str, list[str], str | None]] = [
         # The build backend comes in on stdin ("-"): the editable install needs it in .venv.
         ("dev.txt", ["pyproject.toml", "--extra", "dev", "-"], build_requirements()),
-        ("runtime.txt", ["pyproject.toml", "--extra", "postgres", *dev], None),
+        (
+            "runtime.txt",
+            ["pyproject.toml", "--extra", "postgres", "--extra", "tracing", *dev],
+            None,
+        ),
         ("build.txt", ["-", *dev], build_requirements()),
         ("tools.txt", ["requirements/tools.in", *dev], None),
         ("clients.txt", ["requirements/clients.in", *dev], None),

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, BinaryIO, TextIO
 
 from .logtext import TextFormatter, call_line, colour_wanted, text_wanted
@@ -120,13 +120,17 @@ class CallLog:
         writer: LineWriter | None = None,
         *,
         log_format: str = "json",
+        trace_ids: Callable[[], tuple[str, str] | None] | None = None,
     ) -> None:
+        """``trace_ids``: with tracing on, gives the (trace id, span id) of the call whose line
+        is being written, or None for a call without a span."""
         self.enabled = logging.getLogger(CALL_LOGGER).isEnabledFor(logging.INFO)
         # Text for a person at a terminal (logtext); JSON, the fast path, for everyone else.
         self.text = text_wanted(log_format, sys.stdout)
         self.colour = self.text and colour_wanted(sys.stdout)
         self.redactor = Redactor(sensitive)
         self.writer = writer or LineWriter()
+        self.trace_ids = trace_ids
         self._prefixes: dict[str, bytes] = {}
         # Per method, computed once here: which positional parameters have secret names.
         self._secret_positions = {
@@ -172,6 +176,7 @@ class CallLog:
     ) -> None:
         if not self.enabled:
             return
+        ids = self.trace_ids() if self.trace_ids is not None else None
         if self.text:
             self.writer.write(
                 call_line(
@@ -183,6 +188,7 @@ class CallLog:
                     seconds=seconds,
                     http_request_id=http_request_id,
                     colour=self.colour,
+                    trace_ids=ids,
                 )
             )
             return
@@ -193,9 +199,19 @@ class CallLog:
         else:
             ident = b',"id":' + _json(request_id) + b',"notification":false'
         outcome = b'"ok"' if code is None else b"%d" % code
-        # http_request_id is either validated ([A-Za-z0-9._:-]) or generated hex: no escaping.
+        # http_request_id is either validated ([A-Za-z0-9._:-]) or generated hex: no escaping;
+        # so are trace and span ids (hex).
+        traced = (
+            b""
+            if ids is None
+            else b',"trace_id":"%s","span_id":"%s"'
+            % (
+                ids[0].encode("ascii"),
+                ids[1].encode("ascii"),
+            )
+        )
         self.writer.write(
-            b'%s,"ts":%.6f%s,"duration_ms":%.3f,"outcome":%s,"request_id":"%s","params":%s}\n'
+            b'%s,"ts":%.6f%s,"duration_ms":%.3f,"outcome":%s,"request_id":"%s"%s,"params":%s}\n'
             % (
                 self._prefix(method),
                 time.time(),
@@ -203,6 +219,7 @@ class CallLog:
                 seconds * 1000,
                 outcome,
                 http_request_id.encode("ascii", "replace"),
+                traced,
                 _json(self._redacted(method, params)),
             )
         )

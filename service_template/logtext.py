@@ -89,8 +89,10 @@ def call_line(
     seconds: float,
     http_request_id: str,
     colour: bool,
+    trace_ids: tuple[str, str] | None = None,
 ) -> bytes:
-    """One call as a person reads it: time, method, id, duration, outcome, request id, params."""
+    """One call as a person reads it: time, method, id, duration, outcome, request id, trace
+    and span ids (with tracing on), params."""
     if code is None:
         outcome = _paint("ok", _COLOURS["ok"], colour)
     else:
@@ -107,6 +109,8 @@ def call_line(
         outcome,
         _paint(f"req={http_request_id}", _DIM, colour),
     ]
+    if trace_ids is not None:
+        parts.append(_paint(f"trace={trace_ids[0]} span={trace_ids[1]}", _DIM, colour))
     if params is not None:
         parts.append(f"params={_show(params)}")
     return ("  ".join(parts) + "\n").encode("utf-8", "replace")

@@ -171,6 +171,8 @@ async def running(
                 await server.drain()
     finally:
         service._clean_exit = runtime.close()
+        if runtime.tracing is not None:  # the spans of the last calls go out before the exit
+            runtime.tracing.flush()
         if runtime.call_log is not None:
             runtime.call_log.flush()
         service._stopper = None

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from . import health, hooks
+from . import health, hooks, tracing
 from .auth import extract_token
 from .config import Settings
 from .context import API_TOKEN_PRINCIPAL, HeaderView
@@ -107,19 +107,22 @@ class Runtime:
         )
         # The service's own instruments go where /metrics finds them (see metrics.py).
         service._metrics_registry = instruments_registry(self.metrics)
+        # None unless the OTEL_* variables turn tracing on (tracing/config.py); then a span per
+        # call, in front of the service's hooks so that it covers them too.
+        self.tracing = tracing.start(self.name)
         self.call_log = (
             CallLog(
                 settings.redact_params,
                 {name: tuple(m.signature.parameters) for name, m in methods.items()},
                 log_format=settings.log_format,
+                trace_ids=self.tracing.call_ids if self.tracing is not None else None,
             )
             if settings.log_calls
             else None
         )
+        own_hooks = [self.tracing.hook] if self.tracing is not None else []
         try:
-            # The runtime's own hooks (tracing, for one) belong in front of the service's, so
-            # a span covers the service's hooks too: compose([*runtime_hooks, *service's]).
-            around = hooks.compose(service.call_hooks())
+            around = hooks.compose([*own_hooks, *service.call_hooks()])
             self.routes = RouteTable(type(service).routes, settings.route_max_body_bytes)
         except (TypeError, ValueError) as exc:
             raise StartupError(str(exc)) from None

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from service_template.protocol import errors
 
+from . import tracehooks
 from .batches import AsyncBatch
 from .breaker import DEFAULT_BREAKER, BreakerPolicy, PeerFailing
 from .errors import ClientError, ConnectError, RequestTimeout, ServerOverloaded
@@ -88,6 +89,12 @@ class AsyncRemoteClient(ClientBase):
                 await asyncio.sleep(wait)
 
     async def _send(self, exchange: Exchange[T]) -> T:
+        spans = tracehooks.SPANS
+        if spans is not None and exchange.body is not None:  # tracing is on: a CLIENT span
+            return await spans.aio(exchange, self._send_once)
+        return await self._send_once(exchange)
+
+    async def _send_once(self, exchange: Exchange[T]) -> T:
         timeout, budget = time_left(self.timeout, exchange)
         breaker = self._breaker
         if breaker is None:

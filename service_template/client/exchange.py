@@ -31,6 +31,9 @@ class Exchange(Generic[T]):
     body: bytes | None
     finish: Callable[[replies.Reply], T]
     where: str  # how messages name the service: its URL without credentials, or its peer name
+    rpc_method: str | None = None  # the JSON-RPC method of a single call (None: a batch, raw)
+    rpc_id: int | None = None  # that call's id (None: a notification)
+    extra: tuple[tuple[str, str], ...] = ()  # headers added per request (tracing's traceparent)
 
     @property
     def headers(self) -> dict[str, str] | None:
@@ -74,7 +77,13 @@ class ClientBase:
     def __repr__(self) -> str:  # never shows the token, nor a password in the URL
         return f"{type(self).__name__}({safe_url(self.url)!r})"
 
-    def _rpc(self, body: bytes, finish: Callable[[Any, float | None], T]) -> Exchange[T]:
+    def _rpc(
+        self,
+        body: bytes,
+        finish: Callable[[Any, float | None], T],
+        rpc_method: str | None = None,
+        rpc_id: int | None = None,
+    ) -> Exchange[T]:
         url, where = self.url, self.where
         return Exchange(
             "POST",
@@ -82,18 +91,25 @@ class ClientBase:
             body,
             lambda response: finish(*replies.read_body(response, url, where)),
             where,
+            rpc_method,
+            rpc_id,
         )
 
     def _call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exchange[Any]:
         request_id = next(self._ids)
         body = replies.encode_request(method, args, kwargs, request_id)
         where = self.where
-        return self._rpc(body, lambda p, retry: replies.call_reply(p, request_id, where, retry))
+        return self._rpc(
+            body,
+            lambda p, retry: replies.call_reply(p, request_id, where, retry),
+            method,
+            request_id,
+        )
 
     def _notify(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exchange[None]:
         body = replies.encode_request(method, args, kwargs, None)
         where = self.where
-        return self._rpc(body, lambda p, retry: replies.notification_reply(p, where, retry))
+        return self._rpc(body, lambda p, retry: replies.notification_reply(p, where, retry), method)
 
     def _raw(self, body: bytes) -> Exchange[Any]:
         return self._rpc(body, lambda payload, _retry: payload)
@@ -105,7 +121,9 @@ class ClientBase:
             self._name = replies.service_name(call.finish(response), self.where)
             return self._name
 
-        return Exchange(call.method, call.url, call.body, finish, call.where)
+        return Exchange(
+            call.method, call.url, call.body, finish, call.where, call.rpc_method, call.rpc_id
+        )
 
     def _health(self, probe: str) -> Exchange[replies.Health]:
         url = probe_url(self.url, probe)

@@ -37,10 +37,13 @@ def translate(exc: httpx.TransportError, exchange: Exchange[Any], timeout: float
 def _headers(
     exchange: Exchange[Any], budget: str | None, pass_request_id: bool
 ) -> dict[str, str] | None:
-    if budget is None:
+    if budget is None and not exchange.extra:
         return exchange.headers
+    headers = {**(exchange.headers or {}), **dict(exchange.extra)}  # tracing's traceparent
+    if budget is None:
+        return headers
     # A call made from inside one: its deadline and its request id.
-    headers = {**(exchange.headers or {}), HEADER: budget}
+    headers[HEADER] = budget
     request_id = current_request_id() if pass_request_id else None
     if request_id is not None:
         headers["X-Request-Id"] = request_id

@@ -133,6 +133,9 @@ class AsyncPoolTransport:
             request_id = current_request_id() if self._pass_request_id else None
             if request_id is not None:
                 head = b"%sX-Request-Id: %s\r\n" % (head, request_id.encode("ascii"))
+        for name, value in exchange.extra:  # tracing's traceparent, when it is on
+            _check_header(name, value)
+            head = b"%s%s: %s\r\n" % (head, name.encode("latin-1"), value.encode("latin-1"))
         return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
 
     def _target(self, url: str) -> Endpoint:

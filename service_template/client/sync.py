@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from service_template.protocol import errors
 
+from . import tracehooks
 from .batches import Batch
 from .breaker import DEFAULT_BREAKER, BreakerPolicy, PeerFailing
 from .errors import ClientError, ConnectError, RequestTimeout, ServerOverloaded
@@ -83,6 +84,12 @@ class RemoteClient(ClientBase):
                 time.sleep(wait)
 
     def _send(self, exchange: Exchange[T]) -> T:
+        spans = tracehooks.SPANS
+        if spans is not None and exchange.body is not None:  # tracing is on: a CLIENT span
+            return spans.sync(exchange, self._send_once)
+        return self._send_once(exchange)
+
+    def _send_once(self, exchange: Exchange[T]) -> T:
         timeout, budget = time_left(self.timeout, exchange)
         breaker = self._breaker
         if breaker is None:

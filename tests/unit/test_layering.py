@@ -5,6 +5,7 @@
   (``client/connection.py``);
 - only ``metrics.py`` imports prometheus_client;
 - only the client's httpx transport (``client/httpx_transport.py``) imports httpx;
+- only ``tracing/`` imports OpenTelemetry (and only once tracing is on: ``tracing/__init__``);
 - the package's own modules form layers (``LAYERS``): a module imports, at run time, only from
   its own layer or lower ones, and no chain of run-time imports leads back to where it began.
 
@@ -59,6 +60,7 @@ def test_protocol_layer_uses_only_the_standard_library(path: Path) -> None:
         ("httptools", ("http/", "client/connection.py")),
         ("prometheus_client", ("metrics.py",)),
         ("httpx", ("client/httpx_transport.py",)),
+        ("opentelemetry", ("tracing/",)),
     ],
 )
 def test_only_its_own_layer_imports_a_library(library: str, allowed: tuple[str, ...]) -> None:
@@ -98,7 +100,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # one peers parser, the text log format, the thread pool plain methods run in.
     ("protocol", "errors", "version", "redaction", "peers", "logtext", "pool"),
     ("settings",),  # the mechanism: typed fields read from flags, environment, a YAML file
-    ("config", "auth", "health", "logs", "metrics", "client", "discovery"),
+    ("config", "auth", "health", "logs", "metrics", "client", "discovery", "tracing"),
     # A method's type model (contracts) and the per-call conversion built from it.
     ("conversion", "contracts"),
     ("openrpc",),  # the document, from the contracts

@@ -1,0 +1,56 @@
+"""A service for the tracing tests: methods that show which span is current where they run,
+that call a peer from a plain method (blocking client, pool thread) and from an async one, and
+that fail with an error code or a crash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+
+from service_template import MicroService, RPCError, public_method
+from service_template.client import RemoteClient
+
+REFUSED = -32050
+
+
+def current_span_ids() -> dict[str, str]:
+    """The trace and span id the OpenTelemetry API sees as current, in hex."""
+    context = trace.get_current_span().get_span_context()
+    return {
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+    }
+
+
+class RelayService(MicroService):
+    """Greets through its peer ``hello``; shows its spans."""
+
+    name = "relay"
+
+    @public_method
+    def say_hello(self, name: str) -> str:
+        """A plain method (a pool thread) calling hello with the blocking client."""
+        with RemoteClient(self.settings.peers["hello"], peer="hello") as hello:
+            return f"relayed: {hello.call('say_hello', name)}"
+
+    @public_method
+    async def say_hello_async(self, name: str) -> str:
+        """The same from an async method, with the service's async client."""
+        return f"relayed: {await self.get_service('hello').call('say_hello', name)}"
+
+    @public_method
+    def plain_span(self) -> dict[str, str]:
+        return current_span_ids()
+
+    @public_method
+    async def async_span(self) -> dict[str, str]:
+        return current_span_ids()
+
+    @public_method
+    async def refuse(self) -> Any:
+        raise RPCError(REFUSED, "refused on purpose", {"why": "a test"})
+
+    @public_method
+    def crash(self) -> Any:
+        raise ValueError("a secret the caller must not see")
