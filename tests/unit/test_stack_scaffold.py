@@ -106,7 +106,12 @@ def test_the_compose_service_runs_the_template_image_like_the_others(repo: Path)
     demo = stack.services[DEMO]
     assert demo.command == ("serve", f"services.{DEMO}:{DEMO_CLS}")
     assert stack.runs_template_image(demo)
-    assert set(demo.environment) == {"SERVICE_API_TOKEN_FILE", "SERVICE_LOG_LEVEL"}
+    # The shared environment (x-environment), tracing's endpoint included (empty: off).
+    assert set(demo.environment) == {
+        "SERVICE_API_TOKEN_FILE",
+        "SERVICE_LOG_LEVEL",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    }
     # A token of its own, mounted where every service mounts its own.
     assert demo.secrets == {f"{DEMO}_token": "/run/secrets/api_token"}
     # Its file is required, like every token's: Compose refuses to start the stack without it.
