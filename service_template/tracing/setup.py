@@ -8,7 +8,10 @@ set up its own SDK provider before, that one is used and left to its owner.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
+from collections.abc import Callable
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -29,6 +32,8 @@ from .server import ServerSpans, take_ids
 
 log = logging.getLogger("service_template.tracing")
 INSTRUMENTATION = "service_template"
+FLUSH_TIMEOUT = 5.0
+"""Seconds a drain waits for the last spans to be exported."""
 
 
 class Tracing:
@@ -45,17 +50,20 @@ class Tracing:
         self.call_ids = take_ids
         """(trace id, span id) for the call log line being written (``logs.CallLog``)."""
 
-    def flush(self, timeout: float = 5.0) -> bool:
+    def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
         """Export every span ended so far, waiting at most ``timeout`` seconds; False if
-        that was not enough (the exporter's endpoint is slow or down)."""
-        return bool(self.provider.force_flush(int(timeout * 1000)))
+        that was not enough (the collector is slow or down: the export goes on in the
+        background, and the process may exit without it)."""
+        # The SDK's force_flush ignores its timeout and exports in the calling thread, retrying
+        # for up to OTEL_EXPORTER_OTLP_TIMEOUT (10 s): a drain must not wait on a dead collector.
+        return _bounded(self.provider.force_flush, timeout)
 
     def stop(self) -> None:
         """Flush, stop the clients' spans, and shut the provider down if it is ours."""
         tracehooks.install(None)
         self.flush()
         if self.owned:
-            self.provider.shutdown()
+            _bounded(self.provider.shutdown, FLUSH_TIMEOUT)
 
 
 def make_tracing(config: TracingConfig) -> Tracing:
@@ -66,7 +74,10 @@ def make_tracing(config: TracingConfig) -> Tracing:
     else:
         attributes = {SERVICE_NAME: config.service_name} if config.service_name else {}
         # The sampler comes from OTEL_TRACES_SAMPLER(_ARG); parent-based always-on by default.
-        provider = TracerProvider(resource=Resource.create(attributes))
+        # Shut down at exit within a bound of ours, not the SDK's (up to 30 s, past a
+        # container's grace period, when the collector is down).
+        provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
+        atexit.register(_bounded, provider.shutdown, FLUSH_TIMEOUT)
         provider.add_span_processor(BatchSpanProcessor(_exporter(config)))
         provider._service_template = True  # type: ignore[attr-defined]
         owned = True
@@ -79,6 +90,20 @@ def make_tracing(config: TracingConfig) -> Tracing:
         extra={"fields": {"reason": config.reason, "service_name": config.service_name}},
     )
     return tracing
+
+
+def _bounded(work: Callable[[], object], timeout: float) -> bool:
+    """Run ``work`` in a daemon thread; whether it finished within ``timeout`` seconds."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="tracing-flush", daemon=True).start()
+    return done.wait(timeout)
 
 
 def _exporter(config: TracingConfig) -> SpanExporter:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -195,6 +197,23 @@ def test_spans_of_the_last_calls_are_flushed_when_the_service_drains_on_sigterm(
     relay.stop_cleanly()
     spans = receiver.wait_for(lambda spans: len(spans) >= 3, timeout=5)
     assert [s.name for s in spans] == ["async_span"] * 3
+
+
+def test_a_collector_that_is_down_holds_the_drain_for_seconds_not_longer(
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on: every export is refused
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    # A generous export timeout, as for a far collector: retried for 40 s if nothing bounds it.
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": dead, "OTEL_EXPORTER_OTLP_TIMEOUT": "40"}
+    relay = start_service(RELAY, env=env)
+    with RemoteClient(relay.url) as client:
+        client.call("async_span")
+    started = time.monotonic()
+    relay.stop_cleanly(timeout=30)
+    # The flush and the exit's shutdown wait 5 s each at most.
+    assert time.monotonic() - started < 15
 
 
 OFF_PROBE = textwrap.dedent(
