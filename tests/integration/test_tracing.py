@@ -23,7 +23,7 @@ import pytest
 from service_template import RPCError, tracing
 from service_template.client import RemoteClient
 from tests.conftest import REPO, ServiceProcess
-from tests.integration.tracing_services import REFUSED
+from tests.integration.tracing_services import GATED, REFUSED
 from tests.otlp_receiver import OTLPReceiver, Span
 
 pytestmark = pytest.mark.integration
@@ -129,6 +129,19 @@ def test_an_error_answer_marks_both_sides_of_the_call_error_with_its_code(
     assert (crash.status, crash.attributes["error.type"]) == ("ERROR", "-32603")
     assert crash.events == [("exception", {"exception.type": "builtins.ValueError"})]
     assert not any("secret" in repr(span) for span in spans)  # the message stays in the log
+
+
+def test_the_call_span_covers_the_services_own_hooks(
+    start_service: Callable[..., ServiceProcess], receiver: OTLPReceiver
+) -> None:
+    relay = start_service(RELAY, env=otel_env(receiver))
+    with RemoteClient(relay.url) as client, pytest.raises(RPCError) as stopped:
+        client.call("gated")
+    assert stopped.value.code == GATED
+    span = by_name(receiver.wait_for(lambda spans: len(spans) >= 1), "relay", "SERVER", "gated")
+    # The hook ran inside the span, and its refusal is the span's outcome.
+    assert stopped.value.data == {"trace_id": span.trace_id, "span_id": span.span_id}
+    assert (span.status, span.attributes["error.type"]) == ("ERROR", str(GATED))
 
 
 def test_plain_and_async_methods_run_inside_their_call_span(

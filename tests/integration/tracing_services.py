@@ -4,14 +4,17 @@ that fail with an error code or a crash."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import trace
 
-from service_template import MicroService, RPCError, public_method
+from service_template import CallInfo, MicroService, RPCError, public_method
 from service_template.client import RemoteClient
+from service_template.hooks import Hook, Proceed
 
 REFUSED = -32050
+GATED = -32051
 
 
 def current_span_ids() -> dict[str, str]:
@@ -23,10 +26,20 @@ def current_span_ids() -> dict[str, str]:
     }
 
 
+async def gate(call: CallInfo, proceed: Proceed) -> Any:
+    """The service's own hook: stops ``gated`` calls, telling which span it ran in."""
+    if call.method == "gated":
+        raise RPCError(GATED, "stopped by the service's hook", current_span_ids())
+    return await proceed()
+
+
 class RelayService(MicroService):
     """Greets through its peer ``hello``; shows its spans."""
 
     name = "relay"
+
+    def call_hooks(self) -> Sequence[Hook]:
+        return (gate,)
 
     @public_method
     def say_hello(self, name: str) -> str:
@@ -50,6 +63,10 @@ class RelayService(MicroService):
     @public_method
     async def refuse(self) -> Any:
         raise RPCError(REFUSED, "refused on purpose", {"why": "a test"})
+
+    @public_method
+    async def gated(self) -> None:
+        """Never runs: the service's hook refuses it."""
 
     @public_method
     def crash(self) -> Any:
