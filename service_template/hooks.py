@@ -9,7 +9,9 @@ the call raised. So one hook can
 - observe it: time ``await proceed()``, catch and re-raise its exception, read the result;
 - authenticate: ``await call.authenticate()`` gives the principal (once per request).
 
-The first hook listed is the outermost. Hooks are not called for unknown method names or
+The first hook listed is the outermost. With tracing on, the runtime's own hook (one span per
+call, ``tracing.server``) comes before them all, so the span covers them and the span is current
+while they run. Hooks are not called for unknown method names or
 invalid requests, and run on the event loop: they must not block.
 """
 

@@ -3,6 +3,9 @@
 Secrets never reach a log: parameters whose names look secret (``redaction``: by pattern, plus
 the names a service adds) are replaced by ``"***"``, in named params, nested objects, and
 positional params by their declared name.
+
+With tracing on (``tracing``), each call line also carries the ``trace_id`` and ``span_id`` of
+its call's span, so a line leads to its trace and a trace to its lines.
 """
 
 from __future__ import annotations
@@ -201,15 +204,7 @@ class CallLog:
         outcome = b'"ok"' if code is None else b"%d" % code
         # http_request_id is either validated ([A-Za-z0-9._:-]) or generated hex: no escaping;
         # so are trace and span ids (hex).
-        traced = (
-            b""
-            if ids is None
-            else b',"trace_id":"%s","span_id":"%s"'
-            % (
-                ids[0].encode("ascii"),
-                ids[1].encode("ascii"),
-            )
-        )
+        traced = b"" if ids is None else _TRACED % (ids[0].encode(), ids[1].encode())
         self.writer.write(
             b'%s,"ts":%.6f%s,"duration_ms":%.3f,"outcome":%s,"request_id":"%s"%s,"params":%s}\n'
             % (
@@ -255,6 +250,7 @@ def _has_containers(values: Iterable[Any]) -> bool:
 
 
 _CONTAINERS = (dict, list)
+_TRACED = b',"trace_id":"%s","span_id":"%s"'  # with tracing on: the call's span (hex ids)
 _NONE: frozenset[int] = frozenset()
 
 
