@@ -14,10 +14,9 @@ tracing configured without them is a one-line start-up error naming it.
 
 A program that uses the clients outside a service turns tracing on the same way::
 
-    tracing = service_template.tracing.start("nightly-report")  # None unless OTEL_* say so
-    ...
-    if tracing is not None:
-        tracing.stop()  # export what is left
+    service_template.tracing.start("nightly-report")  # None unless OTEL_* say so
+    ...  # calls made with RemoteClient / AsyncRemoteClient are CLIENT spans
+    service_template.tracing.stop()  # export what is left
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from .config import TracingConfig, from_environ, missing_packages
 if TYPE_CHECKING:
     from .setup import Tracing
 
-__all__ = ["Tracing", "TracingConfig", "start"]
+__all__ = ["Tracing", "TracingConfig", "start", "stop"]
 
 _started: list[Tracing] = []  # this process's tracing, once started
 
