@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import health, hooks
 from .auth import extract_token
+from .client_metrics import ClientMetrics
 from .config import Settings
 from .context import API_TOKEN_PRINCIPAL, HeaderView
 from .errors import StartupError
@@ -107,6 +108,10 @@ class Runtime:
         )
         # The service's own instruments go where /metrics finds them (see metrics.py).
         service._metrics_registry = instruments_registry(self.metrics)
+        # So do its calls to peers: get_service's clients report to these (client_metrics.py).
+        service._client_metrics = (
+            ClientMetrics(service._metrics_registry) if self.metrics is not None else None
+        )
         self.call_log = (
             CallLog(
                 settings.redact_params,

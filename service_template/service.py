@@ -32,6 +32,7 @@ from .routing import Route
 
 if TYPE_CHECKING:
     from .client import AsyncRemoteClient
+    from .client_metrics import ClientMetrics
     from .metrics import CollectorRegistry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -170,6 +171,7 @@ class MicroService:
         self._peers: dict[str, AsyncRemoteClient] = {}
         self._extra_checks: dict[str, Callable[[], Any]] = {}
         self._metrics_registry: CollectorRegistry | None = None
+        self._client_metrics: ClientMetrics | None = None
         self._stopper: Callable[[], Any] | None = None
         self._clean_exit = True  # False when serving ended with pool threads still running
         self.url: str | None = None  # where it answers once started (gemstone's accessible_at)
@@ -277,7 +279,8 @@ class MicroService:
         this service's ``api_token`` when those are not configured).
 
         One client per peer for the life of the service (connections are reused); closed when
-        the service stops.
+        the service stops. Its calls, retries and breaker show on ``/metrics``
+        (``client_metrics``), labelled with ``peer=name``.
         """
         client = self._peers.get(name)
         if client is None:
@@ -288,7 +291,12 @@ class MicroService:
             secret = self.settings.peer_token(name)
             # peer=name: its errors say "service 'hello'", never the internal URL, so a method
             # that passes one on cannot show callers the stack's addresses.
-            client = AsyncRemoteClient(url, token=secret.reveal() if secret else None, peer=name)
+            client = AsyncRemoteClient(
+                url,
+                token=secret.reveal() if secret else None,
+                peer=name,
+                metrics=self._client_metrics,
+            )
             self._peers[name] = client
         return client
 
@@ -304,6 +312,14 @@ class MicroService:
                 "metrics_registry is given when the service starts: use it in lifespan or on_start"
             )
         return self._metrics_registry
+
+    @property
+    def client_metrics(self) -> ClientMetrics | None:
+        """Where a client this service makes itself reports its calls, for ``/metrics``:
+        ``AsyncRemoteClient(url, peer="billing", metrics=self.client_metrics)``
+        (``get_service``'s clients already do). None before the service starts and with metrics
+        off; a client given None reports nothing and costs nothing extra."""
+        return self._client_metrics
 
     # -- lifecycle -----------------------------------------------------------------------------
 
