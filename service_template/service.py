@@ -63,6 +63,7 @@ class MethodSpec:
     timeout: float | None
     errors: tuple[Any, ...] = ()  # application errors it declares (contracts.declared_errors)
     blocking: bool = True
+    idempotent: bool = False
 
 
 def _mark(func: Any, spec: MethodSpec) -> Any:
@@ -81,6 +82,7 @@ def public_method(
     timeout: float | None = None,
     errors: Sequence[Any] = (),
     blocking: bool = True,
+    idempotent: bool = False,
 ) -> Callable[[F], F]: ...
 def public_method(
     func: Any = None,
@@ -90,6 +92,7 @@ def public_method(
     timeout: float | None = None,
     errors: Sequence[Any] = (),
     blocking: bool = True,
+    idempotent: bool = False,
 ) -> Any:
     """Expose a method to every caller. ``name`` overrides the exposed name (dots allowed);
     ``timeout`` overrides the service's call deadline for this method, in seconds; ``errors``
@@ -101,8 +104,21 @@ def public_method(
     microseconds; see the README's "Plain or async methods"). The default is safe: plain methods
     run in the thread pool, so one that waits holds a thread, never the server. A method marked
     ``blocking=False`` that does block stalls every call of the process meanwhile, and its
-    deadline cannot interrupt it. No effect on ``async def`` methods (they run on the loop)."""
-    spec = MethodSpec(name, private=False, timeout=timeout, errors=tuple(errors), blocking=blocking)
+    deadline cannot interrupt it. No effect on ``async def`` methods (they run on the loop).
+
+    ``idempotent=True`` promises that running a call twice with the same params does no more
+    than running it once (a read, a pure computation, a put by key), so a caller may retry it
+    when a connection broke mid-call. The OpenRPC document publishes it (``x-idempotent:
+    true``); callers that know the contract send such calls as ``client.idempotent.name(...)``,
+    which the client retries (``client/retry.py``). The runtime itself runs the method the same."""
+    spec = MethodSpec(
+        name,
+        private=False,
+        timeout=timeout,
+        errors=tuple(errors),
+        blocking=blocking,
+        idempotent=idempotent,
+    )
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 
@@ -115,6 +131,7 @@ def private_api_method(
     timeout: float | None = None,
     errors: Sequence[Any] = (),
     blocking: bool = True,
+    idempotent: bool = False,
 ) -> Callable[[F], F]: ...
 def private_api_method(
     func: Any = None,
@@ -124,12 +141,20 @@ def private_api_method(
     timeout: float | None = None,
     errors: Sequence[Any] = (),
     blocking: bool = True,
+    idempotent: bool = False,
 ) -> Any:
     """Expose a method only to callers whose token ``api_token_is_valid`` accepts.
 
     Fails closed: no token, an empty token or a rejected one gets -32001 "Access denied".
-    ``name``, ``timeout``, ``errors`` and ``blocking`` as for ``public_method``."""
-    spec = MethodSpec(name, private=True, timeout=timeout, errors=tuple(errors), blocking=blocking)
+    ``name``, ``timeout``, ``errors``, ``blocking`` and ``idempotent`` as for ``public_method``."""
+    spec = MethodSpec(
+        name,
+        private=True,
+        timeout=timeout,
+        errors=tuple(errors),
+        blocking=blocking,
+        idempotent=idempotent,
+    )
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 
@@ -385,6 +410,11 @@ class MicroService:
             if type(spec.blocking) is not bool:
                 problems.append(f"{where}: blocking must be True or False, got {spec.blocking!r}")
                 continue
+            if type(spec.idempotent) is not bool:
+                problems.append(
+                    f"{where}: idempotent must be True or False, got {spec.idempotent!r}"
+                )
+                continue
             bound = getattr(self, attr)
             try:  # the type model: validation and the document's schemas (contracts.py)
                 contract = build_contract(name, bound, declared_errors(where, spec.errors))
@@ -393,7 +423,13 @@ class MicroService:
                 continue
             owners[name] = where
             methods[name] = Method(
-                name, bound, spec.private, timeout, contract, blocking=spec.blocking
+                name,
+                bound,
+                spec.private,
+                timeout,
+                contract,
+                blocking=spec.blocking,
+                idempotent=spec.idempotent,
             )
         unknown = sorted(set(timeouts) - set(methods))
         if unknown:
