@@ -15,6 +15,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from service_template import MicroService, public_method
 from service_template.client import (
     AsyncRemoteClient,
     BreakerPolicy,
@@ -25,7 +26,9 @@ from service_template.client import (
     ServerOverloaded,
 )
 from service_template.client_metrics import ClientMetrics
+from service_template.config import Settings
 from service_template.protocol import errors
+from service_template.runtime import Runtime
 
 URL = "http://svc.test:8000/api"
 NO_WAIT = RetryPolicy(backoff=0.0)
@@ -244,3 +247,39 @@ def test_a_client_without_metrics_runs_exactly_its_own_code() -> None:
     assert remote._retrier is not None and remote._retrier.meter is None
     assert remote._breaker is not None and remote._breaker.meter is None
     assert remote.methods.add(1, 2) == 3
+
+
+class Billing(MicroService):
+    name = "billing"
+
+    @public_method
+    async def ping(self) -> str:
+        return "pong"
+
+
+def started(**environ: str) -> tuple[MicroService, Runtime]:
+    service = Billing(Settings.load(environ, None, None, Billing.class_defaults()))
+    return service, Runtime(service, service.settings)
+
+
+def test_a_started_service_gives_its_clients_the_registry_its_page_shows() -> None:
+    service, runtime = started()
+    try:
+        assert service.client_metrics is not None
+        own = RemoteClient(URL, transport=answering(result), metrics=service.client_metrics)
+        own.call("charge")
+        assert runtime.metrics is not None
+        page_text = runtime.metrics.render()[0].decode()
+        assert 'rpc_client_calls_total{method="charge",outcome="ok",peer="svc.test:8000"} 1.0' in (
+            page_text
+        )
+    finally:
+        runtime.close()
+
+
+def test_with_metrics_off_a_service_gives_its_clients_none() -> None:
+    service, runtime = started(SERVICE_METRICS_ENABLED="0")
+    try:
+        assert service.client_metrics is None
+    finally:
+        runtime.close()
