@@ -18,6 +18,8 @@ all labelled with ``peer`` (the peer's configured name, else the URL's ``host:po
 - ``rpc_client_breaker_state{peer,state}``: 1 for the breaker's current state (``closed``,
   ``open``, ``half_open``), 0 for the others; with ``--workers N``, the number of workers whose
   breaker is in that state. A breaker whose cool-down ended shows ``open`` until a call probes.
+  Clients that share a peer label share its series: the last change of any of them shows
+  (``get_service`` makes one client per peer, so there it is that peer's breaker).
 
 ``method`` is the JSON-RPC method called, or ``__batch__``, ``__raw__`` (``send_raw``),
 ``__health__`` (a probe of ``/readyz`` or ``/livez``). Label values are bounded whoever picks

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ from service_template.client import (
 )
 from service_template.client_metrics import ClientMetrics
 from service_template.config import Settings
-from service_template.protocol import errors
+from service_template.protocol import deadline, errors
 from service_template.runtime import Runtime
 
 URL = "http://svc.test:8000/api"
@@ -144,6 +145,29 @@ def test_a_retry_not_made_is_counted_with_its_reason(
     refused_series = f'rpc_client_retries_refused_total{{peer="compute",reason="{reason}"}}'
     assert value(registry, refused_series) == 1
     assert not [line for line in page(registry) if line.startswith("rpc_client_retries_total{")]
+
+
+def test_a_retry_that_would_pass_the_callers_deadline_is_refused_as_such(
+    registry: CollectorRegistry,
+) -> None:
+    # The peer asks for 5 s (Retry-After); the current call has 1 s left.
+    remote = client(answering(overloaded_for(5)), ClientMetrics(registry))
+    token = deadline.DEADLINE.set(time.monotonic() + 1.0)
+    try:
+        with pytest.raises(ServerOverloaded):
+            remote.idempotent.add(1, 2)
+    finally:
+        deadline.DEADLINE.reset(token)
+    assert (
+        value(registry, 'rpc_client_retries_refused_total{peer="compute",reason="deadline"}') == 1
+    )
+
+
+def overloaded_for(seconds: int) -> Callable[[dict[str, Any]], httpx.Response]:
+    def reply(_body: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(503, headers={"Retry-After": str(seconds)})
+
+    return reply
 
 
 def test_the_breaker_state_and_calls_failed_fast_are_shown(registry: CollectorRegistry) -> None:
