@@ -14,7 +14,9 @@ is the client process's CPU time (user + system, ``time.process_time``) over the
 divided by their number: what a gateway pays per downstream call. Rounds rotate the client
 order; the table shows medians, and the ratio to aiohttp's client taken round by round.
 
-Clients: ``ours`` (``AsyncRemoteClient`` as shipped), ``ours-httpx`` (the same client over
+Clients: ``ours`` (``AsyncRemoteClient`` as shipped, as a plain script makes it),
+``ours-metered`` (the same client reporting to a service's metrics, as ``get_service`` makes
+it: ``client_metrics.py``), ``ours-httpx`` (the same client over
 httpx, the transport a test's ``transport=`` selects), ``ours-sync`` (``RemoteClient``, one
 task), ``httpx`` (a bare ``httpx.AsyncClient`` posting the body), ``aiohttp`` (a bare
 ``aiohttp.ClientSession`` posting the body). Needs only the standard library to drive.
@@ -42,6 +44,7 @@ SERVER_CPU, CLIENT_CPU = "0", "1"
 BODY = b'{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}'
 CLIENT_VENV = {
     "ours": "ours",
+    "ours-metered": "ours",
     "ours-httpx": "ours",
     "ours-sync": "ours",
     "httpx": "ours",
@@ -52,7 +55,9 @@ CLIENT_VENV = {
 # ---- the worker: runs inside a client's venv, prints one JSON line -------------------------
 
 
-async def _ours(url: str, calls: int, concurrency: int, httpx_seam: bool) -> float:
+async def _ours(
+    url: str, calls: int, concurrency: int, httpx_seam: bool, metered: bool = False
+) -> float:
     from service_template.client import AsyncRemoteClient
 
     transport: Any = None
@@ -60,7 +65,13 @@ async def _ours(url: str, calls: int, concurrency: int, httpx_seam: bool) -> flo
         import httpx
 
         transport = httpx.AsyncHTTPTransport()
-    async with AsyncRemoteClient(url, transport=transport) as client:
+    metrics: Any = None
+    if metered:
+        from service_template.client_metrics import ClientMetrics
+        from service_template.metrics import CollectorRegistry
+
+        metrics = ClientMetrics(CollectorRegistry())
+    async with AsyncRemoteClient(url, transport=transport, metrics=metrics) as client:
         return await _drive(lambda: client.methods.add(1, 2), calls, concurrency)
 
 
@@ -128,6 +139,7 @@ def worker(kind: str, url: str, calls: int, concurrency: int, profile: bool) -> 
             return _sync(url, calls)
         runners = {
             "ours": lambda: _ours(url, calls, concurrency, httpx_seam=False),
+            "ours-metered": lambda: _ours(url, calls, concurrency, False, metered=True),
             "ours-httpx": lambda: _ours(url, calls, concurrency, httpx_seam=True),
             "httpx": lambda: _httpx(url, calls, concurrency),
             "aiohttp": lambda: _aiohttp(url, calls, concurrency),

@@ -8,7 +8,10 @@ Named types (dataclasses, TypedDicts, enums, structs, models) are published once
 parameters, ``by-position`` with positional-only ones, ``either`` otherwise); ``*args`` and
 ``**kwargs`` as the extensions ``x-var-positional`` and ``x-var-keyword`` (a content descriptor
 of one item each, since OpenRPC has no variadic params); the application ``errors`` it declares;
-docs from docstrings; ``x-requires-token: true`` for private methods.
+docs from docstrings; ``x-requires-token: true`` for private methods; ``x-idempotent: true``
+for methods declared ``idempotent=True``, which a caller may retry (absent otherwise). OpenRPC
+allows such ``x-`` fields on every object ("Specification Extensions"); its meta-schema
+accepts them.
 """
 
 from __future__ import annotations
@@ -135,6 +138,8 @@ def _describe(method: Method, contract: Contract, schemas: _Schemas) -> dict[str
             entry["x-var-positional"] = _descriptor(param, schemas)
         elif param.kind is param.kind.VAR_KEYWORD:
             entry["x-var-keyword"] = _descriptor(param, schemas)
+    if method.idempotent:
+        entry["x-idempotent"] = True
     if contract.errors:
         entry["errors"] = [{"code": e.code, "message": e.message} for e in contract.errors]
     if summary.strip():

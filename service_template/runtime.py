@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import health, hooks, tracing
 from .auth import extract_token
+from .client_metrics import ClientMetrics
 from .config import Settings
 from .context import API_TOKEN_PRINCIPAL, HeaderView
 from .errors import StartupError
@@ -110,6 +111,10 @@ class Runtime:
         # None unless the OTEL_* variables turn tracing on (tracing/config.py); then a span per
         # call, in front of the service's hooks so that it covers them too.
         self.tracing = tracing.start(self.name)
+        # So do its calls to peers: get_service's clients report to these (client_metrics.py).
+        service._client_metrics = (
+            ClientMetrics(service._metrics_registry) if self.metrics is not None else None
+        )
         self.call_log = (
             CallLog(
                 settings.redact_params,

@@ -32,6 +32,7 @@ from .routing import Route
 
 if TYPE_CHECKING:
     from .client import AsyncRemoteClient
+    from .client_metrics import ClientMetrics
     from .metrics import CollectorRegistry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,6 +63,7 @@ class MethodSpec:
     timeout: float | None
     errors: tuple[Any, ...] = ()  # application errors it declares (contracts.declared_errors)
     blocking: bool = True
+    idempotent: bool = False
 
 
 def _mark(func: Any, spec: MethodSpec) -> Any:
@@ -80,6 +82,7 @@ def public_method(
     timeout: float | None = None,
     errors: Sequence[Any] = (),
     blocking: bool = True,
+    idempotent: bool = False,
 ) -> Callable[[F], F]: ...
 def public_method(
     func: Any = None,
@@ -89,6 +92,7 @@ def public_method(
     timeout: float | None = None,
     errors: Sequence[Any] = (),
     blocking: bool = True,
+    idempotent: bool = False,
 ) -> Any:
     """Expose a method to every caller. ``name`` overrides the exposed name (dots allowed);
     ``timeout`` overrides the service's call deadline for this method, in seconds; ``errors``
@@ -100,8 +104,21 @@ def public_method(
     microseconds; see the README's "Plain or async methods"). The default is safe: plain methods
     run in the thread pool, so one that waits holds a thread, never the server. A method marked
     ``blocking=False`` that does block stalls every call of the process meanwhile, and its
-    deadline cannot interrupt it. No effect on ``async def`` methods (they run on the loop)."""
-    spec = MethodSpec(name, private=False, timeout=timeout, errors=tuple(errors), blocking=blocking)
+    deadline cannot interrupt it. No effect on ``async def`` methods (they run on the loop).
+
+    ``idempotent=True`` promises that running a call twice with the same params does no more
+    than running it once (a read, a pure computation, a put by key), so a caller may retry it
+    when a connection broke mid-call. The OpenRPC document publishes it (``x-idempotent:
+    true``); callers that know the contract send such calls as ``client.idempotent.name(...)``,
+    which the client retries (``client/retry.py``). The runtime itself runs the method the same."""
+    spec = MethodSpec(
+        name,
+        private=False,
+        timeout=timeout,
+        errors=tuple(errors),
+        blocking=blocking,
+        idempotent=idempotent,
+    )
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 
@@ -114,6 +131,7 @@ def private_api_method(
     timeout: float | None = None,
     errors: Sequence[Any] = (),
     blocking: bool = True,
+    idempotent: bool = False,
 ) -> Callable[[F], F]: ...
 def private_api_method(
     func: Any = None,
@@ -123,12 +141,20 @@ def private_api_method(
     timeout: float | None = None,
     errors: Sequence[Any] = (),
     blocking: bool = True,
+    idempotent: bool = False,
 ) -> Any:
     """Expose a method only to callers whose token ``api_token_is_valid`` accepts.
 
     Fails closed: no token, an empty token or a rejected one gets -32001 "Access denied".
-    ``name``, ``timeout``, ``errors`` and ``blocking`` as for ``public_method``."""
-    spec = MethodSpec(name, private=True, timeout=timeout, errors=tuple(errors), blocking=blocking)
+    ``name``, ``timeout``, ``errors``, ``blocking`` and ``idempotent`` as for ``public_method``."""
+    spec = MethodSpec(
+        name,
+        private=True,
+        timeout=timeout,
+        errors=tuple(errors),
+        blocking=blocking,
+        idempotent=idempotent,
+    )
     return _mark(func, spec) if func is not None else lambda f: _mark(f, spec)
 
 
@@ -170,6 +196,7 @@ class MicroService:
         self._peers: dict[str, AsyncRemoteClient] = {}
         self._extra_checks: dict[str, Callable[[], Any]] = {}
         self._metrics_registry: CollectorRegistry | None = None
+        self._client_metrics: ClientMetrics | None = None
         self._stopper: Callable[[], Any] | None = None
         self._clean_exit = True  # False when serving ended with pool threads still running
         self.url: str | None = None  # where it answers once started (gemstone's accessible_at)
@@ -277,7 +304,8 @@ class MicroService:
         this service's ``api_token`` when those are not configured).
 
         One client per peer for the life of the service (connections are reused); closed when
-        the service stops.
+        the service stops. Its calls, retries and breaker show on ``/metrics``
+        (``client_metrics``), labelled with ``peer=name``.
         """
         client = self._peers.get(name)
         if client is None:
@@ -288,7 +316,12 @@ class MicroService:
             secret = self.settings.peer_token(name)
             # peer=name: its errors say "service 'hello'", never the internal URL, so a method
             # that passes one on cannot show callers the stack's addresses.
-            client = AsyncRemoteClient(url, token=secret.reveal() if secret else None, peer=name)
+            client = AsyncRemoteClient(
+                url,
+                token=secret.reveal() if secret else None,
+                peer=name,
+                metrics=self._client_metrics,
+            )
             self._peers[name] = client
         return client
 
@@ -304,6 +337,14 @@ class MicroService:
                 "metrics_registry is given when the service starts: use it in lifespan or on_start"
             )
         return self._metrics_registry
+
+    @property
+    def client_metrics(self) -> ClientMetrics | None:
+        """Where a client this service makes itself reports its calls, for ``/metrics``:
+        ``AsyncRemoteClient(url, peer="billing", metrics=self.client_metrics)``
+        (``get_service``'s clients already do). None before the service starts and with metrics
+        off; a client given None reports nothing and costs nothing extra."""
+        return self._client_metrics
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -369,6 +410,11 @@ class MicroService:
             if type(spec.blocking) is not bool:
                 problems.append(f"{where}: blocking must be True or False, got {spec.blocking!r}")
                 continue
+            if type(spec.idempotent) is not bool:
+                problems.append(
+                    f"{where}: idempotent must be True or False, got {spec.idempotent!r}"
+                )
+                continue
             bound = getattr(self, attr)
             try:  # the type model: validation and the document's schemas (contracts.py)
                 contract = build_contract(name, bound, declared_errors(where, spec.errors))
@@ -377,7 +423,13 @@ class MicroService:
                 continue
             owners[name] = where
             methods[name] = Method(
-                name, bound, spec.private, timeout, contract, blocking=spec.blocking
+                name,
+                bound,
+                spec.private,
+                timeout,
+                contract,
+                blocking=spec.blocking,
+                idempotent=spec.idempotent,
             )
         unknown = sorted(set(timeouts) - set(methods))
         if unknown:

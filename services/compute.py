@@ -19,24 +19,24 @@ class ComputeService(MicroService):
 
     name = "compute"
 
-    @public_method
+    @public_method(idempotent=True)
     async def add(self, a: float, b: float) -> float:
         """Return a + b."""
         return _number(a, "a") + _number(b, "b")
 
-    @public_method
+    @public_method(idempotent=True)
     async def multiply(self, a: float, b: float) -> float:
         """Return a * b."""
         return _number(a, "a") * _number(b, "b")
 
-    @public_method(name="stats.sum")
+    @public_method(name="stats.sum", idempotent=True)
     async def total(self, values: list[float]) -> float:
         """Return the sum of a list of numbers."""
         if not isinstance(values, list):
             raise InvalidParams(data={"reason": "values must be an array"})
         return sum(_number(v, "values[]") for v in values)
 
-    @public_method(timeout=5.0)
+    @public_method(timeout=5.0, idempotent=True)
     def fibonacci(self, n: int) -> int:
         """Return the n-th Fibonacci number (CPU work, runs in the thread pool)."""
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 10_000:

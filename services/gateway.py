@@ -73,10 +73,13 @@ class GatewayService(MicroService):
         except ClientError:
             return False
 
-    async def _call(self, peer: str, method: str, *args: Any) -> Any:
+    async def _call(self, peer: str, method: str, *args: Any, idempotent: bool = False) -> Any:
         client = self.get_service(peer)
+        # An idempotent call (the peer's OpenRPC document marks it ``x-idempotent``) is retried
+        # on a connection error or overload; any other is sent once (client/retry.py).
+        namespace = client.idempotent if idempotent else client.methods
         try:
-            return await client.call(method, *args)
+            return await getattr(namespace, method)(*args)
         except RPCError:
             raise  # the backend's own error passes through unchanged
         except Exception as exc:
@@ -93,12 +96,12 @@ class GatewayService(MicroService):
     @public_method
     async def greet(self, name: str) -> str:
         """Return the hello service's greeting for ``name``."""
-        return await self._call("hello", "say_hello", name)  # type: ignore[no-any-return]
+        return await self._call("hello", "say_hello", name, idempotent=True)  # type: ignore[no-any-return]
 
     @public_method
     async def add(self, a: float, b: float) -> float:
         """Return a + b, computed by the compute service."""
-        return await self._call("compute", "add", a, b)  # type: ignore[no-any-return]
+        return await self._call("compute", "add", a, b, idempotent=True)  # type: ignore[no-any-return]
 
     @public_method
     async def greet_and_add(self, name: str, a: float, b: float) -> dict[str, Any]:

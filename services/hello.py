@@ -12,12 +12,12 @@ class HelloService(MicroService):
 
     name = "hello"
 
-    @public_method
+    @public_method(idempotent=True)
     async def say_hello(self, name: str) -> str:
         """Return a greeting for ``name``."""
         return f"hello {name}"
 
-    @private_api_method
+    @private_api_method(idempotent=True)
     async def say_private_hello(self, name: str) -> str:
         """Return a greeting only callers with a valid token may see."""
         return f"this is secret: hello {name}"

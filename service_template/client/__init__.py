@@ -23,7 +23,10 @@ answers checked by shared functions; the two classes differ only in how they wai
 Calls declared idempotent by the caller, ``client.idempotent.get_user(1)``, are retried on a
 connection error or overload, with jittered exponential backoff, honouring ``Retry-After``, within
 the current call's deadline and a retry budget (``retry=RetryPolicy(...)``, ``None`` for none;
-``client.retry_stats`` counts them; see ``retry.py``). Anything else is sent exactly once. Called
+``client.retry_stats`` counts them; see ``retry.py``). Anything else is sent exactly once. A
+client given ``metrics=`` (``MicroService.get_service`` gives its service's) reports each attempt,
+retry and breaker change to that service's ``/metrics`` (``instruments.py``); without it, as in a
+plain script, it runs no extra code. Called
 from inside a service's method, every request carries what remains of that call's deadline
 (``X-Timeout-Ms``) and waits no longer (``protocol/deadline.py``), and the call's request id
 (``X-Request-Id``, unless ``headers`` sets one), so its log lines can be followed across hops.

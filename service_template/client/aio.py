@@ -15,6 +15,7 @@ from .batches import AsyncBatch
 from .breaker import DEFAULT_BREAKER, BreakerPolicy, PeerFailing
 from .errors import ClientError, ConnectError, RequestTimeout, ServerOverloaded
 from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange, time_left
+from .instruments import ClientMetrics, metered_async
 from .pool import AsyncPoolTransport
 from .proxy import Namespace
 from .replies import Health
@@ -42,10 +43,21 @@ class AsyncRemoteClient(ClientBase):
         peer: str | None = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         breaker: BreakerPolicy | None = DEFAULT_BREAKER,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         super().__init__(
-            url, token, timeout, token_header, headers, peer=peer, retry=retry, breaker=breaker
+            url,
+            token,
+            timeout,
+            token_header,
+            headers,
+            peer=peer,
+            retry=retry,
+            breaker=breaker,
+            metrics=metrics,
         )
+        if self._meter is not None:  # a service's client: every attempt reported (instruments.py)
+            self._send = metered_async(self._send, self._meter)  # type: ignore[method-assign,assignment]
         # A test's httpx transport goes through httpx; otherwise the pool on asyncio and
         # httptools (pool.py: chosen by measurement, bench/client_cost.py).
         self._transport: AsyncPoolTransport | AsyncHTTPXTransport
@@ -80,7 +92,7 @@ class AsyncRemoteClient(ClientBase):
                 raise  # failing fast is the point: no waiting and trying again
             except (ConnectError, ServerOverloaded) as exc:
                 retry += 1
-                wait = retrier.next_wait(retry, getattr(exc, "retry_after", None))
+                wait = retrier.next_wait(retry, getattr(exc, "retry_after", None), exchange.name)
                 if wait is None:
                     raise
                 log.info(

@@ -93,7 +93,7 @@ class _BatchBase:
         if not self._parts:  # an empty array is an invalid request (spec section 6)
             return None
         body = b"[" + b",".join(self._parts) + b"]"
-        return self._client._rpc(body, self._settle)
+        return self._client._rpc(body, self._settle, "__batch__")
 
     def _settle(self, payload: Any, retry_after: float | None) -> None:
         ids = [result.request_id for result in self._results]

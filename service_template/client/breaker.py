@@ -14,9 +14,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import ConnectError
 from .urls import safe_url
+
+if TYPE_CHECKING:
+    from .instruments import PeerMeter
 
 
 class PeerFailing(ConnectError):
@@ -49,12 +53,17 @@ DEFAULT_BREAKER = BreakerPolicy()
 class Breaker:
     """One peer's state: closed (calls go), open (calls fail fast) or probing."""
 
-    def __init__(self, policy: BreakerPolicy) -> None:
+    def __init__(self, policy: BreakerPolicy, meter: PeerMeter | None = None) -> None:
         self.policy = policy
         self.in_a_row = 0
         self.open_until = 0.0  # time.monotonic(); 0 while closed
         self.probing = False
         self.opened = 0  # times it opened: for tests and the curious
+        # The service's metrics (instruments.py), told of each change of state; None in a
+        # plain script. A breaker whose cool-down ended stays "open" there until a call probes.
+        self.meter = meter
+        if meter is not None:
+            meter.breaker("closed")
 
     def before(self, where: str, url: str) -> None:
         """Raise ``PeerFailing`` unless a call may go now (a probe, when the cool-down is over)."""
@@ -63,6 +72,8 @@ class Breaker:
         left = self.open_until - time.monotonic()
         if left <= 0 and not self.probing:
             self.probing = True  # this call is the probe
+            if self.meter is not None:
+                self.meter.breaker("half_open")
             return
         raise PeerFailing(
             f"{where} is failing: {self.in_a_row} connection failures in a row, "
@@ -72,6 +83,8 @@ class Breaker:
         )
 
     def succeeded(self) -> None:
+        if self.open_until and self.meter is not None:
+            self.meter.breaker("closed")
         self.in_a_row, self.open_until, self.probing = 0, 0.0, False
 
     def failed(self) -> None:
@@ -79,8 +92,12 @@ class Breaker:
         if self.probing or self.in_a_row >= self.policy.failures:
             self.open_until = time.monotonic() + self.policy.cooldown
             self.opened += 1
+            if self.meter is not None:
+                self.meter.breaker("open")
         self.probing = False
 
     def abandoned(self) -> None:
         """The call was cancelled: it proved nothing, so a later call may probe."""
+        if self.probing and self.meter is not None:
+            self.meter.breaker("open")  # back to waiting for a probe
         self.probing = False

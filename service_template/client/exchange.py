@@ -15,6 +15,7 @@ from service_template.protocol.calls import CURRENT
 from . import replies
 from .breaker import Breaker, BreakerPolicy
 from .errors import RequestTimeout
+from .instruments import ClientMetrics, PeerMeter, peer_label
 from .retry import Retrier, RetryPolicy, RetryStats
 from .urls import check_url, probe_url, safe_url
 
@@ -31,6 +32,7 @@ class Exchange(Generic[T]):
     body: bytes | None
     finish: Callable[[replies.Reply], T]
     where: str  # how messages name the service: its URL without credentials, or its peer name
+    name: str = ""  # the ``method`` label of client metrics: the RPC method, or what it is
     rpc_method: str | None = None  # the JSON-RPC method of a single call (None: a batch, raw)
     rpc_id: int | None = None  # that call's id (None: a notification)
     extra: tuple[tuple[str, str], ...] = ()  # headers added per request (tracing's traceparent)
@@ -54,6 +56,7 @@ class ClientBase:
         peer: str | None,
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         if not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -66,8 +69,12 @@ class ClientBase:
         self._headers = {"Accept": "application/json", **(headers or {})}
         if token is not None:
             self._headers[token_header] = token
-        self._retrier = Retrier(retry) if retry is not None else None
-        self._breaker = Breaker(breaker) if breaker is not None else None
+        # Reported to a service's /metrics when it made this client (instruments.py).
+        self._meter: PeerMeter | None = (
+            metrics.for_peer(peer_label(self.url, peer)) if metrics is not None else None
+        )
+        self._retrier = Retrier(retry, self._meter) if retry is not None else None
+        self._breaker = Breaker(breaker, self._meter) if breaker is not None else None
 
     @property
     def retry_stats(self) -> RetryStats:
@@ -81,6 +88,7 @@ class ClientBase:
         self,
         body: bytes,
         finish: Callable[[Any, float | None], T],
+        name: str = "__raw__",
         rpc_method: str | None = None,
         rpc_id: int | None = None,
     ) -> Exchange[T]:
@@ -91,6 +99,7 @@ class ClientBase:
             body,
             lambda response: finish(*replies.read_body(response, url, where)),
             where,
+            name,
             rpc_method,
             rpc_id,
         )
@@ -103,13 +112,16 @@ class ClientBase:
             body,
             lambda p, retry: replies.call_reply(p, request_id, where, retry),
             method,
+            method,
             request_id,
         )
 
     def _notify(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exchange[None]:
         body = replies.encode_request(method, args, kwargs, None)
         where = self.where
-        return self._rpc(body, lambda p, retry: replies.notification_reply(p, where, retry), method)
+        return self._rpc(
+            body, lambda p, retry: replies.notification_reply(p, where, retry), method, method
+        )
 
     def _raw(self, body: bytes) -> Exchange[Any]:
         return self._rpc(body, lambda payload, _retry: payload)
@@ -122,13 +134,22 @@ class ClientBase:
             return self._name
 
         return Exchange(
-            call.method, call.url, call.body, finish, call.where, call.rpc_method, call.rpc_id
+            call.method,
+            call.url,
+            call.body,
+            finish,
+            call.where,
+            call.name,
+            call.rpc_method,
+            call.rpc_id,
         )
 
     def _health(self, probe: str) -> Exchange[replies.Health]:
         url = probe_url(self.url, probe)
         where = self.where if self.peer else safe_url(url)
-        return Exchange("GET", url, None, lambda response: replies.health(probe, response), where)
+        return Exchange(
+            "GET", url, None, lambda response: replies.health(probe, response), where, "__health__"
+        )
 
 
 def time_left(timeout: float, exchange: Exchange[Any]) -> tuple[float, str | None]:

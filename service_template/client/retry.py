@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from service_template.protocol import deadline
+
+if TYPE_CHECKING:
+    from .instruments import PeerMeter
 
 
 @dataclass(frozen=True)
@@ -82,23 +86,33 @@ class RetryBudget:
 class Retrier:
     """One client's retry state: its policy, budget and counts."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, meter: PeerMeter | None = None) -> None:
         self.policy = policy
         self.budget = RetryBudget(policy.budget_ratio, policy.budget_burst)
         self.stats = RetryStats()
+        self.meter = meter  # the service's metrics (instruments.py), None in a plain script
 
-    def next_wait(self, retry: int, retry_after: float | None) -> float | None:
-        """Seconds to wait before retry number ``retry``, or None: give up now."""
+    def next_wait(self, retry: int, retry_after: float | None, method: str = "") -> float | None:
+        """Seconds to wait before retry number ``retry`` of ``method``, or None: give up now."""
+        meter = self.meter
         if retry >= self.policy.attempts:
             self.stats.gave_up += 1
+            if meter is not None:
+                meter.refused("attempts")
             return None
         wait = self.policy.delay(retry, retry_after)
         left = deadline.remaining()
         if left is not None and wait >= left:
             self.stats.refused_by_deadline += 1
+            if meter is not None:
+                meter.refused("deadline")
             return None
         if not self.budget.spend():
             self.stats.refused_by_budget += 1
+            if meter is not None:
+                meter.refused("budget")
             return None
         self.stats.retries += 1
+        if meter is not None:
+            meter.retried(method)
         return wait

@@ -15,6 +15,7 @@ from .batches import Batch
 from .breaker import DEFAULT_BREAKER, BreakerPolicy, PeerFailing
 from .errors import ClientError, ConnectError, RequestTimeout, ServerOverloaded
 from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange, time_left
+from .instruments import ClientMetrics, metered_sync
 from .proxy import Namespace
 from .replies import Health
 from .retry import DEFAULT_RETRY, RetryPolicy
@@ -44,10 +45,21 @@ class RemoteClient(ClientBase):
         peer: str | None = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         breaker: BreakerPolicy | None = DEFAULT_BREAKER,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         super().__init__(
-            url, token, timeout, token_header, headers, peer=peer, retry=retry, breaker=breaker
+            url,
+            token,
+            timeout,
+            token_header,
+            headers,
+            peer=peer,
+            retry=retry,
+            breaker=breaker,
+            metrics=metrics,
         )
+        if self._meter is not None:  # a service's client: every attempt reported (instruments.py)
+            self._send = metered_sync(self._send, self._meter)  # type: ignore[method-assign,assignment]
         # httpx is imported when a blocking client is made, not when the package is.
         from .httpx_transport import HTTPXTransport
 
@@ -75,7 +87,7 @@ class RemoteClient(ClientBase):
                 raise  # failing fast is the point: no waiting and trying again
             except (ConnectError, ServerOverloaded) as exc:
                 retry += 1
-                wait = retrier.next_wait(retry, getattr(exc, "retry_after", None))
+                wait = retrier.next_wait(retry, getattr(exc, "retry_after", None), exchange.name)
                 if wait is None:
                     raise
                 log.info(

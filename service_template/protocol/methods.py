@@ -40,6 +40,8 @@ class Method:
     contract: Contract | None = None
     # False: a plain method that never blocks, run on the event loop (``blocking=False``).
     blocking: bool = True
+    # Declared safe to run twice (``idempotent=True``): published for callers, who may retry it.
+    idempotent: bool = False
     is_async: bool = field(init=False)
     signature: inspect.Signature = field(init=False)
     # Names of a plain signature (no defaults, no *args/**kwargs, no keyword-only or

@@ -79,6 +79,7 @@ class ClientSpans:
             exchange.body,
             exchange.finish,
             exchange.where,
+            exchange.name,
             exchange.rpc_method,
             exchange.rpc_id,
             (*exchange.extra, *carrier.items()),

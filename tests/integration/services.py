@@ -36,6 +36,7 @@ from service_template import (
     public_method,
     readiness_check,
 )
+from service_template.client import ClientError
 
 log = logging.getLogger("tests.integration.services")
 
@@ -210,6 +211,16 @@ class ObservedService(MicroService):
     def getpid(self) -> int:
         """The worker process that answered."""
         return os.getpid()
+
+    @public_method
+    async def call_peer(self, peer: str) -> str:
+        """Call ``echo`` of ``peer`` (from ``SERVICE_PEERS``) as an idempotent call, so that the
+        client metrics show its outcomes, retries and breaker; how the call ended."""
+        try:
+            await self.get_service(peer).idempotent.echo(1)
+        except (ClientError, RPCError) as exc:
+            return type(exc).__name__
+        return "ok"
 
 
 # -- client side ---------------------------------------------------------------------------------

@@ -238,6 +238,7 @@ def test_metrics_count_calls_by_method_and_outcome(observed):
     assert delta("rpc_calls_total", method="__unknown__", outcome="-32601") == 50
     # 50 distinct unknown names made no series of their own.
     exposed = {"echo", "sleep", "fail", "fail_with", "login", "getpid", "set_readiness"}
+    exposed.add("call_peer")
     exposed.add("rpc.discover")
     methods = {dict(labels)["method"] for name, labels in after if name == "rpc_calls_total"}
     assert methods <= exposed | {"__unknown__", "__invalid__"}, methods

@@ -67,7 +67,7 @@ def promtool(*args: str | Path, cwd: Path | None = None) -> subprocess.Completed
 def test_the_alerting_rules_pass_promtool_check_and_their_unit_tests():
     checked = promtool("check", "rules", RULES)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 6 rules found" in checked.stdout
+    assert "SUCCESS: 8 rules found" in checked.stdout
     tested = promtool("test", "rules", "alerts.test.yml", cwd=OBSERVABILITY)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
@@ -79,8 +79,10 @@ def test_the_alerting_rules_pass_promtool_check_and_their_unit_tests():
         ("> 0.8", "> 0.95", "RPCSaturated"),
         ('outcome=~"-32603|-32002|-32003"}[1h]', 'outcome=~"-32603"}[1h]', "BurnFast"),
         ('up{job="service-template"} == 0', "up == 0", "RPCTargetDown"),
+        ('rpc_client_breaker_state{state="open"}', "rpc_client_breaker_state", "BreakerOpen"),
+        (") > 0.05", ") > 0.2", "RPCPeerRetriesHigh"),
     ],
-    ids=["threshold", "fault codes", "job filter"],
+    ids=["threshold", "fault codes", "job filter", "breaker state", "retry ratio"],
 )
 def test_the_rule_tests_catch_a_broken_rule(tmp_path: Path, before: str, after: str, alert: str):
     rules = RULES.read_text()
@@ -115,7 +117,7 @@ def test_the_compose_prometheus_config_with_its_rules_passes_promtool(tmp_path: 
     shutil.copy(RULES, tmp_path)
     checked = promtool("check", "config", tmp_path / "prometheus.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 6 rules found" in checked.stdout
+    assert "SUCCESS: 8 rules found" in checked.stdout
     (tmp_path / "alerts.yml").unlink()  # guards the check: without the rules it must fail
     assert promtool("check", "config", tmp_path / "prometheus.yml").returncode != 0
 
@@ -197,7 +199,10 @@ def scraped(start_service: Any, tmp_path: Path) -> Iterator[tuple[ServiceProcess
     """A live service with traffic of every kind, scraped by a real Prometheus every second that
     evaluates the rules every second; yields (service, Prometheus's address)."""
     binary = require_tool("prometheus")
-    service = start_service(OBSERVED, env={"SERVICE_MAX_BODY_BYTES": "2048"})
+    # Its peer "gone" refuses connections: calls to it make the client series (retries, a
+    # breaker that opens) the dashboard's "Calls to peers" row and the peer alerts read.
+    gone = f"gone=http://127.0.0.1:{_free_port()}/api"
+    service = start_service(OBSERVED, env={"SERVICE_MAX_BODY_BYTES": "2048", "SERVICE_PEERS": gone})
     traffic(service.port)  # makes every labelled series, so the first scrape has them all
     shutil.copy(RULES, tmp_path)
     (tmp_path / "prometheus.yml").write_text(
@@ -252,6 +257,8 @@ def traffic(port: int) -> None:
     rpc(port, "fail_with", [-32603])  # a server fault
     rpc(port, "echo", [1, 2])  # invalid params
     rpc(port, "sleep", [0.01])
+    for _ in range(3):  # retried, then failed fast once the breaker opens
+        rpc(port, "call_peer", ["gone"])
     too_big = post(port, b'{"pad": "' + b"x" * 4096 + b'"}')
     assert too_big.status == 413  # counted in rpc_http_rejected_total
 

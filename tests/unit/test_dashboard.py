@@ -76,3 +76,16 @@ def test_every_query_follows_the_variables_and_the_data_source() -> None:
             # Grafana widens the range to what the scrape interval needs.
             for window in re.findall(r"\[([^\]]+)\]", expr):
                 assert window == "$__rate_interval", expr
+
+
+def test_the_calls_to_peers_have_their_own_row() -> None:
+    # Outcomes, latency, retries (made and refused) and open breakers of the calls each
+    # service makes to its peers (client_metrics.py), by peer.
+    rows = [panel["title"] for panel in load()["panels"] if panel["type"] == "row"]
+    assert "Calls to peers" in rows
+    exprs = " ".join(t["expr"] for panel in panels() for t in panel["targets"])
+    assert "sum by (service, peer, outcome) (rate(rpc_client_calls_total" in exprs
+    assert "sum by (service, peer, le) (rate(rpc_client_call_duration_seconds_bucket" in exprs
+    assert "rate(rpc_client_retries_total" in exprs
+    assert "sum by (service, peer, reason) (rate(rpc_client_retries_refused_total" in exprs
+    assert 'rpc_client_breaker_state{service=~"$service",state="open"}' in exprs

@@ -222,3 +222,52 @@ def test_a_document_without_a_description_leaves_it_out() -> None:
     doc = build_document("bare", "0.1.0", [])
     assert doc["info"] == {"title": "bare", "version": "0.1.0"}
     assert doc["methods"] == []
+
+
+# --- idempotency ------------------------------------------------------------------------------
+
+
+class Ledger(MicroService):
+    @public_method(idempotent=True)
+    async def balance(self, account: str) -> int:
+        """A read: safe to retry."""
+        return 0
+
+    @private_api_method(idempotent=True, name="accounts.put")
+    async def put(self, account: str, amount: int) -> None:
+        """A put by key: the second run changes nothing."""
+
+    @public_method
+    async def transfer(self, amount: int) -> None:
+        """Moves money each time it runs: not idempotent."""
+
+
+def test_methods_declared_idempotent_are_published_as_such_and_only_those() -> None:
+    service = Ledger(Settings())
+    document = build_document("ledger", "1.0.0", service.build_registry().values())
+    marked = {m["name"]: m.get("x-idempotent") for m in document["methods"]}
+    assert marked == {"accounts.put": True, "balance": True, "transfer": None}
+
+
+def test_an_idempotent_value_that_is_not_a_bool_fails_at_start() -> None:
+    class Bad(MicroService):
+        @public_method(idempotent="yes")  # type: ignore[call-overload,untyped-decorator]
+        async def maybe(self) -> None:
+            """A truthy string would silently promise retries are safe."""
+
+    with pytest.raises(StartupError, match="idempotent must be True or False, got 'yes'"):
+        Bad(Settings()).build_registry()
+
+
+def test_the_example_backends_publish_their_pure_methods_as_idempotent() -> None:
+    # The gateway retries exactly these (services/gateway.py).
+    from services.compute import ComputeService
+    from services.hello import HelloService
+
+    for service, expected in (
+        (ComputeService, {"add", "multiply", "stats.sum", "fibonacci"}),
+        (HelloService, {"say_hello", "say_private_hello"}),
+    ):
+        methods = service(Settings()).build_registry().values()
+        document = build_document(service.name, "1.0.0", methods)
+        assert {m["name"] for m in document["methods"] if m.get("x-idempotent")} == expected
