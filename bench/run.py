@@ -329,6 +329,7 @@ def measure(
             for each, before in zip(processes, cpu_before, strict=True)
         ]
         record["rss_mib"] = round(tree_rss_mib(process.pid), 1)
+        record["server_processes"] = len(process_tree(process.pid))
         record["wrk_output"] = output
         seconds = result["duration_us"] / 1e6
         record["requests"] = result["requests"]
