@@ -21,8 +21,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from checks import CheckFailed, check, wait_until_answering
+from load import run_wrk
 from peers import (
     AIOHTTP_RPC,
     BASELINE,
@@ -42,14 +41,12 @@ from peers import (
     Peer,
     Workload,
 )
+from processes import free_port, process_tree, spawn, stop, tree_cpu_seconds, tree_rss_mib
 from report import format_hops, format_table, format_targets, summarise
 
 RESULTS_DIR = BENCH_DIR / "results"
 LOG_DIR = RESULTS_DIR / "logs"
 STARTUP_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 15.0
-# wrk's own deadline plus this margin bounds every load run even if wrk hangs.
-WRK_MARGIN_S = 30
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -151,13 +148,6 @@ def preflight(peers: list[Peer], args: argparse.Namespace) -> None:
     subprocess.run(["bash", str(BENCH_DIR / "setup.sh"), *needs], check=True)
 
 
-def free_port() -> int:
-    """Return a loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def server_env(peer: Peer) -> dict[str, str]:
     """The environment a server starts with: ours, minus anything that would change a peer."""
     env = {
@@ -167,112 +157,6 @@ def server_env(peer: Peer) -> dict[str, str]:
     }
     env.update(peer.env)
     return env
-
-
-def process_tree(pid: int) -> list[int]:
-    """A process and its descendants (pre-fork workers, nginx's worker processes), from
-    /proc/<pid>/task/*/children: every thread's, since a child belongs to the thread that
-    forked it."""
-    found: list[int] = []
-    pending = [pid]
-    while pending and len(found) < 1000:
-        current = pending.pop()
-        found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                pending.extend(int(child) for child in (task / "children").read_text().split())
-            except OSError:  # the thread or the process ended meanwhile
-                continue
-    return found
-
-
-def tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and its descendants, from /proc/<pid>/status VmRSS."""
-    total_kib = 0
-    for current in process_tree(pid):
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total_kib += int(line.split()[1])
-    return total_kib / 1024
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its descendants, from /proc/<pid>/stat."""
-    ticks = 0
-    for current in process_tree(pid):
-        try:
-            # Fields after the command name (which may hold spaces): utime is 14th, stime 15th.
-            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def run_wrk(
-    port: int, workload: Workload, seconds: int, args: argparse.Namespace, peer: Peer
-) -> tuple[dict[str, Any], str]:
-    """Run wrk on the load CPUs; return its summary (from the Lua done hook) and its output."""
-    command = [
-        "taskset",
-        "-c",
-        args.load_cpus,
-        "wrk",
-        f"-t{len(args.load_set)}",
-        f"-c{args.connections}",
-        f"-d{seconds}s",
-        "--latency",
-        "-s",
-        str(workload.script),
-        f"http://127.0.0.1:{port}/api",
-    ]
-    env = dict(os.environ)
-    env["BENCH_EXTRA_HEADERS"] = "\n".join(f"{k}: {v}" for k, v in peer.headers.items())
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=seconds + WRK_MARGIN_S,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    for line in done.stdout.splitlines():
-        if line.startswith("BENCH_RESULT "):
-            return json.loads(line.removeprefix("BENCH_RESULT ")), output
-    raise CheckFailed(f"wrk exited {done.returncode} without a summary: {output[-500:]}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> int | None:
-    """Stop a server with SIGTERM, then SIGKILL to its process group if it lingers."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the group made for this server alone
-            process.wait(STOP_TIMEOUT_S)
-    return process.returncode
-
-
-def spawn(
-    command: list[str], cpus: str, env: dict[str, str], log_path: Path
-) -> subprocess.Popen[bytes]:
-    """Start a server pinned to ``cpus``, its output to ``log_path``, in a group of its own."""
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            ["taskset", "-c", cpus, *command],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
 
 
 def measure(
