@@ -188,7 +188,10 @@ def measure(
             backend_log = log_path.with_suffix(".backend.log")
             record["backend_log"] = str(backend_log.relative_to(BENCH_DIR))
             backend = spawn(
-                peer.command(backend_port), args.backend_cpus, server_env(peer), backend_log
+                peer.command(backend_port, args.workers),
+                args.backend_cpus,
+                server_env(peer),
+                backend_log,
             )
             processes.append(backend)
             wait_until_answering(backend_port, peer, workload, backend, STARTUP_TIMEOUT_S)
