@@ -104,7 +104,7 @@ WORKLOADS: tuple[Workload, ...] = (
     ),
     Workload("notification", WRK_DIR / "notification.lua", _call(None).encode(), 1),
     # Service to service: the single call sent to a gateway, which calls its backend's add.
-    Workload("twohop", WRK_DIR / "single.lua", _call(1).encode(), 1, hops=2),
+    Workload("twohop", WRK_DIR / "twohop.lua", _call(1).encode(), 1, hops=2),
 )
 
 

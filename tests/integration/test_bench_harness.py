@@ -96,6 +96,34 @@ def test_twohop_runs_our_gateway_and_aiohttp_rpcs_and_reports_each_hop(
     assert [line.split()[0] for line in table.splitlines()[3:]] == ["ours", "aiohttp-rpc"]
 
 
+BROKEN_BACKEND = """
+from service_template import MicroService, RPCError, public_method
+
+
+class Unavailable(MicroService):
+    name = "unavailable"
+
+    @public_method
+    async def add(self, a, b):
+        raise RPCError(-32010, "backend is unavailable")
+"""
+
+
+def test_twohop_counts_error_replies_inside_a_200_as_errors(
+    bench: ModuleType, tmp_path: Path, start_service: Callable[..., ServiceProcess]
+) -> None:
+    # A gateway whose backend calls fail answers quickly with -32010 in a 200: without reading
+    # the replies, wrk would count those as calls served.
+    (tmp_path / "unavailable.py").write_text(BROKEN_BACKEND)
+    service = start_service(f"{tmp_path / 'unavailable.py'}:Unavailable")
+    result, _ = bench.run_wrk(
+        service.port, _workload(bench, "twohop"), 1, _args(bench), _here(bench, "ours")
+    )
+    assert result["requests"] > 0
+    assert result["errors"]["rpc"] == result["requests"]
+    assert result["errors"]["status"] == 0
+
+
 def test_a_peer_without_a_gateway_does_not_run_the_twohop_workload(bench: ModuleType) -> None:
     peers = [peer for peer in bench.PEERS if peer.name in ("ours", "ours-plain", "nginx")]
     names = [peer.name for peer in bench.runs_of(_workload(bench, "twohop"), peers)]

@@ -39,12 +39,21 @@ def _run(peer: str, workload: str, round_no: int, calls: float, **extra: Any) ->
     }
 
 
+def _verdicts(targets: str) -> dict[str, str]:
+    """Each target line of the report: its label -> "<figure> <verdict>"."""
+    found = {}
+    for line in targets.splitlines()[1:]:
+        label, _, rest = line.strip().partition("  ")
+        found[label] = " ".join(rest.split())
+    return found
+
+
 def test_typed_is_judged_against_untyped_round_by_round(bench: ModuleType) -> None:
     runs = [
-        _run("ours-untyped", "single", 1, 1000),
-        _run("ours-typed", "single", 1, 900),
-        _run("ours-untyped", "single", 2, 2000),
-        _run("ours-typed", "single", 2, 1600),
+        _run("ours-untyped", "single", 1, 1000, cpu=100.0),
+        _run("ours-typed", "single", 1, 950, cpu=130.0),
+        _run("ours-untyped", "single", 2, 2000, cpu=100.0),
+        _run("ours-typed", "single", 2, 1600, cpu=120.0),
     ]
     rows = bench.summarise(
         runs,
@@ -54,9 +63,12 @@ def test_typed_is_judged_against_untyped_round_by_round(bench: ModuleType) -> No
         {"ours-typed": "ours-untyped"},
     )
     typed = rows[1]
-    assert typed["ratios_per_round"]["vs_reference"] == [0.9, 0.8]
-    assert typed["ratio_vs_reference"] == pytest.approx(0.85)
-    assert "ours-typed single calls/s >= 0.85x ours-untyped" in bench.format_targets(rows)
+    assert typed["ratios_per_round"]["vs_reference"] == [0.95, 0.8]
+    assert typed["ratio_vs_reference"] == pytest.approx(0.875)
+    verdicts = _verdicts(bench.format_targets(rows))
+    assert verdicts["ours-typed single calls/s >= 0.85x ours-untyped"] == "0.88x met"
+    assert typed["cpu_ratio_vs_reference"] == pytest.approx(1.25)
+    assert verdicts["ours-typed single CPU/call <= 1.15x ours-untyped"] == "1.25x NOT MET"
     assert rows[0]["ratio_vs_reference"] is None  # no reference of its own in this run
 
 
@@ -71,12 +83,10 @@ def test_twohop_rows_only_for_peers_that_ran_it_with_each_hops_cpu(bench: Module
     assert [row["peer"] for row in rows] == ["ours", "aiohttp-rpc"]
     assert rows[0]["ratio_vs_aiohttp_rpc"] == pytest.approx(2.5)
     assert rows[0]["client_cpu_ratio_vs_aiohttp_rpc"] == pytest.approx(1 / 3)
-    targets = bench.format_targets(rows)
-    assert "ours twohop calls/s >= 2.0x aiohttp-rpc" in targets
-    lines = {line.split("  ")[1].strip(): line for line in targets.splitlines()[1:]}
-    assert lines["ours twohop calls/s >= 2.0x aiohttp-rpc"].endswith(" met")
-    assert lines["ours twohop client CPU/call <= aiohttp-rpc's"].endswith(" met")
-    assert lines["ours twohop p99 <= aiohttp-rpc's"].endswith(" met")
+    verdicts = _verdicts(bench.format_targets(rows))
+    assert verdicts["ours twohop calls/s >= 2.0x aiohttp-rpc"] == "2.50x met"
+    assert verdicts["ours twohop client CPU/call <= aiohttp-rpc's"] == "0.33x met"
+    assert verdicts["ours twohop p99 <= aiohttp-rpc's"] == "0.33x met"
     hops = bench.format_hops(rows).splitlines()
     assert hops[3].split() == ["ours", "twohop", "4,000", "30.00", "200.0", "100.0", "100.0",
                                "2.50x", "0.33x"]  # fmt: skip
@@ -88,11 +98,10 @@ def test_a_missed_target_says_not_met(bench: ModuleType) -> None:
         _run("aiohttp-rpc", "twohop", 1, 1600, backend_cpu_us_per_call=1.0,
              client_cpu_us_per_call=3.0),
     ]  # fmt: skip
-    targets = bench.format_targets(bench.summarise(runs, ["ours", "aiohttp-rpc"], ["twohop"],
-                                                   {"twohop": 1}))  # fmt: skip
-    assert "ours twohop calls/s >= 2.0x aiohttp-rpc" in targets
-    missed = [line for line in targets.splitlines() if line.endswith("NOT MET")]
-    assert len(missed) == 2  # 1.25x calls/s, 3x the client CPU
+    rows = bench.summarise(runs, ["ours", "aiohttp-rpc"], ["twohop"], {"twohop": 1})
+    verdicts = _verdicts(bench.format_targets(rows))
+    assert verdicts["ours twohop calls/s >= 2.0x aiohttp-rpc"] == "1.25x NOT MET"
+    assert verdicts["ours twohop client CPU/call <= aiohttp-rpc's"] == "3.00x NOT MET"
 
 
 def test_the_backend_runs_on_the_load_cpus_unless_told(bench: ModuleType) -> None:
