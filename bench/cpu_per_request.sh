@@ -4,7 +4,8 @@
 # Usage: bench/cpu_per_request.sh WORKLOAD [WORKERS] [SERVICE]
 #   WORKLOAD: single | batch | notification (bench/wrk/WORKLOAD.lua); WORKERS: serve --workers;
 #   SERVICE: a class of bench/servers/ours_server.py (ComputeService: async def, the default;
-#   PlainComputeService: the same method as a plain def, run in the thread pool)
+#   PlainComputeService: the same method as a plain def, run in the thread pool;
+#   UntypedComputeService / TypedComputeService: plain def without / with validated int params)
 #
 # Runs our compute service (production defaults, auth active) on CPU 0 and wrk on CPU 1 (with
 # WORKERS > 1 nothing is pinned), then divides the server's user+system CPU time, summed over

@@ -44,29 +44,47 @@ OURS_ENV: Mapping[str, str] = {
 # token header here if the benchmarked method ever needs it.
 OURS_HEADERS: Mapping[str, str] = {}
 
+
+def _ours_class(name: str) -> tuple[str, ...]:
+    """OURS_COMMAND serving another class of bench/servers/ours_server.py."""
+    return tuple(arg.replace(":ComputeService", f":{name}") for arg in OURS_COMMAND)
+
+
 # The same add(a, b) written as a plain ``def`` (gemstone's example style): runs in the pool.
-OURS_PLAIN_COMMAND: tuple[str, ...] = tuple(
-    arg.replace(":ComputeService", ":PlainComputeService") for arg in OURS_COMMAND
+OURS_PLAIN_COMMAND = _ours_class("PlainComputeService")
+# Plain ``def`` add without annotations, and with ``a: int, b: int`` validated by the runtime.
+OURS_UNTYPED_COMMAND = _ours_class("UntypedComputeService")
+OURS_TYPED_COMMAND = _ours_class("TypedComputeService")
+# The two-hop gateway: add() calls its backend's add() through the async client, the backend
+# found by name (SERVICE_PEERS) as a real gateway finds it; "{backend}" is the backend's URL.
+OURS_GATEWAY_COMMAND = tuple(
+    arg.replace("ours_server.py:ComputeService", "twohop_gateway.py:GatewayService")
+    for arg in OURS_COMMAND
 )
+OURS_GATEWAY_ENV: Mapping[str, str] = {**OURS_ENV, "SERVICE_PEERS": "backend={backend}"}
 
 # Reference peers for the ratios.
 AIOHTTP_RPC = "aiohttp-rpc"
 BASELINE = "tornado-baseline"
 OURS = "ours"
 OURS_PLAIN = "ours-plain"
+OURS_UNTYPED = "ours-untyped"
+OURS_TYPED = "ours-typed"
 NGINX = "nginx"
-# TODO(contracts): a typed peer ("ours-typed": add(a: int, b: int) with validated params) goes
-# here once the contracts branch's validation has landed; see bench/README.md.
 
 
 @dataclass(frozen=True)
 class Workload:
-    """One request shape sent by wrk: its Lua script, its exact body, calls per request."""
+    """One request shape sent by wrk: its Lua script, its exact body, calls per request.
+
+    ``hops`` 2: the server under load is a gateway that answers each call by calling a backend
+    (the peer's own server, started first); only peers with a ``gateway_argv`` run it."""
 
     name: str
     script: Path
     body: bytes
     calls: int
+    hops: int = 1
 
 
 def _call(call_id: int | None) -> str:
@@ -85,6 +103,8 @@ WORKLOADS: tuple[Workload, ...] = (
         BATCH_SIZE,
     ),
     Workload("notification", WRK_DIR / "notification.lua", _call(None).encode(), 1),
+    # Service to service: the single call sent to a gateway, which calls its backend's add.
+    Workload("twohop", WRK_DIR / "twohop.lua", _call(1).encode(), 1, hops=2),
 )
 
 
@@ -115,6 +135,12 @@ class Peer:
     extra_members: Mapping[str, Any] = field(default_factory=dict)
     notification_reply: Expected = Expected(204, None)
     deviations: tuple[str, ...] = ()
+    # The peer whose calls/s the "x ref" column divides by (the same method written otherwise).
+    reference: str | None = None
+    # The two-hop gateway (``{port}``, ``{backend}`` its backend's URL), in front of this peer's
+    # own server as the backend; empty: no two-hop stack. ``gateway_env`` replaces ``env``.
+    gateway_argv: tuple[str, ...] = ()
+    gateway_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def python(self) -> Path:
@@ -125,9 +151,20 @@ class Peer:
 
     def command(self, port: int, workers: int = 1) -> list[str]:
         """Return the full command line that serves this peer on 127.0.0.1:port."""
+        return self._command(self.argv, port, workers, "")
+
+    def gateway_command(self, port: int, backend_url: str, workers: int = 1) -> list[str]:
+        """Return the command line of this peer's two-hop gateway, calling ``backend_url``."""
+        return self._command(self.gateway_argv, port, workers, backend_url)
+
+    def gateway_environment(self, backend_url: str) -> dict[str, str]:
+        """The gateway's own settings, its backend's URL filled in."""
+        return {k: v.replace("{backend}", backend_url) for k, v in self.gateway_env.items()}
+
+    def _command(self, argv: tuple[str, ...], port: int, workers: int, backend: str) -> list[str]:
         extra = [arg.replace("{workers}", str(workers)) for arg in self.workers_args]
-        argv = [arg.replace("{port}", str(port)) for arg in self.argv]
-        return [str(self.python), *argv, *(extra if workers > 1 else [])]
+        filled = [arg.replace("{port}", str(port)).replace("{backend}", backend) for arg in argv]
+        return [str(self.python), *filled, *(extra if workers > 1 else [])]
 
     def expected(self, workload: Workload) -> Expected:
         """Return the exact reply this peer must give to one request of the workload."""
@@ -148,7 +185,15 @@ def _server(script: str) -> tuple[str, ...]:
 
 _WORKERS = ("--workers", "{workers}")
 PEERS: tuple[Peer, ...] = (
-    Peer(OURS, OURS_COMMAND, env=OURS_ENV, headers=OURS_HEADERS, workers_args=_WORKERS),
+    Peer(
+        OURS,
+        OURS_COMMAND,
+        env=OURS_ENV,
+        headers=OURS_HEADERS,
+        workers_args=_WORKERS,
+        gateway_argv=OURS_GATEWAY_COMMAND,
+        gateway_env=OURS_GATEWAY_ENV,
+    ),
     Peer(
         OURS_PLAIN,
         OURS_PLAIN_COMMAND,
@@ -156,8 +201,31 @@ PEERS: tuple[Peer, ...] = (
         env=OURS_ENV,
         headers=OURS_HEADERS,
         workers_args=_WORKERS,
+        reference=OURS,
     ),
-    Peer(AIOHTTP_RPC, _server("aiohttp_rpc_server.py")),
+    Peer(
+        OURS_UNTYPED,
+        OURS_UNTYPED_COMMAND,
+        venv=OURS,
+        env=OURS_ENV,
+        headers=OURS_HEADERS,
+        workers_args=_WORKERS,
+        reference=OURS_PLAIN,
+    ),
+    Peer(
+        OURS_TYPED,
+        OURS_TYPED_COMMAND,
+        venv=OURS,
+        env=OURS_ENV,
+        headers=OURS_HEADERS,
+        workers_args=_WORKERS,
+        reference=OURS_UNTYPED,
+    ),
+    Peer(
+        AIOHTTP_RPC,
+        _server("aiohttp_rpc_server.py"),
+        gateway_argv=(str(SERVERS_DIR / "twohop_aiohttp_rpc.py"), "{port}", "{backend}"),
+    ),
     Peer(BASELINE, _server("tornado_baseline.py")),
     Peer(
         "gemstone",

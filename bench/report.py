@@ -6,12 +6,14 @@ import argparse
 import statistics
 from typing import Any
 
-from peers import AIOHTTP_RPC, BASELINE, NGINX, OURS, OURS_PLAIN
+from peers import AIOHTTP_RPC, BASELINE, NGINX, OURS, OURS_PLAIN, OURS_TYPED, OURS_UNTYPED
 
-# Issue 14's targets, in the same run, per server core: ours (async def) against aiohttp-rpc,
-# and ours-plain (the same method as a plain def) against ours.
-THROUGHPUT_TARGETS = {"single": 3.5, "batch": 4.0, "notification": 3.5}
+# Issue 14's targets, in the same run, per server core: ours (async def) against aiohttp-rpc
+# (twohop: our gateway and client against aiohttp-rpc's), ours-plain (the same method as a plain
+# def) against ours, and ours-typed (validated params) against ours-untyped.
+THROUGHPUT_TARGETS = {"single": 3.5, "batch": 4.0, "notification": 3.5, "twohop": 2.0}
 PLAIN_TARGET = 0.8
+TYPED_TARGET = 0.85
 
 
 def _median(values: list[float]) -> float | None:
@@ -37,25 +39,47 @@ def _round_ratios(
 
 
 def _value(run: dict[str, Any], key: str) -> float:
-    return float(run["latency_ms"]["p99"] if key == "p99" else run[key] or 0.0)
+    return float(run["latency_ms"]["p99"] if key == "p99" else run.get(key) or 0.0)
+
+
+def _medians(clean: list[dict[str, Any]], key: str) -> float | None:
+    return _median([r[key] for r in clean if r.get(key) is not None])
 
 
 def summarise(
-    runs: list[dict[str, Any]], peers: list[str], workloads: list[str], calls: dict[str, int]
+    runs: list[dict[str, Any]],
+    peers: list[str],
+    workloads: list[str],
+    calls: dict[str, int],
+    references: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per peer and workload: medians across clean rounds and median ratios."""
+    """One row per peer and workload that ran: medians across clean rounds and median ratios.
+
+    ``references`` names, per peer, the peer of the "x ref" ratio (the same method written
+    otherwise: ours-plain against ours, ours-typed against ours-untyped)."""
+    references = references or {}
     ok = {(r["round"], r["workload"], r["peer"]): r for r in runs if r["ok"]}
     rows = []
     for workload in workloads:
         for peer in peers:
             mine = [r for r in runs if r["peer"] == peer and r["workload"] == workload]
+            if not mine:  # a peer without a two-hop stack does not run that workload
+                continue
             clean = [r for r in mine if r["ok"]]
             vs_aio = _round_ratios(ok, peer, workload, AIOHTTP_RPC, "calls_per_s")
             vs_base = _round_ratios(ok, peer, workload, BASELINE, "calls_per_s")
             p99_vs_aio = _round_ratios(ok, peer, workload, AIOHTTP_RPC, "p99")
-            vs_ours = _round_ratios(ok, peer, workload, OURS, "calls_per_s")
+            reference = references.get(peer)
+            vs_ref, cpu_vs_ref = (
+                (
+                    _round_ratios(ok, peer, workload, reference, "calls_per_s"),
+                    _round_ratios(ok, peer, workload, reference, "cpu_us_per_call"),
+                )
+                if reference
+                else ([], [])
+            )
             of_ceiling = _round_ratios(ok, peer, workload, NGINX, "requests_per_s")
-            cpu = [r["cpu_us_per_call"] for r in clean if r.get("cpu_us_per_call") is not None]
+            client_vs_aio = _round_ratios(ok, peer, workload, AIOHTTP_RPC, "client_cpu_us_per_call")
             rows.append(
                 {
                     "peer": peer,
@@ -67,7 +91,9 @@ def summarise(
                     "calls_per_s": _median([r["calls_per_s"] for r in clean]),
                     "p50_ms": _median([r["latency_ms"]["p50"] for r in clean]),
                     "p99_ms": _median([r["latency_ms"]["p99"] for r in clean]),
-                    "cpu_us_per_call": _median(cpu),
+                    "cpu_us_per_call": _medians(clean, "cpu_us_per_call"),
+                    "backend_cpu_us_per_call": _medians(clean, "backend_cpu_us_per_call"),
+                    "client_cpu_us_per_call": _medians(clean, "client_cpu_us_per_call"),
                     "rss_mib": _median([r["rss_mib"] for r in clean]),
                     "rss_mib_max": max((r["rss_mib"] for r in clean), default=None),
                     "errors": sum(r.get("error_count", 0) for r in mine),
@@ -75,14 +101,19 @@ def summarise(
                     "ratio_vs_aiohttp_rpc": _median(vs_aio),
                     "ratio_vs_baseline": _median(vs_base),
                     "p99_ratio_vs_aiohttp_rpc": _median(p99_vs_aio),
-                    "ratio_vs_ours": _median(vs_ours),
+                    "reference": reference,
+                    "ratio_vs_reference": _median(vs_ref),
+                    "cpu_ratio_vs_reference": _median(cpu_vs_ref),
                     "fraction_of_ceiling": _median(of_ceiling),
+                    "client_cpu_ratio_vs_aiohttp_rpc": _median(client_vs_aio),
                     "ratios_per_round": {
                         "vs_aiohttp_rpc": vs_aio,
                         "vs_baseline": vs_base,
                         "p99_vs_aiohttp_rpc": p99_vs_aio,
-                        "vs_ours": vs_ours,
+                        "vs_reference": vs_ref,
+                        "cpu_vs_reference": cpu_vs_ref,
                         "requests_vs_nginx": of_ceiling,
+                        "client_cpu_vs_aiohttp_rpc": client_vs_aio,
                     },
                 }
             )
@@ -107,7 +138,7 @@ def format_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "errors",
         "x aiohttp-rpc",
         "x baseline",
-        "x ours",
+        "x ref",
         "p99/aiohttp-rpc",
         "of nginx",
     )
@@ -129,7 +160,7 @@ def format_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 errors,
                 _fmt(row["ratio_vs_aiohttp_rpc"], ".2f", "x"),
                 _fmt(row["ratio_vs_baseline"], ".2f", "x"),
-                _fmt(row["ratio_vs_ours"], ".2f", "x"),
+                _fmt(row["ratio_vs_reference"], ".2f", "x"),
                 _fmt(row["p99_ratio_vs_aiohttp_rpc"], ".2f", "x"),
                 _fmt(row["fraction_of_ceiling"], ".0%"),
             )
@@ -148,8 +179,56 @@ def format_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     title = (
         f"{args.rounds} round(s) x {args.duration} s, {args.connections} connections, "
         f"{args.workers} worker(s), server on CPU {args.server_cpus}, wrk on CPU "
-        f"{args.load_cpus}; medians across rounds; ratios = median of per-round calls/s ratios "
-        f"(p99: of p99s; of nginx: of requests/s)"
+        f"{args.load_cpus}, two-hop backend on CPU {args.backend_cpus}; medians across rounds; "
+        f"ratios = median of per-round calls/s ratios (p99: of p99s; of nginx: of requests/s)"
+    )
+    if getattr(args, "overlap", False):
+        title += "\nWARNING: server and wrk CPUs overlap: these figures only show the run works"
+    refs = sorted({(row["peer"], row["reference"]) for row in rows if row.get("reference")})
+    legend = "x ref: " + "; ".join(f"{peer} over {ref}" for peer, ref in refs) if refs else ""
+    return title + "\n" + "\n".join(text) + ("\n" + legend if legend else "")
+
+
+def format_hops(rows: list[dict[str, Any]]) -> str:
+    """The two-hop rows again, with the CPU of each hop: the gateway (the server under load),
+    its backend, and the difference, roughly what the gateway's client costs per call."""
+    hop_rows = [row for row in rows if row.get("backend_cpu_us_per_call") is not None]
+    if not hop_rows:
+        return ""
+    header = (
+        "peer",
+        "workload",
+        "gateway calls/s",
+        "p99 ms",
+        "gateway CPU us/call",
+        "backend CPU us/call",
+        "client ~ us/call",
+        "x aiohttp-rpc",
+        "client CPU x aiohttp-rpc",
+    )
+    lines = [header] + [
+        (
+            row["peer"],
+            row["workload"],
+            _fmt(row["calls_per_s"], ",.0f"),
+            _fmt(row["p99_ms"], ".2f"),
+            _fmt(row["cpu_us_per_call"], ".1f"),
+            _fmt(row["backend_cpu_us_per_call"], ".1f"),
+            _fmt(row["client_cpu_us_per_call"], ".1f"),
+            _fmt(row["ratio_vs_aiohttp_rpc"], ".2f", "x"),
+            _fmt(row["client_cpu_ratio_vs_aiohttp_rpc"], ".2f", "x"),
+        )
+        for row in hop_rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = [
+        "  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(line))
+        for line in lines
+    ]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    title = (
+        "service to service (gateway -> backend, each the peer's own server and client); "
+        "client ~ = gateway CPU - backend CPU per call"
     )
     return title + "\n" + "\n".join(text)
 
@@ -157,7 +236,7 @@ def format_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 def format_targets(rows: list[dict[str, Any]]) -> str:
     """Issue 14's targets, met or not (information only: they do not fail the run)."""
     by_key = {(row["peer"], row["workload"]): row for row in rows}
-    if not any(peer in (OURS, OURS_PLAIN) for peer, _ in by_key):
+    if not any(peer in (OURS, OURS_PLAIN, OURS_TYPED) for peer, _ in by_key):
         return ""
     lines = ["targets (issue 14, same run):"]
     for workload, target in THROUGHPUT_TARGETS.items():
@@ -175,7 +254,7 @@ def format_targets(rows: list[dict[str, Any]]) -> str:
             )
         plain = by_key.get((OURS_PLAIN, workload))
         if plain is not None:
-            ratio = plain["ratio_vs_ours"]
+            ratio = plain["ratio_vs_reference"]
             lines.append(
                 _verdict(
                     f"ours-plain {workload} calls/s >= {PLAIN_TARGET:.1f}x ours",
@@ -185,7 +264,42 @@ def format_targets(rows: list[dict[str, Any]]) -> str:
                     "x",
                 )
             )
-        for peer in (OURS, OURS_PLAIN):
+        typed = by_key.get((OURS_TYPED, workload))
+        if typed is not None and typed["reference"] == OURS_UNTYPED:
+            ratio = typed["ratio_vs_reference"]
+            lines.append(
+                _verdict(
+                    f"ours-typed {workload} calls/s >= {TYPED_TARGET:.2f}x ours-untyped",
+                    ratio,
+                    ratio is not None and ratio >= TYPED_TARGET,
+                    ".2f",
+                    "x",
+                )
+            )
+            # The same 15 % read from server CPU per call, which a busy machine moves less.
+            cpu = typed["cpu_ratio_vs_reference"]
+            lines.append(
+                _verdict(
+                    f"ours-typed {workload} CPU/call <= {2 - TYPED_TARGET:.2f}x ours-untyped",
+                    cpu,
+                    cpu is not None and cpu <= 2 - TYPED_TARGET,
+                    ".2f",
+                    "x",
+                )
+            )
+        client = by_key.get((OURS, workload))
+        if client is not None and client["client_cpu_us_per_call"] is not None:
+            ratio = client["client_cpu_ratio_vs_aiohttp_rpc"]
+            lines.append(
+                _verdict(
+                    f"ours {workload} client CPU/call <= aiohttp-rpc's",
+                    ratio,
+                    ratio is not None and ratio <= 1.0,
+                    ".2f",
+                    "x",
+                )
+            )
+        for peer in (OURS, OURS_PLAIN, OURS_TYPED):
             mine = by_key.get((peer, workload))
             if mine is None:
                 continue
@@ -199,7 +313,7 @@ def format_targets(rows: list[dict[str, Any]]) -> str:
                     "x",
                 )
             )
-    for peer in (OURS, OURS_PLAIN):
+    for peer in (OURS, OURS_PLAIN, OURS_TYPED):
         worst = _worst_rss(rows, peer)
         reference = _worst_rss(rows, AIOHTTP_RPC)
         if worst is None:
@@ -214,7 +328,6 @@ def format_targets(rows: list[dict[str, Any]]) -> str:
                 "x",
             )
         )
-    lines.append("  typed (validated) methods within 15 % of untyped      not measured yet (TODO)")
     return "\n".join(lines)
 
 
@@ -225,4 +338,4 @@ def _worst_rss(rows: list[dict[str, Any]], peer: str) -> float | None:
 
 def _verdict(label: str, value: float | None, met: bool, spec: str, suffix: str) -> str:
     verdict = "n/a (no clean paired run)" if value is None else ("met" if met else "NOT MET")
-    return f"  {label:<44} {_fmt(value, spec, suffix):>10}  {verdict}"
+    return f"  {label:<56} {_fmt(value, spec, suffix):>8}  {verdict}"

@@ -1,13 +1,15 @@
 """Benchmark our runtime against other Python JSON-RPC servers (issue 3); stdlib only.
 
 Usage: python3 bench/run.py [--rounds 5] [--duration 10] [--connections 64] [--only peer,...]
-                            [--workers N --server-cpus 0-3 --load-cpus 4-7]
+                            [--workers N --server-cpus 0-3 --load-cpus 4-7 --backend-cpus 8]
 
 For every round, workload and server (server order rotated each round) it starts the server
 pinned to the server CPUs (CPU 0), checks every workload's reply is exact, warms up, measures
 with wrk pinned to the load CPUs (CPU 1) while counting the server's CPU time, reads the
-server's RSS, checks the replies again and stops the server. It prints one table of medians
-across rounds, with ratios taken round by round, and writes every figure to bench/results/.
+server's RSS, checks the replies again and stops the server. A two-hop workload (``twohop``)
+starts the peer's server as a backend on the backend CPUs (the load CPUs by default) and its
+gateway on the server CPUs, and loads the gateway. It prints one table of medians across
+rounds, with ratios taken round by round, and writes every figure to bench/results/.
 Exit status 1 if any run had an error or a wrong reply.
 """
 
@@ -19,8 +21,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from checks import CheckFailed, check, wait_until_answering
+from load import run_wrk
 from peers import (
     AIOHTTP_RPC,
     BASELINE,
     BENCH_DIR,
     NGINX,
-    OURS,
-    OURS_PLAIN,
     PEERS,
     REPO_ROOT,
     VENVS_DIR,
@@ -42,14 +41,12 @@ from peers import (
     Peer,
     Workload,
 )
-from report import format_table, format_targets, summarise
+from processes import free_port, process_tree, spawn, stop, tree_cpu_seconds, tree_rss_mib
+from report import format_hops, format_table, format_targets, summarise
 
 RESULTS_DIR = BENCH_DIR / "results"
 LOG_DIR = RESULTS_DIR / "logs"
 STARTUP_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 15.0
-# wrk's own deadline plus this margin bounds every load run even if wrk hangs.
-WRK_MARGIN_S = 30
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -81,6 +78,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--load-cpus", default="1", help="taskset list for wrk (1); one wrk thread per CPU"
     )
+    parser.add_argument(
+        "--backend-cpus",
+        default="",
+        help="taskset list for the two-hop workload's backend (default: the load CPUs)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0 or args.connections < 1:
         parser.error("rounds, duration and connections must be positive, warmup not negative")
@@ -88,8 +90,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--workers must be at least 1")
     args.server_set = _cpus(parser, args.server_cpus)
     args.load_set = _cpus(parser, args.load_cpus)
-    if args.server_set & args.load_set:
-        parser.error("--server-cpus and --load-cpus must not overlap")
+    args.backend_cpus = args.backend_cpus or args.load_cpus
+    args.backend_set = _cpus(parser, args.backend_cpus)
+    # Overlapping sets are allowed so `--workers 2` can be tried end to end on two cores, but
+    # then the server and wrk fight for a CPU: the figures only show that it runs.
+    args.overlap = bool(args.server_set & args.load_set)
     args.peers = _pick(parser, args.only, PEERS, "peer")
     args.workloads = _pick(parser, args.workloads, WORKLOADS, "workload")
     return args
@@ -122,8 +127,17 @@ def _pick(
 
 def preflight(peers: list[Peer], args: argparse.Namespace) -> None:
     """Install what is missing and refuse to run where the figures would mean nothing."""
-    if not args.server_set | args.load_set <= os.sched_getaffinity(0):
-        sys.exit(f"bench: needs CPUs {args.server_cpus} (server) and {args.load_cpus} (load)")
+    if not args.server_set | args.load_set | args.backend_set <= os.sched_getaffinity(0):
+        sys.exit(
+            f"bench: needs CPUs {args.server_cpus} (server), {args.load_cpus} (load) and "
+            f"{args.backend_cpus} (two-hop backend)"
+        )
+    if args.overlap:
+        print(
+            "bench: WARNING: --server-cpus and --load-cpus overlap; the server and wrk share a "
+            "CPU, so the figures only show that the run works, not what the server carries",
+            file=sys.stderr,
+        )
     for workload in WORKLOADS:
         # The Lua script and the Python checks must send the same bytes.
         if workload.body.decode() not in workload.script.read_text():
@@ -132,13 +146,6 @@ def preflight(peers: list[Peer], args: argparse.Namespace) -> None:
         NGINX if p.venv is None else (p.venv or p.name) for p in peers
     )  # venvs (and nginx) in order, once each
     subprocess.run(["bash", str(BENCH_DIR / "setup.sh"), *needs], check=True)
-
-
-def free_port() -> int:
-    """Return a loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def server_env(peer: Peer) -> dict[str, str]:
@@ -152,91 +159,14 @@ def server_env(peer: Peer) -> dict[str, str]:
     return env
 
 
-def tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and its descendants, from /proc/<pid>/status VmRSS."""
-    total_kib = 0
-    pending = [pid]
-    while pending and len(pending) < 1000:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total_kib += int(line.split()[1])
-        pending.extend(int(child) for child in children)
-    return total_kib / 1024
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its descendants, from /proc/<pid>/stat."""
-    ticks = 0
-    pending = [pid]
-    while pending and len(pending) < 1000:
-        current = pending.pop()
-        try:
-            # Fields after the command name (which may hold spaces): utime is 14th, stime 15th.
-            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-        pending.extend(int(child) for child in children)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def run_wrk(
-    port: int, workload: Workload, seconds: int, args: argparse.Namespace, peer: Peer
-) -> tuple[dict[str, Any], str]:
-    """Run wrk on the load CPUs; return its summary (from the Lua done hook) and its output."""
-    command = [
-        "taskset",
-        "-c",
-        args.load_cpus,
-        "wrk",
-        f"-t{len(args.load_set)}",
-        f"-c{args.connections}",
-        f"-d{seconds}s",
-        "--latency",
-        "-s",
-        str(workload.script),
-        f"http://127.0.0.1:{port}/api",
-    ]
-    env = dict(os.environ)
-    env["BENCH_EXTRA_HEADERS"] = "\n".join(f"{k}: {v}" for k, v in peer.headers.items())
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=seconds + WRK_MARGIN_S,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    for line in done.stdout.splitlines():
-        if line.startswith("BENCH_RESULT "):
-            return json.loads(line.removeprefix("BENCH_RESULT ")), output
-    raise CheckFailed(f"wrk exited {done.returncode} without a summary: {output[-500:]}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> int | None:
-    """Stop a server with SIGTERM, then SIGKILL to its process group if it lingers."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the group made for this server alone
-            process.wait(STOP_TIMEOUT_S)
-    return process.returncode
-
-
 def measure(
     peer: Peer, workload: Workload, round_no: int, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Serve one peer fresh, check it, load it and return the record of this run."""
+    """Serve one peer fresh, check it, load it and return the record of this run.
+
+    A two-hop workload starts the peer's server as the backend first (on the backend CPUs),
+    then its gateway (on the server CPUs), and loads the gateway; the gateway's CPU per call is
+    the figure, the backend's is recorded beside it."""
     record: dict[str, Any] = {
         "round": round_no,
         "peer": peer.name,
@@ -247,29 +177,46 @@ def measure(
     port = free_port()
     log_path = LOG_DIR / f"r{round_no}.{peer.name}.{workload.name}.log"
     record["server_log"] = str(log_path.relative_to(BENCH_DIR))
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["taskset", "-c", args.server_cpus, *peer.command(port, args.workers)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=server_env(peer),
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
+    two_hop = workload.hops > 1
+    # The replies checked before and after: every workload, or through a gateway the one call.
+    checked = [workload] if two_hop else list(WORKLOADS)
+    processes: list[subprocess.Popen[bytes]] = []
     try:
+        if two_hop:
+            backend_port = free_port()
+            backend_url = f"http://127.0.0.1:{backend_port}/api"
+            backend_log = log_path.with_suffix(".backend.log")
+            record["backend_log"] = str(backend_log.relative_to(BENCH_DIR))
+            backend = spawn(
+                peer.command(backend_port, args.workers),
+                args.backend_cpus,
+                server_env(peer),
+                backend_log,
+            )
+            processes.append(backend)
+            wait_until_answering(backend_port, peer, workload, backend, STARTUP_TIMEOUT_S)
+            command = peer.gateway_command(port, backend_url, args.workers)
+            env = {**server_env(peer), **peer.gateway_environment(backend_url)}
+        else:
+            command, env = peer.command(port, args.workers), server_env(peer)
+        process = spawn(command, args.server_cpus, env, log_path)
+        processes.append(process)
         record["startup_s"] = round(
-            wait_until_answering(port, peer, WORKLOADS[0], process, STARTUP_TIMEOUT_S), 3
+            wait_until_answering(port, peer, checked[0], process, STARTUP_TIMEOUT_S), 3
         )
-        for each in WORKLOADS:
+        for each in checked:
             check(port, peer, each)
         warm: dict[str, Any] = {"errors": {}}
         if args.warmup:
             warm, _ = run_wrk(port, workload, args.warmup, args, peer)
-        cpu_before = tree_cpu_seconds(process.pid)
+        cpu_before = [tree_cpu_seconds(each.pid) for each in processes]
         result, output = run_wrk(port, workload, args.duration, args, peer)
-        cpu_seconds = tree_cpu_seconds(process.pid) - cpu_before
+        cpu_seconds = [
+            tree_cpu_seconds(each.pid) - before
+            for each, before in zip(processes, cpu_before, strict=True)
+        ]
         record["rss_mib"] = round(tree_rss_mib(process.pid), 1)
+        record["server_processes"] = len(process_tree(process.pid))
         record["wrk_output"] = output
         seconds = result["duration_us"] / 1e6
         record["requests"] = result["requests"]
@@ -277,14 +224,24 @@ def measure(
         record["calls_per_s"] = record["requests_per_s"] * workload.calls
         # Server CPU (all its processes) over the measured run, per call wrk completed.
         calls = result["requests"] * workload.calls
-        record["cpu_us_per_call"] = cpu_seconds * 1e6 / calls if calls else None
+        per_call = [cpu * 1e6 / calls if calls else None for cpu in cpu_seconds]
+        record["cpu_us_per_call"] = per_call[-1]
+        if two_hop:
+            # Gateway and backend run the same runtime and method, so what the gateway spends
+            # beyond the backend is, roughly, its client's cost per downstream call.
+            record["backend_cpu_us_per_call"] = per_call[0]
+            record["client_cpu_us_per_call"] = (
+                None if per_call[0] is None or per_call[1] is None else per_call[1] - per_call[0]
+            )
+            record["backend_rss_mib"] = round(tree_rss_mib(processes[0].pid), 1)
         record["latency_ms"] = {k: v / 1000 for k, v in result["latency_us"].items()}
         record["errors"] = result["errors"]
         record["warmup_errors"] = warm["errors"]
         record["error_count"] = sum(result["errors"].values()) + sum(warm["errors"].values())
-        if process.poll() is not None:
-            raise CheckFailed(f"{peer.name}: server exited with {process.returncode} under load")
-        for each in WORKLOADS:
+        for each in processes:
+            if each.poll() is not None:
+                raise CheckFailed(f"{peer.name}: a server exited with {each.returncode} under load")
+        for each in checked:
             check(port, peer, each)
         if record["error_count"]:
             record["failure"] = f"{record['error_count']} errors: {result['errors']}"
@@ -293,11 +250,15 @@ def measure(
     except (CheckFailed, OSError, ValueError, subprocess.TimeoutExpired) as exc:
         record["failure"] = f"{type(exc).__name__}: {exc}"
     finally:
-        record["exit_code"] = stop(process)
+        # The gateway first, so it never sees its backend gone while it still has calls.
+        exits = [stop(each) for each in reversed(processes)]
+        record["exit_code"] = exits[0] if exits else None
     if record["ok"]:
         # Per-call logs reach ~80 MB per batch run; only a failed run's log is worth keeping.
-        log_path.unlink()
-        record["server_log"] = None
+        for key in ("server_log", "backend_log"):
+            if record.get(key):
+                (BENCH_DIR / record[key]).unlink(missing_ok=True)
+                record[key] = None
     return record
 
 
@@ -345,6 +306,11 @@ def environment(peers: list[Peer], args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def runs_of(workload: Workload, peers: list[Peer]) -> list[Peer]:
+    """The peers that run a workload: all, or for a two-hop one those with a gateway."""
+    return [peer for peer in peers if workload.hops == 1 or peer.gateway_argv]
+
+
 def main(argv: list[str]) -> int:
     """Run every round and print the table; return the exit status."""
     args = parse_args(argv)
@@ -354,12 +320,12 @@ def main(argv: list[str]) -> int:
     LOG_DIR.mkdir(parents=True)
     started = datetime.datetime.now(datetime.UTC)
     runs: list[dict[str, Any]] = []
-    total = args.rounds * len(args.workloads) * len(args.peers)
+    total = args.rounds * sum(len(runs_of(workload, args.peers)) for workload in args.workloads)
     for round_no in range(1, args.rounds + 1):
         shift = (round_no - 1) % len(args.peers)
         order = args.peers[shift:] + args.peers[:shift]
         for workload in args.workloads:
-            for peer in order:
+            for peer in runs_of(workload, order):
                 began = time.monotonic()
                 record = measure(peer, workload, round_no, args)
                 runs.append(record)
@@ -376,9 +342,14 @@ def main(argv: list[str]) -> int:
         [p.name for p in args.peers],
         [w.name for w in args.workloads],
         {w.name: w.calls for w in args.workloads},
+        {p.name: p.reference for p in args.peers if p.reference},
     )
     print()
     print(format_table(summary, args))
+    hops = format_hops(summary)
+    if hops:
+        print()
+        print(hops)
     for peer in args.peers:
         for note in peer.deviations:
             print(f"  note: {peer.name}: {note}")
@@ -401,13 +372,14 @@ def main(argv: list[str]) -> int:
                     "workers": args.workers,
                     "server_cpus": args.server_cpus,
                     "load_cpus": args.load_cpus,
+                    "backend_cpus": args.backend_cpus,
+                    "cpus_overlap": args.overlap,
                 },
                 "references": {
                     "aiohttp_rpc": AIOHTTP_RPC,
                     "baseline": BASELINE,
-                    "ours": OURS,
-                    "ours_plain": OURS_PLAIN,
                     "ceiling": NGINX,
+                    "x_ref": {p.name: p.reference for p in args.peers if p.reference},
                 },
                 "environment": environment(args.peers, args),
                 "summary": summary,
@@ -425,8 +397,9 @@ def main(argv: list[str]) -> int:
             f"(server log: bench/{run['server_log']})",
             file=sys.stderr,
         )
-        for line in _tail(BENCH_DIR / run["server_log"], 3):
-            print(f"    | {line}", file=sys.stderr)
+        for key in ("backend_log", "server_log"):
+            for line in _tail(BENCH_DIR / run[key], 3) if run.get(key) else []:
+                print(f"    | {line}", file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -1,9 +1,10 @@
 """Benchmark peer: this runtime's gateway, answering add(a, b) by calling a backend's add.
 
 Run by ``python -m service_template serve bench/servers/twohop_gateway.py:GatewayService`` with
-``SERVICE_PEERS=backend=http://127.0.0.1:P/api`` (bench/twohop.py does). The call goes through
-``MicroService.get_service``, the async client a real gateway uses (services/gateway.py), with
-one client and its connection pool for the life of the service.
+``SERVICE_PEERS=backend=http://127.0.0.1:P/api`` (bench/run.py does, for its ``twohop``
+workload). The call goes through ``MicroService.get_service``, the async client a real gateway
+uses (services/gateway.py), with one client and its connection pool for the life of the
+service.
 """
 
 from typing import Any
