@@ -326,3 +326,20 @@ def test_image_adds_little_to_its_base(
     # smaller than the base (no shell, apt, pip...); much more means the build stage leaked
     # into the runtime one.
     assert size - base < 40e6, f"the image adds {(size - base) / 1e6:.1f} MB to its base"
+
+
+def test_the_image_traces_calls_when_the_otel_variables_ask(
+    containers: Containers, image: str, tmp_path: Path
+) -> None:
+    # The tracing extra is in the image: a span per call, here printed by the console exporter
+    # (OTLP/HTTP is tests/integration/test_tracing.py), and trace ids in the call log line.
+    env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    running = start_service(
+        containers, image, PROBE, volumes=probe_volume(tmp_path), environment=env
+    )
+    assert result_of(rpc(f"{running.base}/api", "say_hello", ["traced"])) == "hello traced"
+    running.container.stop(timeout=10)  # the drain flushes the span
+    output = running.container.logs().decode(errors="replace")
+    assert '"rpc.system.name": "jsonrpc"' in output and '"kind": "SpanKind.SERVER"' in output
+    [line] = log_entries(output, "call")
+    assert f'"trace_id": "0x{line["trace_id"]}"' in output

@@ -212,6 +212,20 @@ def test_spans_of_the_last_calls_are_flushed_when_the_service_drains_on_sigterm(
     assert [s.name for s in spans] == ["async_span"] * 3
 
 
+def test_the_sampler_the_otel_variables_name_is_honoured(
+    start_service: Callable[..., ServiceProcess], receiver: OTLPReceiver
+) -> None:
+    sampled = start_service(RELAY, env=otel_env(receiver, OTEL_SERVICE_NAME="sampled"))
+    dropped = start_service(
+        RELAY, env=otel_env(receiver, OTEL_SERVICE_NAME="dropped", OTEL_TRACES_SAMPLER="always_off")
+    )
+    for relay in (sampled, dropped):
+        with RemoteClient(relay.url) as client:
+            assert client.call("async_span")["trace_id"]
+        relay.stop_cleanly()  # everything ended is flushed by now
+    assert {span.service for span in receiver.spans} == {"sampled"}
+
+
 def test_a_collector_that_is_down_holds_the_drain_for_seconds_not_longer(
     start_service: Callable[..., ServiceProcess],
 ) -> None:
