@@ -17,6 +17,7 @@ import pytest
 from service_template import RPCError
 from service_template.testing import ServiceFactory
 from tests.conftest import TOKEN, ServiceProcess
+from tests.integration.services import metrics, request, sample
 
 pytestmark = pytest.mark.integration
 
@@ -189,3 +190,47 @@ def test_an_unreachable_peer_leaves_the_gateway_ready_and_its_calls_fail_clearly
             client.methods.greet("you")
         assert caught.value.code == -32010
         assert caught.value.message == "hello is unavailable"
+
+
+# -- its calls to its backends on /metrics ---------------------------------------------------------
+
+
+def test_the_gateway_metrics_show_retries_failures_and_the_open_breaker() -> None:
+    with ServiceFactory() as services:
+        hello = services.process(HELLO)
+        compute = services.process(COMPUTE)
+        peers = f"hello={hello.url},compute={compute.url}"
+        gateway = services.process(GATEWAY, env={"SERVICE_PEERS": peers})
+        client = services.client(gateway.url)
+        assert client.methods.greet_and_add("you", 1, 2) == {"greeting": "hello you", "sum": 3}
+        # Scraped over HTTP, as Prometheus does.
+        before = metrics(gateway.port)
+        add = {"peer": "compute", "method": "add"}
+        assert sample(before, "rpc_client_calls_total", **add, outcome="ok") == 1
+        assert (
+            sample(before, "rpc_client_calls_total", peer="hello", method="say_hello", outcome="ok")
+            == 1
+        )
+        assert sample(before, "rpc_client_call_duration_seconds_count", **add) == 1
+        assert sample(before, "rpc_client_breaker_state", peer="compute", state="closed") == 1
+
+        compute.stop_cleanly()
+        # add is idempotent: each call is tried up to 3 times (a connection refused each time)
+        # until the breaker opens after 5 failures in a row; then calls fail fast.
+        for _ in range(3):
+            with pytest.raises(RPCError, match="compute is unavailable"):
+                client.methods.add(1, 2)
+        after = metrics(gateway.port)
+        page = request(gateway.port, "GET", "/metrics").body.decode()
+
+    assert sample(after, "rpc_client_calls_total", **add, outcome="connect_error") == 5
+    # Call 1: three attempts refused; call 2: two more open the breaker, its third fails fast;
+    # call 3 fails fast.
+    assert sample(after, "rpc_client_calls_total", **add, outcome="breaker_open") == 2
+    assert sample(after, "rpc_client_retries_total", **add) == 4
+    assert sample(after, "rpc_client_retries_refused_total", peer="compute", reason="attempts") == 1
+    assert sample(after, "rpc_client_breaker_state", peer="compute", state="open") == 1
+    assert sample(after, "rpc_client_breaker_state", peer="compute", state="closed") == 0
+    # The other peer's breaker is untouched, and no label shows an address.
+    assert sample(after, "rpc_client_breaker_state", peer="hello", state="closed") == 1
+    assert "127.0.0.1" not in page

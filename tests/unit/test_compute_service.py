@@ -30,3 +30,13 @@ def test_a_value_that_is_not_a_json_number_is_invalid_params(value: object) -> N
 def test_fibonacci_refuses_what_would_take_too_long() -> None:
     with pytest.raises(InvalidParams):
         make_service().fibonacci(10_001)
+
+
+def test_its_pure_methods_are_published_as_idempotent() -> None:
+    # Safe to run twice, so callers may retry them (the gateway does: services/gateway.py).
+    from service_template.openrpc import build_document
+
+    methods = make_service().build_registry().values()
+    document = build_document("ComputeService", "1.0.0", methods)
+    marked = {m["name"] for m in document["methods"] if m.get("x-idempotent")}
+    assert marked == {"add", "multiply", "stats.sum", "fibonacci"}

@@ -257,17 +257,3 @@ def test_an_idempotent_value_that_is_not_a_bool_fails_at_start() -> None:
 
     with pytest.raises(StartupError, match="idempotent must be True or False, got 'yes'"):
         Bad(Settings()).build_registry()
-
-
-def test_the_example_backends_publish_their_pure_methods_as_idempotent() -> None:
-    # The gateway retries exactly these (services/gateway.py).
-    from services.compute import ComputeService
-    from services.hello import HelloService
-
-    for service, expected in (
-        (ComputeService, {"add", "multiply", "stats.sum", "fibonacci"}),
-        (HelloService, {"say_hello", "say_private_hello"}),
-    ):
-        methods = service(Settings()).build_registry().values()
-        document = build_document(service.name, "1.0.0", methods)
-        assert {m["name"] for m in document["methods"] if m.get("x-idempotent")} == expected
