@@ -255,7 +255,9 @@ _NONE: frozenset[int] = frozenset()
 
 
 def _json(value: Any) -> bytes:
+    # encode, not dumps: params were decoded from strict JSON, so they hold no NaN or infinity
+    # for dumps to look for (a walk per call); anything else would read as null, still JSON.
     try:
-        return codec.dumps(value)
+        return codec.encode(value)
     except (TypeError, ValueError):
         return json.dumps(value, default=repr).encode()
