@@ -38,7 +38,12 @@ from prometheus_client import (
     multiprocess,
     values,
 )
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -127,11 +132,15 @@ class Metrics:
             if multiprocess_mode
             else _CallStats(method_names, registry)
         ).observe
-        self.in_flight = Gauge(
-            "rpc_calls_in_flight",
-            "Calls currently executing.",
-            registry=target,
-            multiprocess_mode="livesum",
+        self.in_flight: Gauge | _InFlight = (
+            Gauge(
+                "rpc_calls_in_flight",
+                IN_FLIGHT_DOC,
+                registry=target,
+                multiprocess_mode="livesum",
+            )
+            if multiprocess_mode
+            else _InFlight(registry)
         )
         self.batch_size = Histogram(
             "rpc_batch_size",
@@ -207,6 +216,7 @@ class Metrics:
 
 CALLS_DOC = "JSON-RPC calls by method and outcome (ok or error code)."
 DURATION_DOC = "Time from dispatch to result, by method."
+IN_FLIGHT_DOC = "Calls currently executing."
 
 
 class _CallStats:
@@ -253,6 +263,31 @@ class _CallStats:
             cumulative = list(zip(edges, itertools.accumulate(buckets), strict=True))
             duration.add_metric([method], cumulative, sum_value=self.sums[method])
         yield duration
+
+
+class _InFlight:
+    """The in-flight gauge as a plain counter exposed by a collector: ``inc`` and ``dec`` are
+    an addition, without a prometheus_client Gauge's lock (paid on every call otherwise).
+
+    Safe for the same reason as ``_CallStats``: only the event loop's thread changes it (calls
+    start there, and the pool reports finished ones there) and /metrics reads it there. Used
+    in single-process mode; workers need the shared files instead.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.value = 0
+        registry.register(self)
+
+    def inc(self, amount: int = 1) -> None:
+        self.value += amount
+
+    def dec(self, amount: int = 1) -> None:
+        self.value -= amount
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("rpc_calls_in_flight", IN_FLIGHT_DOC, value=self.value)
 
 
 class _InstrumentedCalls:
