@@ -307,12 +307,11 @@ class Runtime:
         # The limit is read in the call's context: it is capped by the caller's X-Timeout-Ms,
         # and its instant is left there for the clients the method calls (DEADLINE).
         try:
-            limit = context.run(self.deadline, method)
+            limit = context.run(self._arm, method)  # one entry into the context, not two
         except DeadlineExceeded as exc:  # arrived with no time left: the method never runs
             refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             refused.set_exception(exc)
             return refused
-        context.run(DEADLINE.set, _monotonic() + limit)
         if self.metrics is not None:
             self.metrics.in_flight.inc()
         return self.pool.submit(
@@ -320,6 +319,12 @@ class Runtime:
             limit,
             method.name,
         )
+
+    def _arm(self, method: Method) -> float:
+        """Run in a pool call's context: its limit (``deadline``), left there as DEADLINE."""
+        limit = self.deadline(method)
+        DEADLINE.set(_monotonic() + limit)
+        return limit
 
     async def authenticate(self, headers: HeaderView) -> Any:
         """The principal of a request (``MicroService.authenticate``), or None; any failure
