@@ -8,12 +8,10 @@ from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from service_template.protocol import errors
-
 from . import tracehooks
 from .batches import AsyncBatch
 from .breaker import DEFAULT_BREAKER, BreakerPolicy, PeerFailing
-from .errors import ClientError, ConnectError, RequestTimeout, ServerOverloaded
+from .errors import ConnectError, ServerOverloaded
 from .exchange import DEFAULT_TIMEOUT, ClientBase, Exchange, time_left
 from .instruments import ClientMetrics, metered_async
 from .pool import AsyncPoolTransport
@@ -114,14 +112,8 @@ class AsyncRemoteClient(ClientBase):
         breaker.before(exchange.where, exchange.url)
         try:
             result = await self._transport.send(exchange, timeout, budget)
-        except (ConnectError, RequestTimeout):
-            breaker.failed()
-            raise
-        except (ClientError, errors.RPCError):
-            breaker.succeeded()  # an answer, even an error: the peer is there
-            raise
-        except BaseException:
-            breaker.abandoned()
+        except BaseException as exc:
+            breaker.settle(exc)
             raise
         breaker.succeeded()
         return result

@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import ConnectError
+from service_template.protocol import errors
+
+from .errors import ClientError, ConnectError, RequestTimeout
 from .urls import safe_url
 
 if TYPE_CHECKING:
@@ -81,6 +83,17 @@ class Breaker:
             url=safe_url(url),
             retry_in=max(left, 0.0),
         )
+
+    def settle(self, error: BaseException) -> None:
+        """Count a call that raised ``error`` after ``before`` let it go: a connection failure
+        or timeout is a failure; any answer, an error answer included, a success (the peer is
+        there); anything else (a cancellation) leaves the count as it was."""
+        if isinstance(error, ConnectError | RequestTimeout):
+            self.failed()
+        elif isinstance(error, ClientError | errors.RPCError):
+            self.succeeded()
+        else:
+            self.abandoned()
 
     def succeeded(self) -> None:
         if self.open_until and self.meter is not None:
