@@ -11,8 +11,9 @@ and the behaviour come from the same types, so they cannot disagree
   such parameters has no converter at all and costs nothing extra. A ``float`` parameter takes
   an integer as it is (``int | float``, as Python's typing reads ``float``).
 - Other parameters are converted by msgspec, strictly, into the declared type; a pydantic model
-  (when pydantic is installed) by pydantic's own ``TypeAdapter``, with the model's own
-  configuration (pydantic's default is lax: ``"5"`` becomes ``5``).
+  (when pydantic is installed) by pydantic's own ``TypeAdapter``, in pydantic's strict JSON
+  mode whatever the model's configuration (lax mode would turn ``"5"`` into ``5``, which the
+  published schema refuses).
 - An invalid value is ``InvalidParams`` (-32602) whose ``data`` is
   ``{"param": name, "path": "$.items[2].qty", "reason": "Expected `int`, got `str`"}`` (plus
   ``"expected": "int"`` when the reason names one type): ``param`` is the parameter, ``path`` a

@@ -5,7 +5,8 @@ holds msgspec ``Struct`` types made for that signature: for a plain one (no defa
 ``*args``/``**kwargs``, no keyword-only or positional-only parameters) a params array or object
 converts in one C call; any other signature goes through a struct whose fields are all
 optional, and ``args``/``kwargs`` are rebuilt by kind. Parameters annotated with a pydantic
-model are validated by pydantic's ``TypeAdapter`` afterwards (pydantic is imported only then).
+model are validated by pydantic's ``TypeAdapter`` afterwards, in its strict JSON mode (pydantic is
+imported only then).
 
 Strict: JSON's own types are not coerced (``"5"`` is not an ``int``, ``1.5`` is not an ``int``,
 ``true`` is not a number); an integer is accepted for a ``float``. A refused value is
@@ -233,10 +234,14 @@ def _pydantic_adapter(annotation: Any) -> Any:
 
 
 def _validate_pydantic(adapter: Any, name: str, value: Any) -> Any:
+    """``value`` (decoded from the request's JSON) as pydantic reads JSON in strict mode: the
+    mode its JSON Schema describes (``"5"`` is not an ``int``, a date may be a string). Lax
+    mode, pydantic's default and a model's own ``strict=False``, would accept values the
+    published schema refuses (tests/unit/test_contract_agreement.py)."""
     from pydantic import ValidationError
 
     try:
-        return adapter.validate_python(value)
+        return adapter.validate_json(msgspec.json.encode(value), strict=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         path = "$" + "".join(

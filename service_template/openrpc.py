@@ -75,8 +75,9 @@ class _Schemas:
         schema: dict[str, Any] = TypeAdapter(annotation).json_schema(
             ref_template=REF_TEMPLATE.replace("{name}", "{model}")
         )
-        self.components.update(schema.pop("$defs", {}))
-        return schema
+        self.components.update(_accepted(schema.pop("$defs", {})))
+        accepted: dict[str, Any] = _accepted(schema)  # as for msgspec: a set takes repeats
+        return accepted
 
     def of(self, annotation: Any) -> dict[str, Any]:
         if annotation is Any:
