@@ -244,7 +244,21 @@ def _validate_pydantic(adapter: Any, name: str, value: Any) -> Any:
         return adapter.validate_json(msgspec.json.encode(value), strict=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        path = "$" + "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
-        )
+        path = _json_path(value, first["loc"], missing=first["type"] == "missing")
         raise InvalidParams(data={"param": name, "path": path, "reason": first["msg"]}) from None
+
+
+def _json_path(value: Any, loc: tuple[int | str, ...], *, missing: bool) -> str:
+    """A JSONPath into ``value`` from pydantic's ``loc``, which also names the member of a
+    union it tried (``("A", "x")`` for field ``x`` of the dataclass ``A``): only the steps that
+    exist in the value are kept, and the last one of a missing field."""
+    path = "$"
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            path, value = f"{path}[{part}]", value[part]
+        elif isinstance(value, dict) and isinstance(part, str) and part in value:
+            path, value = f"{path}.{part}", value[part]
+        elif last and missing and isinstance(value, dict):
+            path += f".{part}"
+    return path

@@ -63,6 +63,17 @@ class Customer(pydantic.BaseModel):
     age: int
 
 
+@dataclasses.dataclass
+class Card:
+    number: str
+    expiry: datetime.date
+
+
+@dataclasses.dataclass
+class Transfer:
+    iban: str
+
+
 class OutOfStock(RPCError):
     default_code = 4001
     default_message = "Out of stock"
@@ -147,6 +158,12 @@ class Shop(MicroService):
     @private_api_method
     def secret(self, x: int) -> int:
         return x
+
+    @public_method
+    def pay(
+        self, how: Card | Transfer, ref: str | uuid.UUID, when: list[int] | tuple[int, str]
+    ) -> None:
+        self._keep(how, ref, when)
 
     @public_method
     def raises_type_error(self, x: int) -> None:
@@ -431,13 +448,56 @@ def test_a_type_json_cannot_carry_stops_the_start() -> None:
     assert "use Any" in message
 
 
-def test_an_ambiguous_union_stops_the_start() -> None:
+def test_a_union_msgspec_cannot_tell_apart_is_converted_by_pydantic() -> None:
+    # Two dataclasses, two string forms, two array forms: msgspec refuses each union, pydantic
+    # (installed here) takes that parameter, and the method still receives the declared types.
+    card = {"number": "4111", "expiry": "2030-01-31"}
+    assert received("pay", [card, "r-1", [1, 2]]) == (
+        Card("4111", datetime.date(2030, 1, 31)),
+        "r-1",
+        [1, 2],
+    )
+    how, ref, when = received("pay", {"how": {"iban": "DE00"}, "ref": "x", "when": [1, "a"]})
+    assert (how, ref, when) == (Transfer("DE00"), "x", (1, "a"))
+    assert refused("pay", [{"number": "4111", "expiry": "soon"}, "r", []]) == {
+        "param": "how",
+        "path": "$.expiry",
+        "reason": "Input should be a valid date in the format YYYY-MM-DD, input is too short",
+    }
+    assert refused("pay", [{"iban": 5}, "r", []])["param"] == "how"
+    assert refused("pay", [card, 5, []])["param"] == "ref"
+    assert refused("pay", [card, "r", [1, "a", 2.5]])["param"] == "when"
+
+
+def test_the_pydantic_fallback_is_said_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    def either(value: Order | Line) -> None:
+        pass
+
+    with caplog.at_level(logging.INFO, logger="service_template.contracts"):
+        contract = build_contract("either", either)
+    assert [param.engine for param in contract.params] == ["pydantic"]
+    assert "method 'either': parameter 'value'" in caplog.text
+    assert "converted and described by pydantic" in caplog.text
+
+
+class Left(msgspec.Struct):
+    x: int
+
+
+class Right(msgspec.Struct):
+    y: int
+
+
+def test_a_union_neither_library_can_convert_stops_the_start() -> None:
     class Broken(MicroService):
         @public_method
-        def either(self, value: Order | Line) -> None:
+        def either(self, value: Left | Right) -> None:
             pass
 
-    assert "parameter 'value'" in registry_error(Broken)
+    message = registry_error(Broken)
+    assert "parameter 'value'" in message
+    assert "is not a type JSON can carry" in message
+    assert "install pydantic" not in message  # it is installed, and cannot either
 
 
 def test_a_method_no_params_shape_can_call_stops_the_start() -> None:
