@@ -7,6 +7,7 @@ import datetime
 import decimal
 import enum
 import uuid
+from typing import TYPE_CHECKING
 
 from service_template import MicroService, RPCError, private_api_method, public_method
 
@@ -74,3 +75,22 @@ class TypedShop(MicroService):
     def restock(self, sku: str, qty: int) -> int:
         """Private: add stock."""
         return qty
+
+
+if TYPE_CHECKING:  # seen by a type checker only: at run time the name is unknown
+    from decimal import Context
+
+
+class UnresolvableShop(MicroService):
+    """A method whose annotation names a type imported only for type checkers: the service
+    must refuse to start, naming the method and the parameter."""
+
+    name = "unresolvable-shop"
+
+    @public_method
+    def charge(self, amount: int) -> str:
+        return str(amount)
+
+    @public_method
+    def quote(self, context: Context) -> str:
+        return str(context)

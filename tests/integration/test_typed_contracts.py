@@ -4,12 +4,14 @@ only, unless published; servers; exact paramStructure; declared errors)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.conftest import TOKEN, ServiceProcess
+from tests.conftest import REPO, TOKEN, ServiceProcess
 from tests.integration.services import request, rpc
 
 pytestmark = pytest.mark.integration
@@ -161,3 +163,28 @@ def test_the_document_describes_the_contract_the_server_keeps(
     assert schemas["Receipt"]["properties"]["total"] == {
         "anyOf": [{"type": "string", "format": "decimal"}, {"type": "number"}]
     }
+
+
+def test_an_unresolvable_annotation_stops_serve_naming_the_method_and_the_parameter() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service_template",
+            "serve",
+            "tests.integration.contract_services:UnresolvableShop",
+            "--port",
+            "0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "UnresolvableShop.quote" in done.stderr
+    assert "parameter 'context'" in done.stderr
+    assert "cannot be resolved" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "listening" not in done.stdout  # the port never opened
