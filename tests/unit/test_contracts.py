@@ -160,6 +160,10 @@ class Shop(MicroService):
         return x
 
     @public_method
+    def crowd(self, first: Customer, *more: Customer, **extra: Customer) -> None:
+        self._keep(first, more, extra)
+
+    @public_method
     def pay(
         self, how: Card | Transfer, ref: str | uuid.UUID, when: list[int] | tuple[int, str]
     ) -> None:
@@ -296,6 +300,23 @@ def test_a_pydantic_model_parameter_is_validated_by_pydantic() -> None:
     data = refused("customer", [{"name": "ann", "age": "old"}])
     assert data["param"] == "who"
     assert data["path"] == "$.age"
+
+
+def test_star_args_and_star_kwargs_of_pydantic_models_are_validated_item_by_item() -> None:
+    ann, bob = {"name": "ann", "age": 3}, {"name": "bob", "age": 4}
+    assert received("crowd", [ann, bob]) == (Customer(**ann), (Customer(**bob),), {})
+    assert received("crowd", {"first": ann, "guest": bob}) == (
+        Customer(**ann),
+        (),
+        {"guest": Customer(**bob)},
+    )
+    assert refused("crowd", [ann, bob, {"name": "cy", "age": "5"}]) == {
+        "param": "more",
+        "path": "$[1].age",
+        "reason": "Input should be a valid integer",
+    }
+    data = refused("crowd", {"first": ann, "guest": {"name": "cy"}})
+    assert (data["param"], data["path"]) == ("guest", "$.age")
 
 
 # --- refusals -----------------------------------------------------------------------------------
