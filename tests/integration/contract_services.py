@@ -38,6 +38,17 @@ class Receipt:
     lines: int
 
 
+@dataclasses.dataclass
+class Card:
+    number: str
+
+
+@dataclasses.dataclass
+class Transfer:
+    iban: str
+    reference: str = ""
+
+
 class OutOfStock(RPCError):
     default_code = 4001
     default_message = "Out of stock"
@@ -70,6 +81,15 @@ class TypedShop(MicroService):
     @public_method
     async def tally(self, first: int, /, *more: int) -> int:
         return first + sum(more)
+
+    @public_method
+    def refund(self, to: Card | Transfer) -> str:
+        """A union msgspec cannot tell apart: converted and described by pydantic."""
+        if isinstance(to, Card):
+            return f"card {to.number}"
+        if isinstance(to, Transfer):
+            return f"transfer {to.iban}"
+        raise TypeError("the method did not receive the declared types")
 
     @private_api_method
     def restock(self, sku: str, qty: int) -> int:

@@ -86,6 +86,23 @@ def test_a_declared_application_error_reaches_the_caller(
     assert error_of(service, "place", [order]) == {"code": 4001, "message": "Out of stock"}
 
 
+def test_a_union_of_two_dataclasses_arrives_as_either(
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    service = start_service(SHOP)
+    assert rpc(service.port, "refund", [{"number": "4111"}]).json()["result"] == "card 4111"
+    assert rpc(service.port, "refund", {"to": {"iban": "DE00"}}).json()["result"] == (
+        "transfer DE00"
+    )
+    error = error_of(service, "refund", [{"iban": 7}])
+    assert (error["code"], error["data"]["param"]) == (-32602, "to")
+    document = rpc(service.port, "rpc.discover").json()["result"]
+    assert methods_of(document)["refund"]["params"][0]["schema"] == {
+        "anyOf": [{"$ref": "#/components/schemas/Card"}, {"$ref": "#/components/schemas/Transfer"}]
+    }
+    assert set(document["components"]["schemas"]) >= {"Card", "Transfer", "Order", "Line"}
+
+
 def test_positional_only_and_star_args_are_converted(
     start_service: Callable[..., ServiceProcess],
 ) -> None:
