@@ -5,8 +5,10 @@ Usage: flock /tmp/bench.lock .venv/bin/python bench/typed_cost.py [--rounds 3] [
 Serves ``bench/servers/typed_pair.py:Untyped`` and ``:Typed`` in turn (the order alternates
 each round), pinned to CPU 0 with production defaults (a JSON log line per call), and loads each
 with ``wrk -t1 -c64`` pinned to CPU 1, for two workloads: ``add(1, 2)`` with positional params
-and ``place(order)`` with an order of three items by name. Prints requests/s per round and the
-median ratio typed/untyped (1.00 = no cost). Everything runs on 127.0.0.1 and stops by itself.
+and ``place(order)`` with an order of three items by name. Prints the server's CPU per request
+for each round and the median ratio typed/untyped (1.00 = no cost), and each server's resident
+memory (VmRSS) after its runs, against the 256 MiB limit the Compose file and the Kubernetes
+manifests give a service. Everything runs on 127.0.0.1 and stops by itself.
 """
 
 from __future__ import annotations
@@ -97,6 +99,14 @@ def _check(port: int, body: dict[str, object]) -> None:
         raise SystemExit(f"unexpected answer: {answer}")
 
 
+def _rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` now, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit(f"no VmRSS for process {pid}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -104,6 +114,7 @@ def main() -> int:
     args = parser.parse_args()
     common = REPO / "bench" / "wrk" / "common.lua"
     rates: dict[tuple[str, str], list[float]] = {}
+    memory: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         scripts = {}
         for name, body in WORKLOADS.items():
@@ -122,6 +133,7 @@ def main() -> int:
                         cost = _wrk(port, script, args.duration, server.pid)
                         rates.setdefault((name, variant), []).append(cost)
                         print(f"round {round_ + 1} {variant:8} {name:13} {cost:7.1f} us CPU/req")
+                    memory.setdefault(variant, []).append(_rss_mib(server.pid))
                 finally:
                     server.send_signal(signal.SIGTERM)
                     server.wait(30)
@@ -134,6 +146,9 @@ def main() -> int:
             f"{name:14} {statistics.median(untyped):8.1f} {statistics.median(typed):7.1f}"
             f"  {ratio:13.3f}"
         )
+    print("\nserver RSS after its runs (MiB), max over rounds; the limit is 256 MiB")
+    for variant in ("Untyped", "Typed"):
+        print(f"{variant:14} {max(memory[variant]):8.1f}")
     return 0
 
 

@@ -11,23 +11,27 @@ and the behaviour come from the same types, so they cannot disagree
   such parameters has no converter at all and costs nothing extra. A ``float`` parameter takes
   an integer as it is (``int | float``, as Python's typing reads ``float``).
 - Other parameters are converted by msgspec, strictly, into the declared type; a pydantic model
-  (when pydantic is installed) by pydantic's own ``TypeAdapter``, with the model's own
-  configuration (pydantic's default is lax: ``"5"`` becomes ``5``).
+  (when pydantic is installed) by pydantic's own ``TypeAdapter``, in pydantic's strict JSON
+  mode whatever the model's configuration (lax mode would turn ``"5"`` into ``5``, which the
+  published schema refuses).
 - An invalid value is ``InvalidParams`` (-32602) whose ``data`` is
   ``{"param": name, "path": "$.items[2].qty", "reason": "Expected `int`, got `str`"}`` (plus
   ``"expected": "int"`` when the reason names one type): ``param`` is the parameter, ``path`` a
   JSONPath into that parameter's value (``"$"`` is the value itself).
 
-A parameter whose annotation cannot be resolved, or that JSON cannot carry (a plain class), is
-a ``StartupError`` naming the method and the parameter: the service does not start with a
-contract it cannot keep. A result annotation that cannot be resolved stops the start too; one
-JSON cannot describe (a result is never converted) is published as ``{}`` with a warning in
-the log naming the method.
+A parameter whose annotation msgspec cannot convert but pydantic can (a union msgspec cannot
+tell apart, such as two dataclasses or ``str | UUID``) is converted and described by pydantic
+when it is installed, that parameter only, said in the log. A parameter whose annotation cannot
+be resolved, or that JSON cannot carry (a plain class), is a ``StartupError`` naming the method
+and the parameter: the service does not start with a contract it cannot keep. A result
+annotation that cannot be resolved stops the start too; one JSON cannot describe (a result is
+never converted) is published as ``{}`` with a warning in the log naming the method.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import logging
 import operator
@@ -215,11 +219,36 @@ def _engine(method: str, param: str, annotation: Any) -> str | None:
     except (TypeError, ValueError) as exc:
         where = "its result" if param == "return" else f"parameter {param!r}"
         reason = str(exc).strip().splitlines()[-1]
+        installed = importlib.util.find_spec("pydantic") is not None
+        if param != "return" and installed and _pydantic_takes(annotation):
+            log.info(
+                "method %r: %s, %r, is converted and described by pydantic (msgspec cannot: %s)",
+                method,
+                where,
+                annotation,
+                reason,
+            )
+            return "pydantic"
         raise StartupError(
             f"method {method!r}: the annotation of {where}, {annotation!r}, is not a type JSON "
             f"can carry ({reason}); use Any to accept any JSON value"
+            + ("" if param == "return" or installed else ", or install pydantic to convert it")
         ) from None
     return "msgspec"
+
+
+def _pydantic_takes(annotation: Any) -> bool:
+    """Whether pydantic (installed) converts and describes ``annotation``: what msgspec
+    refuses and pydantic takes is mostly a union msgspec cannot tell apart (two dataclasses,
+    ``str | UUID``, ``datetime | date``, ``list[int] | tuple[int, str]``). Pydantic is imported
+    only when a method needs it."""
+    from pydantic import TypeAdapter
+
+    try:
+        TypeAdapter(annotation).json_schema()
+    except Exception:  # any refusal (no schema, no validator) means "no"
+        return False
+    return True
 
 
 def _param_structure(name: str, signature: inspect.Signature) -> str:

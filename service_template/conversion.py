@@ -5,7 +5,8 @@ holds msgspec ``Struct`` types made for that signature: for a plain one (no defa
 ``*args``/``**kwargs``, no keyword-only or positional-only parameters) a params array or object
 converts in one C call; any other signature goes through a struct whose fields are all
 optional, and ``args``/``kwargs`` are rebuilt by kind. Parameters annotated with a pydantic
-model are validated by pydantic's ``TypeAdapter`` afterwards (pydantic is imported only then).
+model are validated by pydantic's ``TypeAdapter`` afterwards, in its strict JSON mode (pydantic is
+imported only then).
 
 Strict: JSON's own types are not coerced (``"5"`` is not an ``int``, ``1.5`` is not an ``int``,
 ``true`` is not a number); an integer is accepted for a ``float``. A refused value is
@@ -174,12 +175,22 @@ class Converter:
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         converted = list(args)
-        for index, name in enumerate(self._positional[: len(args)]):
-            if name in self._pydantic:
-                converted[index] = _validate_pydantic(self._pydantic[name], name, args[index])
+        positional, models = self._positional, self._pydantic
+        for index, value in enumerate(args):
+            if index < len(positional):
+                if positional[index] in models:
+                    name = positional[index]
+                    converted[index] = _validate_pydantic(models[name], name, value)
+            elif self._var_args is not None and self._var_args in models:
+                # An item of *args, named as msgspec names it: the parameter and the position.
+                where = f"$[{index - len(positional)}]"
+                adapter = models[self._var_args]
+                converted[index] = _validate_pydantic(adapter, self._var_args, value, where)
         kwargs = dict(kwargs)  # it may be the request's own params, which the call log reads
-        for name in self._pydantic.keys() & kwargs.keys():
-            kwargs[name] = _validate_pydantic(self._pydantic[name], name, kwargs[name])
+        for key, value in kwargs.items():
+            owner = key if key in self._keywords else self._var_kwargs
+            if owner is not None and owner in models:  # an extra keyword is named by its key
+                kwargs[key] = _validate_pydantic(models[owner], key, value)
         return tuple(converted), kwargs
 
 
@@ -232,14 +243,31 @@ def _pydantic_adapter(annotation: Any) -> Any:
     return TypeAdapter(annotation)
 
 
-def _validate_pydantic(adapter: Any, name: str, value: Any) -> Any:
+def _validate_pydantic(adapter: Any, name: str, value: Any, where: str = "$") -> Any:
+    """``value`` (decoded from the request's JSON) as pydantic reads JSON in strict mode: the
+    mode its JSON Schema describes (``"5"`` is not an ``int``, a date may be a string). Lax
+    mode, pydantic's default and a model's own ``strict=False``, would accept values the
+    published schema refuses (tests/unit/test_contract_agreement.py)."""
     from pydantic import ValidationError
 
     try:
-        return adapter.validate_python(value)
+        return adapter.validate_json(msgspec.json.encode(value), strict=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        path = "$" + "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
-        )
+        path = _json_path(value, first["loc"], where, missing=first["type"] == "missing")
         raise InvalidParams(data={"param": name, "path": path, "reason": first["msg"]}) from None
+
+
+def _json_path(value: Any, loc: tuple[int | str, ...], path: str, *, missing: bool) -> str:
+    """A JSONPath into ``value`` (found at ``path``) from pydantic's ``loc``, which also names
+    the member of a union it tried (``("A", "x")`` for field ``x`` of the dataclass ``A``):
+    only the steps that exist in the value are kept, and the last one of a missing field."""
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            path, value = f"{path}[{part}]", value[part]
+        elif isinstance(value, dict) and isinstance(part, str) and part in value:
+            path, value = f"{path}.{part}", value[part]
+        elif last and missing and isinstance(value, dict):
+            path += f".{part}"
+    return path

@@ -75,13 +75,52 @@ class _Schemas:
         schema: dict[str, Any] = TypeAdapter(annotation).json_schema(
             ref_template=REF_TEMPLATE.replace("{name}", "{model}")
         )
-        self.components.update(schema.pop("$defs", {}))
-        return schema
+        defs: dict[str, Any] = _accepted(schema.pop("$defs", {}))
+        accepted: dict[str, Any] = _accepted(schema)  # as for msgspec: a set takes repeats
+        renames = self._free_names(defs)
+        if renames:
+            defs = {renames.get(name, name): _renamed(d, renames) for name, d in defs.items()}
+            accepted = _renamed(accepted, renames)
+        self.components.update(defs)
+        return accepted
+
+    def _free_names(self, defs: dict[str, Any]) -> dict[str, str]:
+        """New names for the named types of a pydantic schema whose names the document already
+        gives another schema (another class of that name, or msgspec's schema of the class), so
+        that no ``$ref`` ends up pointing at the wrong type."""
+        renames: dict[str, str] = {}
+        changed = True
+        while changed:  # a renamed type changes the schemas that refer to it: look again
+            changed = False
+            for name, definition in defs.items():
+                existing = self.components.get(name)
+                if name in renames or existing in (None, _renamed(definition, renames)):
+                    continue
+                number = 2
+                while f"{name}{number}" in self.components or f"{name}{number}" in defs:
+                    number += 1
+                renames[name] = f"{name}{number}"
+                changed = True
+        return renames
 
     def of(self, annotation: Any) -> dict[str, Any]:
         if annotation is Any:
             return {}
         return dict(self._known[id(annotation)])
+
+
+def _renamed(schema: Any, renames: dict[str, str]) -> Any:
+    """``schema`` with its ``$ref``s to the named types in ``renames`` pointing at the new
+    names."""
+    if isinstance(schema, list):
+        return [_renamed(item, renames) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    copied = {key: _renamed(value, renames) for key, value in schema.items()}
+    ref, prefix = schema.get("$ref"), REF_TEMPLATE.format(name="")
+    if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix) :] in renames:
+        copied["$ref"] = prefix + renames[ref[len(prefix) :]]
+    return copied
 
 
 def _accepted(schema: Any) -> Any:

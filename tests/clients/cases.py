@@ -17,6 +17,13 @@ INVALID_PARAMS = -32602
 METHOD_NOT_FOUND = -32601
 ACCESS_DENIED = -32001
 FIB_ERROR_DATA = {"reason": "n must be an integer from 0 to 10000"}
+# add(a: float, b: float) called with ["ten", 1]: refused from the annotation, before the call.
+TYPED_ERROR_DATA = {
+    "param": "a",
+    "path": "$",
+    "reason": "Expected `int | float`, got `str`",
+    "expected": "int | float",
+}
 TOKEN_HEADER = "X-Api-Token"
 
 # A fresh value per notification, so a test finds its own call in the log and no other.

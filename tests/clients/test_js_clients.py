@@ -18,6 +18,7 @@ from tests.clients.cases import (
     FIB_ERROR_DATA,
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
+    TYPED_ERROR_DATA,
     mark,
     notification_arrived,
 )
@@ -75,6 +76,10 @@ def test_reads_an_error_with_data(run, name):
         "error": {"code": INVALID_PARAMS, "data": FIB_ERROR_DATA}
     }
     assert run.seen(name, "unknown_method")["error"]["code"] == METHOD_NOT_FOUND
+    # The runtime's own refusal of a value its annotation does not allow (add(a: float, ...)).
+    assert run.seen(name, "typed_refusal") == {
+        "error": {"code": INVALID_PARAMS, "data": TYPED_ERROR_DATA}
+    }
 
 
 @client

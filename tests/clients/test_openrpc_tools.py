@@ -14,9 +14,12 @@ import pytest
 from tests.clients.conftest import CASES, require_js_packages, run_node
 from tests.conftest import REPO, TOKEN, ServiceProcess, launch
 
-# The suite's service, and the examples that answer on their own while the project has them.
+# The suite's service, the typed shop (dataclasses, enums, dates, Decimal, declared errors,
+# *args, keyword-only: named types under components.schemas), and the examples that answer on
+# their own while the project has them.
+TYPED = "tests.integration.contract_services:TypedShop"
 EXAMPLES = ["services.compute:ComputeService", "services.hello:HelloService"]
-SERVICES = [CASES] + [
+SERVICES = [CASES, TYPED] + [
     target
     for target in EXAMPLES
     if (REPO / (target.split(":")[0].replace(".", "/") + ".py")).is_file()
@@ -36,6 +39,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
 def test_the_document_is_valid_against_the_official_meta_schema(report):
     assert report["metaSchema"] is True, report["metaSchema"]
     assert report["schemaUtils"] is True, report["schemaUtils"]
+    assert report["parsed"] is True, report["parsed"]
 
 
 def test_every_method_is_called_with_params_built_from_the_document(report):

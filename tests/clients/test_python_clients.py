@@ -25,6 +25,7 @@ from tests.clients.cases import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
     TOKEN_HEADER,
+    TYPED_ERROR_DATA,
     mark,
     notification_arrived,
 )
@@ -89,6 +90,9 @@ def test_jsonrpcclient_reads_errors_with_data(service, post):
     unknown = jsonrpcclient.parse(post(service.url, jsonrpcclient.request("nope"), {}))
     assert isinstance(unknown, jsonrpcclient.Error)
     assert unknown.code == METHOD_NOT_FOUND
+    typed = jsonrpcclient.parse(post(service.url, jsonrpcclient.request("add", ("ten", 1)), {}))
+    assert isinstance(typed, jsonrpcclient.Error)
+    assert (typed.code, typed.data) == (INVALID_PARAMS, TYPED_ERROR_DATA)
 
 
 @HTTP
@@ -151,17 +155,19 @@ def test_aiohttp_rpc_sends_a_batch(service):
 def test_aiohttp_rpc_raises_errors_with_data(service):
     async def calls(rpc):
         caught = []
-        for method, args in (("fibonacci", [-1]), ("nope", [])):
+        for method, args in (("fibonacci", [-1]), ("nope", []), ("add", ["ten", 1])):
             try:
                 await rpc.call(method, *args)
             except aiohttp_rpc.errors.JSONRPCError as exc:
                 caught.append(exc)
         return caught
 
-    invalid, unknown = run_aiohttp_rpc(service.url, None, calls)
+    invalid, unknown, typed = run_aiohttp_rpc(service.url, None, calls)
     assert isinstance(invalid, aiohttp_rpc.errors.InvalidParams)
     assert (invalid.code, invalid.data) == (INVALID_PARAMS, FIB_ERROR_DATA)
     assert isinstance(unknown, aiohttp_rpc.errors.MethodNotFound)
+    assert isinstance(typed, aiohttp_rpc.errors.InvalidParams)
+    assert typed.data == TYPED_ERROR_DATA
 
 
 def test_aiohttp_rpc_calls_a_private_method_with_the_token(service):

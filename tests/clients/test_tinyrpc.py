@@ -22,6 +22,7 @@ from tests.clients.cases import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
     TOKEN_HEADER,
+    TYPED_ERROR_DATA,
     mark,
     notification_arrived,
 )
@@ -116,6 +117,10 @@ def test_raises_errors_with_data(tinyrpc, service):
     with pytest.raises(Exception) as unknown:
         proxy.nope()
     assert unknown.value._jsonrpc_error_code == METHOD_NOT_FOUND
+    with pytest.raises(Exception) as typed:
+        proxy.add("ten", 1)
+    assert typed.value._jsonrpc_error_code == INVALID_PARAMS
+    assert typed.value.data == TYPED_ERROR_DATA
 
 
 def test_calls_a_private_method_with_the_token(tinyrpc, service):

@@ -7,6 +7,7 @@ import datetime
 import decimal
 import enum
 import uuid
+from typing import TYPE_CHECKING
 
 from service_template import MicroService, RPCError, private_api_method, public_method
 
@@ -35,6 +36,17 @@ class Receipt:
     total: decimal.Decimal
     placed_at: datetime.datetime
     lines: int
+
+
+@dataclasses.dataclass
+class Card:
+    number: str
+
+
+@dataclasses.dataclass
+class Transfer:
+    iban: str
+    reference: str = ""
 
 
 class OutOfStock(RPCError):
@@ -70,7 +82,35 @@ class TypedShop(MicroService):
     async def tally(self, first: int, /, *more: int) -> int:
         return first + sum(more)
 
+    @public_method
+    def refund(self, to: Card | Transfer) -> str:
+        """A union msgspec cannot tell apart: converted and described by pydantic."""
+        if isinstance(to, Card):
+            return f"card {to.number}"
+        if isinstance(to, Transfer):
+            return f"transfer {to.iban}"
+        raise TypeError("the method did not receive the declared types")
+
     @private_api_method
     def restock(self, sku: str, qty: int) -> int:
         """Private: add stock."""
         return qty
+
+
+if TYPE_CHECKING:  # seen by a type checker only: at run time the name is unknown
+    from decimal import Context
+
+
+class UnresolvableShop(MicroService):
+    """A method whose annotation names a type imported only for type checkers: the service
+    must refuse to start, naming the method and the parameter."""
+
+    name = "unresolvable-shop"
+
+    @public_method
+    def charge(self, amount: int) -> str:
+        return str(amount)
+
+    @public_method
+    def quote(self, context: Context) -> str:
+        return str(context)

@@ -416,6 +416,15 @@ def test_prometheus_scrapes_the_service(start_service, tmp_path):
             f"sum(rpc_call_duration_seconds_count{selector})",
         )
         assert mean / 10 <= median <= mean * 3, (median, mean)
+        # Prometheus took the OpenMetrics page, not the text one: its metadata names a counter
+        # by its family ("rpc_calls"), which only OpenMetrics sends ("# TYPE rpc_calls
+        # counter"); the text format's TYPE line names the sample, "rpc_calls_total".
+        url = f"http://{web}/api/v1/targets/metadata?" + urllib.parse.urlencode(
+            {"match_target": '{job="observed"}'}
+        )
+        kinds = {entry["metric"]: entry["type"] for entry in _get_json(url)["data"]}
+        assert kinds.get("rpc_calls") == "counter", kinds
+        assert "rpc_calls_total" not in kinds, kinds
     finally:
         prometheus.terminate()
         try:

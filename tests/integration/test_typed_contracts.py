@@ -4,12 +4,14 @@ only, unless published; servers; exact paramStructure; declared errors)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.conftest import TOKEN, ServiceProcess
+from tests.conftest import REPO, TOKEN, ServiceProcess
 from tests.integration.services import request, rpc
 
 pytestmark = pytest.mark.integration
@@ -82,6 +84,23 @@ def test_a_declared_application_error_reaches_the_caller(
     service = start_service(SHOP)
     order = {**ORDER, "lines": [{"sku": "a", "qty": 101}]}
     assert error_of(service, "place", [order]) == {"code": 4001, "message": "Out of stock"}
+
+
+def test_a_union_of_two_dataclasses_arrives_as_either(
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    service = start_service(SHOP)
+    assert rpc(service.port, "refund", [{"number": "4111"}]).json()["result"] == "card 4111"
+    assert rpc(service.port, "refund", {"to": {"iban": "DE00"}}).json()["result"] == (
+        "transfer DE00"
+    )
+    error = error_of(service, "refund", [{"iban": 7}])
+    assert (error["code"], error["data"]["param"]) == (-32602, "to")
+    document = rpc(service.port, "rpc.discover").json()["result"]
+    assert methods_of(document)["refund"]["params"][0]["schema"] == {
+        "anyOf": [{"$ref": "#/components/schemas/Card"}, {"$ref": "#/components/schemas/Transfer"}]
+    }
+    assert set(document["components"]["schemas"]) >= {"Card", "Transfer", "Order", "Line"}
 
 
 def test_positional_only_and_star_args_are_converted(
@@ -161,3 +180,28 @@ def test_the_document_describes_the_contract_the_server_keeps(
     assert schemas["Receipt"]["properties"]["total"] == {
         "anyOf": [{"type": "string", "format": "decimal"}, {"type": "number"}]
     }
+
+
+def test_an_unresolvable_annotation_stops_serve_naming_the_method_and_the_parameter() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service_template",
+            "serve",
+            "tests.integration.contract_services:UnresolvableShop",
+            "--port",
+            "0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "UnresolvableShop.quote" in done.stderr
+    assert "parameter 'context'" in done.stderr
+    assert "cannot be resolved" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "listening" not in done.stdout  # the port never opened

@@ -63,6 +63,17 @@ class Customer(pydantic.BaseModel):
     age: int
 
 
+@dataclasses.dataclass
+class Card:
+    number: str
+    expiry: datetime.date
+
+
+@dataclasses.dataclass
+class Transfer:
+    iban: str
+
+
 class OutOfStock(RPCError):
     default_code = 4001
     default_message = "Out of stock"
@@ -147,6 +158,16 @@ class Shop(MicroService):
     @private_api_method
     def secret(self, x: int) -> int:
         return x
+
+    @public_method
+    def crowd(self, first: Customer, *more: Customer, **extra: Customer) -> None:
+        self._keep(first, more, extra)
+
+    @public_method
+    def pay(
+        self, how: Card | Transfer, ref: str | uuid.UUID, when: list[int] | tuple[int, str]
+    ) -> None:
+        self._keep(how, ref, when)
 
     @public_method
     def raises_type_error(self, x: int) -> None:
@@ -279,6 +300,23 @@ def test_a_pydantic_model_parameter_is_validated_by_pydantic() -> None:
     data = refused("customer", [{"name": "ann", "age": "old"}])
     assert data["param"] == "who"
     assert data["path"] == "$.age"
+
+
+def test_star_args_and_star_kwargs_of_pydantic_models_are_validated_item_by_item() -> None:
+    ann, bob = {"name": "ann", "age": 3}, {"name": "bob", "age": 4}
+    assert received("crowd", [ann, bob]) == (Customer(**ann), (Customer(**bob),), {})
+    assert received("crowd", {"first": ann, "guest": bob}) == (
+        Customer(**ann),
+        (),
+        {"guest": Customer(**bob)},
+    )
+    assert refused("crowd", [ann, bob, {"name": "cy", "age": "5"}]) == {
+        "param": "more",
+        "path": "$[1].age",
+        "reason": "Input should be a valid integer",
+    }
+    data = refused("crowd", {"first": ann, "guest": {"name": "cy"}})
+    assert (data["param"], data["path"]) == ("guest", "$.age")
 
 
 # --- refusals -----------------------------------------------------------------------------------
@@ -431,13 +469,56 @@ def test_a_type_json_cannot_carry_stops_the_start() -> None:
     assert "use Any" in message
 
 
-def test_an_ambiguous_union_stops_the_start() -> None:
+def test_a_union_msgspec_cannot_tell_apart_is_converted_by_pydantic() -> None:
+    # Two dataclasses, two string forms, two array forms: msgspec refuses each union, pydantic
+    # (installed here) takes that parameter, and the method still receives the declared types.
+    card = {"number": "4111", "expiry": "2030-01-31"}
+    assert received("pay", [card, "r-1", [1, 2]]) == (
+        Card("4111", datetime.date(2030, 1, 31)),
+        "r-1",
+        [1, 2],
+    )
+    how, ref, when = received("pay", {"how": {"iban": "DE00"}, "ref": "x", "when": [1, "a"]})
+    assert (how, ref, when) == (Transfer("DE00"), "x", (1, "a"))
+    assert refused("pay", [{"number": "4111", "expiry": "soon"}, "r", []]) == {
+        "param": "how",
+        "path": "$.expiry",
+        "reason": "Input should be a valid date in the format YYYY-MM-DD, input is too short",
+    }
+    assert refused("pay", [{"iban": 5}, "r", []])["param"] == "how"
+    assert refused("pay", [card, 5, []])["param"] == "ref"
+    assert refused("pay", [card, "r", [1, "a", 2.5]])["param"] == "when"
+
+
+def test_the_pydantic_fallback_is_said_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    def either(value: Order | Line) -> None:
+        pass
+
+    with caplog.at_level(logging.INFO, logger="service_template.contracts"):
+        contract = build_contract("either", either)
+    assert [param.engine for param in contract.params] == ["pydantic"]
+    assert "method 'either': parameter 'value'" in caplog.text
+    assert "converted and described by pydantic" in caplog.text
+
+
+class Left(msgspec.Struct):
+    x: int
+
+
+class Right(msgspec.Struct):
+    y: int
+
+
+def test_a_union_neither_library_can_convert_stops_the_start() -> None:
     class Broken(MicroService):
         @public_method
-        def either(self, value: Order | Line) -> None:
+        def either(self, value: Left | Right) -> None:
             pass
 
-    assert "parameter 'value'" in registry_error(Broken)
+    message = registry_error(Broken)
+    assert "parameter 'value'" in message
+    assert "is not a type JSON can carry" in message
+    assert "install pydantic" not in message  # it is installed, and cannot either
 
 
 def test_a_method_no_params_shape_can_call_stops_the_start() -> None:

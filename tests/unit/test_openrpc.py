@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, Literal, Optional
 
+import jsonschema
+import pydantic
 import pytest
 
 from service_template import MicroService, private_api_method, public_method
 from service_template.config import Settings
+from service_template.contracts import build_contract
 from service_template.errors import StartupError
 from service_template.openrpc import build_document, describe_method, schema_for
 from service_template.protocol import Method
@@ -257,3 +261,47 @@ def test_an_idempotent_value_that_is_not_a_bool_fails_at_start() -> None:
 
     with pytest.raises(StartupError, match="idempotent must be True or False, got 'yes'"):
         Bad(Settings()).build_registry()
+
+
+# --- named types of the same name ---------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Line:
+    sku: str
+
+
+class Inner:
+    class Line(pydantic.BaseModel):  # another type of the same name, described by pydantic
+        qty: int
+
+
+class Basket(pydantic.BaseModel):
+    line: Inner.Line
+
+
+def takes_line(x: Line) -> None:
+    """msgspec's Line."""
+
+
+def takes_basket(y: Basket) -> None:
+    """pydantic's Line, inside Basket."""
+
+
+def test_two_types_of_one_name_each_keep_their_own_schema() -> None:
+    methods = [
+        Method(name, func, contract=build_contract(name, func))
+        for name, func in (("a", takes_line), ("b", takes_basket))
+    ]
+    document = build_document("s", "1", methods)
+    components = document["components"]
+
+    def validator(method: int) -> jsonschema.Draft202012Validator:
+        schema = document["methods"][method]["params"][0]["schema"]
+        return jsonschema.Draft202012Validator({**schema, "components": components})
+
+    assert validator(0).is_valid({"sku": "a"})
+    assert not validator(0).is_valid({"qty": 1})
+    assert validator(1).is_valid({"line": {"qty": 1}})
+    assert not validator(1).is_valid({"line": {"sku": "a"}})
+    assert set(components["schemas"]) == {"Line", "Line2"}

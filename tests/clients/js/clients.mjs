@@ -88,6 +88,7 @@ async function jaysonCases() {
     batch: () => jaysonBatch(client),
     error_data: () => jaysonCall(client, "fibonacci", [-1]),
     unknown_method: () => jaysonCall(client, "nope", []),
+    typed_refusal: () => jaysonCall(client, "add", ["ten", 1]),
     token: () => jaysonCall(jaysonClient({ [TOKEN_HEADER]: token }), "reset", []),
     wrong_token: () => jaysonCall(jaysonClient({ [TOKEN_HEADER]: "wrong" }), "reset", []),
   });
@@ -132,6 +133,7 @@ async function jsonRpc2Cases() {
     batch: () => jsonRpc2Batch(client),
     error_data: () => client.request("fibonacci", [-1]),
     unknown_method: () => client.request("nope", []),
+    typed_refusal: () => client.request("add", ["ten", 1]),
     token: () => jsonRpc2Client({ [TOKEN_HEADER]: token }).request("reset"),
     wrong_token: () => jsonRpc2Client({ [TOKEN_HEADER]: "wrong" }).request("reset"),
   });
@@ -165,6 +167,7 @@ async function openRpcCases() {
     batch: () => openRpcBatch(client),
     error_data: () => client.request({ method: "fibonacci", params: [-1] }),
     unknown_method: () => client.request({ method: "nope", params: [] }),
+    typed_refusal: () => client.request({ method: "add", params: ["ten", 1] }),
     token: () => openRpcClient({ [TOKEN_HEADER]: token }).request({ method: "reset", params: [] }),
     wrong_token: () =>
       openRpcClient({ [TOKEN_HEADER]: "wrong" }).request({ method: "reset", params: [] }),
