@@ -338,6 +338,38 @@ def test_a_batch_reply_over_the_response_limit_is_an_error_for_each_call(probe):
     assert len(reply.body) < MAX_RESPONSE
 
 
+def _peak_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_batch_of_large_answers_is_not_held_past_the_response_limit(start_service):
+    # One 14 kB request for 100 answers of 1 MB, with the default 4 MiB response limit: built
+    # whole and joined, it took the server's peak RSS past 300 MiB (the Compose and Kubernetes
+    # limit is 256 MiB); the answers past the limit are now dropped as they are made.
+    service = start_service(
+        "tests.integration.services:ProbeService", env={"SERVICE_LOG_CALLS": "0"}
+    )
+    before = _rss_kib(service.proc.pid)
+    batch = [
+        {"jsonrpc": "2.0", "method": "blob", "params": [1_000_000], "id": i} for i in range(100)
+    ]
+    with connect(service.port) as sock:
+        sock.sendall(_post(json.dumps(batch).encode()))
+        reply = read_response(sock)
+    assert reply.status == 200
+    doc = reply.json()
+    assert [item["id"] for item in doc] == list(range(100))
+    assert {item["error"]["message"] for item in doc} == {"Response too large"}
+    assert doc[0]["error"]["data"] == {"reason": "response too large", "limit_bytes": 4194304}
+    growth_mib = (_peak_rss_kib(service.proc.pid) - before) / 1024
+    assert growth_mib < 64, f"peak RSS grew {growth_mib:.0f} MiB for one batch"
+    assert_healthy(service.port)
+
+
 def test_every_response_carries_a_date(probe):
     for reply in (
         exchange(probe.port, _post(ECHO)),
