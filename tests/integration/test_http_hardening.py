@@ -36,7 +36,8 @@ MAX_RESPONSE = 100_000
 HEADER_TIMEOUT = 1.0
 IDLE_TIMEOUT = 5.0
 WRITE_TIMEOUT = 1.5
-MAX_PIPELINED = 64  # http/limits.py
+MAX_PIPELINED = 24  # not the default 64: the setting is what the server holds to
+WRITE_BUFFER = 128 * 1024
 SWEEP = 0.5  # the server's deadline sweeper interval
 MARGIN = 1.5
 
@@ -47,6 +48,8 @@ ENV = {
     "SERVICE_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
     "SERVICE_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
     "SERVICE_WRITE_TIMEOUT": str(WRITE_TIMEOUT),
+    "SERVICE_MAX_PIPELINED": str(MAX_PIPELINED),
+    "SERVICE_WRITE_BUFFER_BYTES": str(WRITE_BUFFER),
     "SERVICE_LOG_CALLS": "0",
 }
 ECHO = b'{"jsonrpc":"2.0","method":"echo","params":["hi"],"id":1}'

@@ -387,6 +387,8 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_MAX_RESPONSE_BYTES": "2048",
         "SERVICE_MAX_CONNECTIONS": "10",
         "SERVICE_MAX_BATCH": "10",
+        "SERVICE_MAX_PIPELINED": "2",
+        "SERVICE_WRITE_BUFFER_BYTES": "8192",
         "SERVICE_HEADER_TIMEOUT": "1",
         "SERVICE_MAX_CONTAINERS": "10",
         "SERVICE_BODY_TIMEOUT": "1",
