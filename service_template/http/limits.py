@@ -30,6 +30,8 @@ class Limits:
     max_header_bytes: int = 64 * 1024
     max_body_bytes: int = 1024 * 1024
     other_routes_max_body: int = OTHER_ROUTES_MAX_BODY
+    # Enforced in dispatch, as the answers are made (``Dispatcher``'s ``max_reply``, given the
+    # same setting by the runtime): a batch's answers are dropped once past it.
     max_response_bytes: int = 4 * 1024 * 1024
     max_connections: int = 1024
     # Requests a connection may have received and not yet had answered, beyond the one being
