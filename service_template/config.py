@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         low=4096,
         help="unread output per connection above which it stops reading (resumes at 1/4)",
     )
+    max_unsent_bytes: int = setting(
+        default=67108864,
+        low=1048576,
+        help="unread output of all connections; past it, one more that stops reading is cut",
+    )
     header_timeout: float = setting(
         default=10.0,
         parse=seconds,

@@ -47,6 +47,11 @@ class Limits:
     # and below which it resumes (asyncio's transport flow control).
     write_high_water: int = 256 * 1024
     write_low_water: int = 64 * 1024
+    # Output left unsent summed over the process's connections that stopped reading; a
+    # connection whose stop takes it past this is cut at once. Each such connection can hold
+    # up to one whole answer past its high-water mark, so without this the process's memory
+    # would be bounded only by max_connections times the largest answer.
+    max_unsent_bytes: int = 64 * 1024 * 1024
     chunk_overhead: int = CHUNK_OVERHEAD
 
     @classmethod
@@ -59,6 +64,7 @@ class Limits:
             max_pipelined=settings.max_pipelined,
             write_high_water=settings.write_buffer_bytes,
             write_low_water=settings.write_buffer_bytes // 4,
+            max_unsent_bytes=settings.max_unsent_bytes,
             header_timeout=settings.header_timeout,
             body_timeout=settings.body_timeout,
             idle_timeout=settings.idle_timeout,

@@ -11,6 +11,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -158,6 +159,52 @@ def test_unread_output_is_bounded_and_the_connection_is_cut_after_the_write_time
     finally:
         sock.close()
     assert_healthy(probe.port)
+
+
+def _never_reads(port: int, request: bytes, watch: float) -> float | None:
+    """Send ``request`` twice (the first answer fills every buffer, the second request waits
+    behind it: well within max_pipelined), read nothing, and wait up to ``watch`` seconds for
+    the server to cut the connection: when it did, or None."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.connect(("127.0.0.1", port))
+        sock.settimeout(1.0)
+        started = time.monotonic()
+        sock.sendall(request * 2)
+        while time.monotonic() - started < watch:
+            sock.sendall(b" ")  # not read by the server: raises once it has cut us off
+            time.sleep(0.1)
+        return None
+    except OSError:
+        return time.monotonic() - started
+    finally:
+        sock.close()
+
+
+def test_many_clients_leaving_large_answers_unread_are_cut_at_the_process_budget(start_service):
+    # Each connection whose client stops reading holds up to one whole answer past its
+    # high-water mark: 100 such clients of 4 MB answers took a server past 170 MiB of RSS
+    # (and 200 past 250 MiB, the Compose and Kubernetes limit), held until the write timeout.
+    # With max_unsent_bytes the connection whose stop goes past it is cut at once.
+    budget = 8 * 1024 * 1024
+    service = start_service(
+        "tests.integration.services:ProbeService",
+        env={
+            "SERVICE_MAX_UNSENT_BYTES": str(budget),
+            "SERVICE_WRITE_TIMEOUT": "60",  # not what cuts them here
+            "SERVICE_LOG_CALLS": "0",
+        },
+    )
+    before = _rss_kib(service.proc.pid)
+    request = _post(_call("blob", [4_000_000]))
+    with ThreadPoolExecutor(100) as pool:
+        cuts = list(pool.map(lambda _: _never_reads(service.port, request, 8.0), range(100)))
+    cut = [seconds for seconds in cuts if seconds is not None]
+    assert len(cut) >= 50, f"only {len(cut)} of 100 cut within 8 s"
+    growth_mib = (_peak_rss_kib(service.proc.pid) - before) / 1024
+    assert growth_mib < 80, f"peak RSS grew {growth_mib:.0f} MiB"
+    assert_healthy(service.port)
 
 
 # -- heads and trailers ----------------------------------------------------------------------------

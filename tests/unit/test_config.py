@@ -389,6 +389,7 @@ def test_every_known_variable_is_accepted(tmp_path: Path) -> None:
         "SERVICE_MAX_BATCH": "10",
         "SERVICE_MAX_PIPELINED": "2",
         "SERVICE_WRITE_BUFFER_BYTES": "8192",
+        "SERVICE_MAX_UNSENT_BYTES": "2097152",
         "SERVICE_HEADER_TIMEOUT": "1",
         "SERVICE_MAX_CONTAINERS": "10",
         "SERVICE_BODY_TIMEOUT": "1",

@@ -89,6 +89,8 @@ class FakeHost:
         self.limits = Limits(**limits)
         self.handler = handler
         self.rejected: list[int] = []
+        self.blocks: list[bool] = []  # what the connection reported to ``blocked``
+        self.over_budget = False  # what ``blocked`` answers
 
     @property
     def draining(self) -> bool:
@@ -105,6 +107,10 @@ class FakeHost:
 
     def closed(self, conn: Connection) -> None:
         pass
+
+    def blocked(self, conn: Connection, blocked: bool) -> bool:
+        self.blocks.append(blocked)
+        return blocked and self.over_budget
 
 
 def run(test: Callable[[], None]) -> None:
@@ -323,5 +329,21 @@ def test_the_write_buffer_and_pipelining_bounds_come_from_the_settings() -> None
         assert len(conn.queue) == 4  # three waiting, and the fourth refused for good
         assert conn.queue[-1].refusal is not None
         assert conn.queue[-1].refusal.status == 503
+
+    run(test)
+
+
+def test_a_client_that_stops_reading_past_the_process_budget_is_cut_at_once() -> None:
+    def test() -> None:
+        conn, transport = connect(Echo())
+        host = conn.host
+        conn.pause_writing()
+        conn.resume_writing()
+        assert host.blocks == [True, False]  # type: ignore[attr-defined]
+        assert not transport.closed
+        host.over_budget = True  # type: ignore[attr-defined]
+        conn.pause_writing()
+        assert transport.closed  # not left to the write timeout
+        assert conn.closing
 
     run(test)
