@@ -203,7 +203,8 @@ def test_many_clients_leaving_large_answers_unread_are_cut_at_the_process_budget
     cut = [seconds for seconds in cuts if seconds is not None]
     assert len(cut) >= 50, f"only {len(cut)} of 100 cut within 8 s"
     growth_mib = (_peak_rss_kib(service.proc.pid) - before) / 1024
-    assert growth_mib < 80, f"peak RSS grew {growth_mib:.0f} MiB"
+    print(f"cut {len(cut)} of 100; peak RSS grew {growth_mib:.0f} MiB")
+    assert growth_mib < 60, f"peak RSS grew {growth_mib:.0f} MiB"  # 128 MiB without the cap
     assert_healthy(service.port)
 
 
