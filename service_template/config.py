@@ -145,6 +145,19 @@ class Settings(BaseSettings):
         default=1024, low=1, help="open connections per process; more get 503 and close"
     )
     max_batch: int = setting(default=100, low=1, help="most calls in one JSON-RPC batch")
+    max_pipelined: int = setting(
+        default=64, low=1, help="requests a connection may queue behind one (503, close above)"
+    )
+    write_buffer_bytes: int = setting(
+        default=262144,
+        low=4096,
+        help="unread output per connection above which it stops reading (resumes at 1/4)",
+    )
+    max_unsent_bytes: int = setting(
+        default=67108864,
+        low=1048576,
+        help="unread output of all connections; past it, one more that stops reading is cut",
+    )
     header_timeout: float = setting(
         default=10.0,
         parse=seconds,

@@ -141,6 +141,7 @@ class Runtime:
             admission=self,
             deadline=self.deadline,
             max_containers=settings.max_containers,
+            max_reply=settings.max_response_bytes,
             around=around,
             pool=self,
         )

@@ -2,10 +2,10 @@
 
 Before the body is read: only POST, a JSON ``Content-Type`` (or none: see ``check``), no
 ``Content-Encoding`` (the server does not decode bodies, and would rather refuse one than parse
-compressed bytes as JSON). Once it is read: admission against ``max_concurrency``, dispatch,
-and a reply size check: a reply over ``max_response_bytes`` becomes a JSON-RPC error for each
-call it answers. With ``cors_origins`` set, the answers carry CORS headers and a preflight
-from a listed origin is answered ``204`` (``cors.py``); without, nothing about it changes.
+compressed bytes as JSON). Once it is read: admission against ``max_concurrency``, then
+dispatch (which holds a reply to ``max_response_bytes``: see ``Dispatcher``'s ``max_reply``).
+With ``cors_origins`` set, the answers carry CORS headers and a preflight from a listed origin
+is answered ``204`` (``cors.py``); without, nothing about it changes.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import codec
 from ..protocol.calls import HeaderView
-from ..protocol.errors import InternalError, InvalidRequest, RPCError, ServerOverloaded
+from ..protocol.errors import InternalError, InvalidRequest, ServerOverloaded
 from ..protocol.methods import Params
 from .cors import CORSPolicy, make_policy
 from .framing import Headers, Refusal, error_body
@@ -127,27 +126,7 @@ class APIEndpoint:
         if reply is None:
             conn.respond(request, 204, None, extra)
             return
-        if len(reply) > self.limits.max_response_bytes:
-            reply = self._oversized(request.body, len(reply))
         conn.respond(request, 200, reply, extra)
-
-    def _oversized(self, body: bytes, size: int) -> bytes:
-        """The reply to send instead of one over ``max_response_bytes``: error -32603 (with the
-        limit in its data) for every call the request made, under each call's own id."""
-        log.warning(
-            "response of %d bytes over the %d-byte limit", size, self.limits.max_response_bytes
-        )
-        data = {"reason": "response too large", "limit_bytes": self.limits.max_response_bytes}
-        error = InternalError("Response too large", data=data).to_dict()
-        try:
-            doc = codec.loads(body)  # parsed before, so valid: at most max_body_bytes of it
-        except RPCError:
-            doc = None
-        if isinstance(doc, list):
-            ids = [_id_of(member) for member in doc if _is_call(member)]
-            return codec.dumps([{"jsonrpc": "2.0", "error": error, "id": i} for i in ids])
-        call_id = _id_of(doc) if _is_call(doc) else None
-        return codec.dumps({"jsonrpc": "2.0", "error": error, "id": call_id})
 
 
 class _Call:
@@ -192,13 +171,3 @@ def _origin(request: Request) -> str | None:
 
 def _repeated(request: Request, name: str) -> bool:
     return len(request.get_list(name)) > 1
-
-
-def _is_call(member: Any) -> bool:
-    return isinstance(member, dict) and "id" in member and "method" in member
-
-
-def _id_of(member: Any) -> Any:
-    value = member["id"]
-    valid = value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
-    return value if valid else None

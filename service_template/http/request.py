@@ -120,3 +120,8 @@ class Host(Protocol):
     def closed(self, conn: Connection) -> None:
         """Forget a connection."""
         ...
+
+    def blocked(self, conn: Connection, blocked: bool) -> bool:
+        """Note that ``conn``'s client stopped (or resumed) reading its output; True when the
+        output all such connections leave unsent is now over ``limits.max_unsent_bytes``."""
+        ...

@@ -56,6 +56,7 @@ class HTTPServer:
         self.routes = TornadoRoutes(self.app, self.limits)
         self.service_routes = ServiceRoutes(self.app, runtime)
         self.connections: set[Connection] = set()
+        self.write_blocked: set[Connection] = set()  # their clients leave output unread
         self.listeners: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -81,6 +82,18 @@ class HTTPServer:
 
     def closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        self.write_blocked.discard(conn)
+
+    def blocked(self, conn: Connection, blocked: bool) -> bool:
+        if not blocked:
+            self.write_blocked.discard(conn)
+            return False
+        self.write_blocked.add(conn)
+        unsent = 0
+        for other in self.write_blocked:
+            if other.transport is not None:
+                unsent += other.transport.get_write_buffer_size()
+        return unsent > self.limits.max_unsent_bytes
 
     # -- listening ------------------------------------------------------------------------------
 

@@ -97,13 +97,19 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # The client is not reading its responses: read and dispatch nothing more for it until
-        # it does, and cut it off if it does not within write_timeout.
+        # it does, and cut it off if it does not within write_timeout, or at once if the
+        # output such clients leave unsent is over the process's budget.
         self.write_blocked = True
+        if self.host.blocked(self, True):
+            log.info("client %s left output unread past max_unsent_bytes; cut", self.peer)
+            self._abort()
+            return
         self.write_deadline = self.loop.time() + self.limits.write_timeout
         self._update_reading()
 
     def resume_writing(self) -> None:
         self.write_blocked = False
+        self.host.blocked(self, False)
         self.write_deadline = None
         self._advance()
 

@@ -19,6 +19,9 @@ and, optionally, what keeps one request from holding the event loop or the serve
 - ``admission``: batch members that run concurrently take a concurrency slot each.
 - ``deadline(method)``: the seconds a call may take; for a private method the token check runs
   under that same deadline, so a token check that hangs ends the call with -32002.
+- ``max_reply``: the largest response in bytes; a larger one becomes error -32603 for each
+  call it answers. A batch's answers are counted as they come and dropped once over it, so a
+  batch of large results never holds more than about ``max_reply`` bytes of them.
 - ``pool``: starts plain methods in threads (``PoolCalls``). A public method it runs is started
   straight from here, without a coroutine or task of its own, and the members of a batch are
   all started before any is awaited, so the threads get them together (not with hooks: then
@@ -52,7 +55,7 @@ from .errors import (
     RPCError,
     ServerOverloaded,
 )
-from .messages import clip, error_bytes, result_bytes, validate
+from .messages import batch_bytes, clip, error_bytes, result_bytes, too_large, validate
 from .methods import Method, Params
 from .pooled import PoolCalls, Pooled
 
@@ -115,6 +118,7 @@ class Dispatcher:
         max_containers: int = codec.MAX_CONTAINERS,
         around: Around | None = None,
         pool: PoolCalls | None = None,
+        max_reply: int | None = None,
     ) -> None:
         self.methods = dict(methods)
         self.invoke = invoke
@@ -128,6 +132,7 @@ class Dispatcher:
         self.max_containers = max_containers
         self.around = around
         self.pool = pool
+        self.max_reply = max_reply
         # Methods started straight in the pool: public ones (a private one checks its token
         # under its deadline first), and only without hooks (they wrap every call).
         self._pooled: frozenset[str] = frozenset(
@@ -156,10 +161,13 @@ class Dispatcher:
         except ParseError as exc:
             ctx.record(INVALID, None, None, exc.code, time.perf_counter() - started)
             return error_bytes(None, exc)  # section 5: id is null when it cannot be known
-        state = _Request(ctx, len(body) if large else 0)
+        state = _Request(ctx, len(body) if large else 0, self.max_reply)
         try:
             if type(payload) is not list:
-                return await self._call(payload, state)
+                reply = await self._call(payload, state)
+                limit = self.max_reply
+                too_big = reply is not None and limit is not None and len(reply) > limit
+                return self._too_large(payload) if too_big else reply
             if not payload or len(payload) > self.max_batch:
                 reason = "empty batch" if not payload else f"batch longer than {self.max_batch}"
                 ctx.record(INVALID, None, None, InvalidRequest.default_code, 0.0)
@@ -169,10 +177,12 @@ class Dispatcher:
             replies = await self._batch(payload, state)
         finally:
             state.close()
-        parts = [reply for reply in replies if reply is not None]
-        if not parts:
-            return None  # a batch of notifications only: nothing is returned (section 6)
-        return b"[" + b",".join(parts) + b"]"
+        return self._too_large(payload) if state.over else batch_bytes(replies)
+
+    def _too_large(self, payload: Any) -> bytes:
+        assert self.max_reply is not None
+        log.warning("response over the %d-byte limit: error -32603 instead", self.max_reply)
+        return too_large(payload, self.max_reply)
 
     async def _batch(self, items: list[Any], state: _Request) -> list[bytes | None]:
         """Answer the members of a batch (section 6: in any order, possibly concurrently).
@@ -196,13 +206,13 @@ class Dispatcher:
         for index, item in enumerate(items):
             begun = self._begin(item, state)
             if begun is None or type(begun) is bytes:
-                replies.append(begun)
+                replies.append(state.keep(begun))
                 continue
             if type(begun) is not Pooled:
                 try:
                     suspended = begun.send(None)
                 except StopIteration as done:
-                    replies.append(done.value)
+                    replies.append(state.keep(done.value))
                     continue
                 begun = Resume(begun, suspended)
             return await self._concurrently(replies, begun, items[index + 1 :], state)
@@ -219,18 +229,22 @@ class Dispatcher:
         for position, item in enumerate(later):
             begun: Any = self._begin(item, state) if position < slots else self._refuse(item, state)
             if begun is None or type(begun) is bytes:
-                replies.append(begun)
+                replies.append(state.keep(begun))
                 continue
             if type(begun) is not Pooled:
-                begun = asyncio.ensure_future(begun)
+                # Counted against the response limit as soon as it is made, not when its
+                # turn comes: answers that are made together would otherwise all be held.
+                begun = asyncio.ensure_future(_kept(begun, state))
             waiting.append((len(replies), begun))
             replies.append(None)
         try:
             for index, member in waiting:
                 if type(member) is Pooled:
-                    replies[index] = await self._finish(member, state)
+                    replies[index] = state.keep(await self._finish(member, state))
+                elif type(member) is Resume:
+                    replies[index] = state.keep(await member)
                 else:
-                    replies[index] = await member
+                    replies[index] = await member  # a task: counted already (_kept)
         except BaseException:
             # Cancelled: what was started still ends before the slots go back.
             rest = [
@@ -441,17 +455,34 @@ class Dispatcher:
         )
 
 
+async def _kept(answer: Awaitable[bytes | None], state: _Request) -> bytes | None:
+    return state.keep(await answer)
+
+
 class _Request:
     """Per-request state shared by the calls of one body: who the caller is (asked of the
     transport at most once, however many calls need it), and whether params are summarized in
     records."""
 
-    __slots__ = ("auth", "body_bytes", "ctx")
+    __slots__ = ("auth", "body_bytes", "ctx", "over", "reply_room")
 
-    def __init__(self, ctx: CallContext, body_bytes: int) -> None:
+    def __init__(self, ctx: CallContext, body_bytes: int, max_reply: int | None) -> None:
         self.ctx = ctx
         self.body_bytes = body_bytes  # 0 unless the body was over inline_limit
         self.auth = Authentication(ctx)
+        # Bytes a batch's answers may still take (the brackets counted); None: no limit.
+        self.reply_room = None if max_reply is None else max_reply - 1
+        self.over = False  # the answers passed max_reply: the reply becomes -32603 errors
+
+    def keep(self, reply: bytes | None) -> bytes | None:
+        """``reply``, counted against the response limit; once past it, an empty stand-in
+        (the answer is dropped, not held: the request is answered with errors instead)."""
+        if reply is None or self.reply_room is None:
+            return reply
+        self.reply_room -= len(reply) + 1  # and the comma or bracket before it
+        if self.reply_room < 0:
+            self.over = True
+        return b"" if self.over else reply
 
     def summary(self) -> Params:
         """What a record gets instead of the params of a body over ``inline_limit``."""

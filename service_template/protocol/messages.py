@@ -50,6 +50,31 @@ def result_bytes(request_id: Any, result: Any, method: str) -> bytes:
         raise InternalError() from None
 
 
+def batch_bytes(replies: list[bytes | None]) -> bytes | None:
+    """A batch's answers as one array, in one copy (one join of "[", a, ",", b, ..., "]");
+    None when there are none (a batch of notifications only, section 6)."""
+    pieces: list[bytes] = []
+    for reply in replies:
+        if reply is not None:
+            pieces += (b",", reply)
+    if not pieces:
+        return None
+    pieces[0] = b"["
+    pieces.append(b"]")
+    return b"".join(pieces)
+
+
+def too_large(payload: Any, limit: int) -> bytes:
+    """The reply sent instead of one over ``limit`` bytes: error -32603 (the limit in its
+    data) for every request object of ``payload`` that gets an answer, under its own id."""
+    data = {"reason": "response too large", "limit_bytes": limit}
+    error = InternalError("Response too large", data=data)
+    if type(payload) is not list:
+        return error_bytes(validate(payload)[0], error)
+    ids = [validate(item)[0] for item in payload]
+    return b"[" + b",".join(error_bytes(i, error) for i in ids if i is not NO_ID) + b"]"
+
+
 def clip(method: str) -> str:
     """A method name as echoed in an error: a client's mistake need not come back whole."""
     return method if len(method) <= 200 else method[:200] + "..."

@@ -11,6 +11,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -36,7 +37,8 @@ MAX_RESPONSE = 100_000
 HEADER_TIMEOUT = 1.0
 IDLE_TIMEOUT = 5.0
 WRITE_TIMEOUT = 1.5
-MAX_PIPELINED = 64  # http/limits.py
+MAX_PIPELINED = 24  # not the default 64: the setting is what the server holds to
+WRITE_BUFFER = 128 * 1024
 SWEEP = 0.5  # the server's deadline sweeper interval
 MARGIN = 1.5
 
@@ -47,6 +49,8 @@ ENV = {
     "SERVICE_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
     "SERVICE_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
     "SERVICE_WRITE_TIMEOUT": str(WRITE_TIMEOUT),
+    "SERVICE_MAX_PIPELINED": str(MAX_PIPELINED),
+    "SERVICE_WRITE_BUFFER_BYTES": str(WRITE_BUFFER),
     "SERVICE_LOG_CALLS": "0",
 }
 ECHO = b'{"jsonrpc":"2.0","method":"echo","params":["hi"],"id":1}'
@@ -155,6 +159,53 @@ def test_unread_output_is_bounded_and_the_connection_is_cut_after_the_write_time
     finally:
         sock.close()
     assert_healthy(probe.port)
+
+
+def _never_reads(port: int, request: bytes, watch: float) -> float | None:
+    """Send ``request`` twice (the first answer fills every buffer, the second request waits
+    behind it: well within max_pipelined), read nothing, and wait up to ``watch`` seconds for
+    the server to cut the connection: when it did, or None."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.connect(("127.0.0.1", port))
+        sock.settimeout(1.0)
+        started = time.monotonic()
+        sock.sendall(request * 2)
+        while time.monotonic() - started < watch:
+            sock.sendall(b" ")  # not read by the server: raises once it has cut us off
+            time.sleep(0.1)
+        return None
+    except OSError:
+        return time.monotonic() - started
+    finally:
+        sock.close()
+
+
+def test_many_clients_leaving_large_answers_unread_are_cut_at_the_process_budget(start_service):
+    # Each connection whose client stops reading holds up to one whole answer past its
+    # high-water mark: 100 such clients of 4 MB answers took a server past 170 MiB of RSS
+    # (and 200 past 250 MiB, the Compose and Kubernetes limit), held until the write timeout.
+    # With max_unsent_bytes the connection whose stop goes past it is cut at once.
+    budget = 8 * 1024 * 1024
+    service = start_service(
+        "tests.integration.services:ProbeService",
+        env={
+            "SERVICE_MAX_UNSENT_BYTES": str(budget),
+            "SERVICE_WRITE_TIMEOUT": "60",  # not what cuts them here
+            "SERVICE_LOG_CALLS": "0",
+        },
+    )
+    before = _rss_kib(service.proc.pid)
+    request = _post(_call("blob", [4_000_000]))
+    with ThreadPoolExecutor(100) as pool:
+        cuts = list(pool.map(lambda _: _never_reads(service.port, request, 8.0), range(100)))
+    cut = [seconds for seconds in cuts if seconds is not None]
+    assert len(cut) >= 50, f"only {len(cut)} of 100 cut within 8 s"
+    growth_mib = (_peak_rss_kib(service.proc.pid) - before) / 1024
+    print(f"cut {len(cut)} of 100; peak RSS grew {growth_mib:.0f} MiB")
+    assert growth_mib < 60, f"peak RSS grew {growth_mib:.0f} MiB"  # 128 MiB without the cap
+    assert_healthy(service.port)
 
 
 # -- heads and trailers ----------------------------------------------------------------------------
@@ -336,6 +387,38 @@ def test_a_batch_reply_over_the_response_limit_is_an_error_for_each_call(probe):
     assert [item["id"] for item in doc] == [1, 2]
     assert {item["error"]["code"] for item in doc} == {-32603}
     assert len(reply.body) < MAX_RESPONSE
+
+
+def _peak_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_batch_of_large_answers_is_not_held_past_the_response_limit(start_service):
+    # One 14 kB request for 100 answers of 1 MB, with the default 4 MiB response limit: built
+    # whole and joined, it took the server's peak RSS past 300 MiB (the Compose and Kubernetes
+    # limit is 256 MiB); the answers past the limit are now dropped as they are made.
+    service = start_service(
+        "tests.integration.services:ProbeService", env={"SERVICE_LOG_CALLS": "0"}
+    )
+    before = _rss_kib(service.proc.pid)
+    batch = [
+        {"jsonrpc": "2.0", "method": "blob", "params": [1_000_000], "id": i} for i in range(100)
+    ]
+    with connect(service.port) as sock:
+        sock.sendall(_post(json.dumps(batch).encode()))
+        reply = read_response(sock)
+    assert reply.status == 200
+    doc = reply.json()
+    assert [item["id"] for item in doc] == list(range(100))
+    assert {item["error"]["message"] for item in doc} == {"Response too large"}
+    assert doc[0]["error"]["data"] == {"reason": "response too large", "limit_bytes": 4194304}
+    growth_mib = (_peak_rss_kib(service.proc.pid) - before) / 1024
+    assert growth_mib < 64, f"peak RSS grew {growth_mib:.0f} MiB for one batch"
+    assert_healthy(service.port)
 
 
 def test_every_response_carries_a_date(probe):

@@ -1,5 +1,6 @@
 """What the dispatcher bounds for one request: large bodies go through ``offload``, results JSON
-cannot hold are errors, batch members take concurrency slots, and a token check runs under the
+cannot hold are errors, a reply over ``max_reply`` is an error per call (a batch's answers are
+not held past it), batch members take concurrency slots, and a token check runs under the
 call's deadline."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -154,6 +156,81 @@ def test_a_huge_method_name_is_not_echoed_whole() -> None:
     reply = run(make(), call("m" * 100_000, [], 1))
     assert reply["error"]["code"] == -32601
     assert len(reply["error"]["data"]["method"]) < 300
+
+
+# --- the response limit -------------------------------------------------------------------------
+
+TOO_LARGE = {
+    "code": -32603,
+    "message": "Response too large",
+    "data": {"reason": "response too large", "limit_bytes": 10_000},
+}
+
+
+def test_a_reply_over_max_reply_is_an_error_under_the_calls_id_and_one_at_it_is_sent() -> None:
+    dispatcher = make(max_reply=10_000)
+    envelope = len(b'{"jsonrpc":"2.0","result":"","id":1}')
+    fits = run(dispatcher, call("returns", ["x" * (10_000 - envelope)], 1))
+    assert fits["result"] == "x" * (10_000 - envelope)
+    over = run(dispatcher, call("returns", ["x" * (10_001 - envelope)], "big"))
+    assert over == {"jsonrpc": "2.0", "error": TOO_LARGE, "id": "big"}
+
+
+def test_a_batch_over_max_reply_is_an_error_for_each_answered_member() -> None:
+    batch = [
+        call("returns", ["x" * 4000], 1),
+        call("returns", ["x" * 4000]),  # a notification: no answer, over the limit or not
+        {"jsonrpc": "1.0", "method": "returns", "id": 2},  # invalid: answered all the same
+        call("returns", ["x" * 4000], 3),
+        call("returns", ["x" * 4000], 4),
+    ]
+    replies = run(make(max_reply=10_000), batch)
+    assert replies == [{"jsonrpc": "2.0", "error": TOO_LARGE, "id": i} for i in (1, 2, 3, 4)]
+    # Just under the limit (two answers and the brackets), the batch is answered in full.
+    two = [call("returns", ["x" * 4900], 1), call("returns", ["y" * 4900], 2)]
+    size = len(json.dumps([{"jsonrpc": "2.0", "result": "x" * 4900, "id": 1}] * 2).replace(" ", ""))
+    assert size <= 10_000
+    assert [r["result"][0] for r in run(make(max_reply=10_000), two)] == ["x", "y"]
+
+
+def _peak_bytes(dispatcher: Dispatcher, body: bytes) -> tuple[bytes | None, int]:
+    """The reply to ``body`` and the most memory allocated at once while making it."""
+    tracemalloc.start()
+    try:
+        reply = asyncio.run(dispatcher.dispatch(body, FakeContext()))
+        return reply, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+async def _big_later(n: int) -> str:
+    await asyncio.sleep(0)  # suspends: the batch's later members run concurrently
+    return "x" * n
+
+
+@pytest.mark.parametrize("kind", ["inline", "concurrent"])
+def test_a_batch_of_large_answers_is_dropped_as_it_passes_max_reply_not_held_whole(
+    kind: str,
+) -> None:
+    dispatcher = make(max_reply=1_000_000)
+    dispatcher.methods["big"] = Method(
+        "big", (lambda n: "x" * n) if kind == "inline" else _big_later
+    )
+    # What one 200 kB answer costs to make (the encoder may allocate more than it returns).
+    _, one = _peak_bytes(dispatcher, json.dumps(call("big", [200_000], 0)).encode())
+    batch = json.dumps([call("big", [200_000], i) for i in range(100)]).encode()
+    reply, peak = _peak_bytes(dispatcher, batch)
+    assert reply is not None
+    assert {r["error"]["message"] for r in json.loads(reply)} == {"Response too large"}
+    # Held whole, the 100 answers would cost about 100 times one (and their join as much
+    # again); dropped once past the 1 MB limit (5 answers), a handful.
+    assert peak < 15 * one, f"peak {peak / 1e6:.1f} MB, one answer {one / 1e6:.1f} MB"
+
+
+def test_a_batch_reply_is_joined_once() -> None:
+    replies = run(make(), [call("instant", [i], i) for i in range(3)] + [call("instant", [9])])
+    assert [r["result"] for r in replies] == [0, 1, 2]
+    assert run(make(), [call("instant", [1]), call("instant", [2])]) is None  # notifications
 
 
 # --- batch members and concurrency slots --------------------------------------------------------

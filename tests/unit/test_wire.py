@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from service_template.config import Settings
 from service_template.http.framing import Refusal
 from service_template.http.head import check_head
 from service_template.http.limits import Limits
@@ -28,6 +29,7 @@ class FakeTransport(asyncio.Transport):
         self.out = bytearray()
         self.closed = False
         self.reading = True
+        self.write_limits: tuple[int | None, int | None] = (None, None)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.out += data
@@ -42,7 +44,7 @@ class FakeTransport(asyncio.Transport):
         self.reading = True
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
+        self.write_limits = (high, low)
 
     def is_closing(self) -> bool:
         return self.closed
@@ -87,6 +89,8 @@ class FakeHost:
         self.limits = Limits(**limits)
         self.handler = handler
         self.rejected: list[int] = []
+        self.blocks: list[bool] = []  # what the connection reported to ``blocked``
+        self.over_budget = False  # what ``blocked`` answers
 
     @property
     def draining(self) -> bool:
@@ -103,6 +107,10 @@ class FakeHost:
 
     def closed(self, conn: Connection) -> None:
         pass
+
+    def blocked(self, conn: Connection, blocked: bool) -> bool:
+        self.blocks.append(blocked)
+        return blocked and self.over_budget
 
 
 def run(test: Callable[[], None]) -> None:
@@ -298,5 +306,44 @@ def test_output_left_unread_past_the_write_timeout_closes_the_connection() -> No
         assert conn.due(now + 5.5)
         conn.expire(now + 5.5)
         assert transport.closed
+
+    run(test)
+
+
+def test_the_write_buffer_and_pipelining_bounds_come_from_the_settings() -> None:
+    limits = Limits.from_settings(Settings(write_buffer_bytes=40_000, max_pipelined=3))
+    assert (limits.write_high_water, limits.write_low_water) == (40_000, 10_000)
+    assert limits.max_pipelined == 3
+    defaults = Limits.from_settings(Settings())
+    assert (defaults.write_high_water, defaults.write_low_water) == (256 * 1024, 64 * 1024)
+    assert defaults.max_pipelined == 64
+
+    def test() -> None:
+        handler = Echo(later=True)  # the first request stays unanswered: the rest queue
+        conn, transport = connect(handler, write_high_water=40_000, write_low_water=10_000)
+        assert transport.write_limits == (40_000, 10_000)
+        conn, transport = connect(handler, max_pipelined=3)
+        conn.data_received(b"".join(post(b"%d" % i) for i in range(6)))
+        statuses = [status for status, _ in answers(bytes(transport.out))]
+        assert statuses == []  # nothing answered yet: the first request is still served
+        assert len(conn.queue) == 4  # three waiting, and the fourth refused for good
+        assert conn.queue[-1].refusal is not None
+        assert conn.queue[-1].refusal.status == 503
+
+    run(test)
+
+
+def test_a_client_that_stops_reading_past_the_process_budget_is_cut_at_once() -> None:
+    def test() -> None:
+        conn, transport = connect(Echo())
+        host = conn.host
+        conn.pause_writing()
+        conn.resume_writing()
+        assert host.blocks == [True, False]  # type: ignore[attr-defined]
+        assert not transport.closed
+        host.over_budget = True  # type: ignore[attr-defined]
+        conn.pause_writing()
+        assert transport.closed  # not left to the write timeout
+        assert conn.closing
 
     run(test)
