@@ -83,15 +83,15 @@ class Checkout:
         document = yaml.safe_load((self.root / "compose" / "compose.yaml").read_text())
         return str(document["name"])
 
-    def raw_compose(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def raw_compose(self, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
         """A Compose command as compose/README.md documents it, without stack.py."""
         return subprocess.run(
             ["docker", "compose", "-f", "compose/compose.yaml", *args],
             cwd=self.root,
-            env={**self.env, "API_TOKEN_FILE": os.devnull},
+            env={**self.env, "API_TOKEN_FILE": os.devnull, **variables},
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=900,
             check=False,
         )
 
@@ -196,6 +196,50 @@ def test_up_call_status_smoke_and_down_leave_no_container_network_or_volume(
     assert down.returncode == 0, down.stderr
     assert nothing(checkout.resources(project))
     assert not (checkout.root / ".cache" / "stack" / "state.json").exists()
+
+
+def test_a_stack_the_raw_compose_commands_started_is_seen_refused_and_stopped_by_stack_py(
+    checkout: Checkout,
+) -> None:
+    """compose/README.md's raw commands and stack.py drive one Compose project: what
+    `docker compose up` started, `stack.py status` shows, `up` refuses, and `down` stops."""
+    token = checkout.root / "token"
+    token.write_text("raw-compose-token")
+    token.chmod(0o640)  # group-readable, as compose/README.md asks; the services join our group
+    started = checkout.raw_compose(
+        "up", "-d", "--wait", "--build", API_TOKEN_FILE=str(token), SECRETS_GID=str(os.getgid())
+    )
+    assert started.returncode == 0, started.stderr[-3000:]
+    project = checkout.project
+    assert len(checkout.resources(project)["containers"]) == 3
+    assert not (checkout.root / ".cache" / "stack" / "state.json").exists()
+
+    status = checkout.run("status", timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert f"the Compose project {project} runs adder, front, greeter" in status.stderr
+    table = {line.split()[0]: line for line in status.stdout.splitlines()[1:]}
+    assert "running  ready" in table["greeter"]
+    called = checkout.run(
+        "call", "--token", "raw-compose-token", "greeter", "say_private_hello", "x"
+    )
+    assert json.loads(called.stdout) == "this is secret: hello x", called.stderr
+
+    for backend in ((), ("--docker",)):
+        again = checkout.run("up", *backend, "-d")
+        assert again.returncode == 1
+        assert again.stderr.splitlines()[-1] == (
+            f"stack: error: the Compose project {project} is already running (started by "
+            "docker compose); `python3 scripts/stack.py down` stops it, or `up --replace` "
+            "replaces it"
+        ), again.stderr
+    assert len(checkout.resources(project)["containers"]) == 3  # the refusals touched nothing
+
+    down = checkout.run("down", timeout=300)
+    assert down.returncode == 0, down.stderr
+    assert nothing(checkout.resources(project))
+    assert checkout.run("status").stderr == (
+        "stack: error: no stack is running; start it with `python3 scripts/stack.py up`\n"
+    )
 
 
 def test_a_service_that_crashes_on_start_fails_up_and_leaves_nothing(checkout: Checkout) -> None:
