@@ -322,6 +322,22 @@ class Terminal:
         return status
 
 
+def test_a_breakpoint_in_a_background_service_is_skipped_with_where_and_how_to_stop(
+    demo: Path,
+) -> None:
+    # Without a terminal pdb would quit at once by raising inside the method (-32603).
+    body = MODULE.format(cls="AlphaService", name="alpha", answer="alpha 1").replace(
+        '        return "alpha 1"', '        breakpoint()\n        return "alpha 1"'
+    )
+    module = write_module(demo, "alpha", "", body=body)
+    assert stack(demo, "up", "-d").returncode == 0
+    assert call(url_of(demo, "alpha"), "version") == "alpha 1"
+    logs = stack(demo, "logs", "alpha").stdout
+    assert f"breakpoint() at {module}:9 skipped: stdin is not a terminal" in logs, logs
+    assert "stack.py attach SERVICE" in logs
+    assert stack(demo, "down").returncode == 0
+
+
 def test_attach_runs_one_service_in_the_foreground_where_breakpoint_works(demo: Path) -> None:
     assert stack(demo, "up", "-d").returncode == 0
     beta_pid = pid_of(demo, "beta")
