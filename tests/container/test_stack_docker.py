@@ -35,6 +35,20 @@ COMPOSE_VARIABLES = compose_variables(FIXTURE) | compose_variables(
 )
 
 
+# Where the dev image imports the project from, and any copy of it left in site-packages.
+WHERE_FROM = """
+import json, pathlib, sysconfig, service_template, services
+site = pathlib.Path(sysconfig.get_path("purelib"))
+print(json.dumps({
+    "service_template": service_template.__file__,
+    "services": services.__file__,
+    "installed copies": sorted(
+        p.name for p in site.iterdir() if p.name in ("service_template", "services")
+    ),
+}))
+"""
+
+
 class Checkout:
     """A copy of the repository with the stack commands and the engine's view of its project."""
 
@@ -319,6 +333,17 @@ def test_up_docker_watch_syncs_a_saved_change_into_the_running_container(
         wait_for_line(process, "Ctrl-C stops the stack")
         wait_for_line(process, "compose watch:")
         assert json.loads(checkout.run("call", "watchdemo", "version").stdout) == "one"
+        # The dev target's project is an editable install of /app: no copy in site-packages.
+        (container,) = docker_client.containers.list(
+            filters={"label": f"{PROJECT_LABEL}=watch-demo"}
+        )
+        code, output = container.exec_run(["python", "-c", WHERE_FROM])
+        assert code == 0, output
+        assert json.loads(output) == {
+            "service_template": "/app/service_template/__init__.py",
+            "services": "/app/services/__init__.py",
+            "installed copies": [],
+        }
         saved = time.monotonic()
         module.write_text(source.format("two"))
         answer = None
