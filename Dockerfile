@@ -76,23 +76,26 @@ RUN /opt/pip/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /t
 
 # ---------------------------------------------------------------------------------------------
 # Development target (`stack.py up --docker --watch`; never the default, which is the runtime
-# stage below). The code runs from /app, where Compose's develop.watch syncs each saved file
-# and restarts the container: `python -m` puts the working directory first on sys.path, so
-# /app/service_template and /app/services take the place of the installed copies (PYTHONPATH), with normal
-# timestamp-checked bytecode. It runs as root, as the build stage does: Compose copies synced
-# files in as the container's user, and Docker 20.10 fails to for a user the host itself does
-# not know (uid 10001).
+# stage below). The project is installed editable from /app, where Compose's develop.watch syncs
+# each saved file and restarts the container; Python imports it from there with normal
+# timestamp-checked bytecode, a new module included. The editable wheel is made by the locked
+# build backend of /opt/pip (no index, no isolation) and replaces the installed copy. It runs
+# as root, as the build stage does: Compose copies synced files in as the container's user, and
+# Docker 20.10 fails to for a user the host itself does not know (uid 10001).
 FROM build AS dev
+COPY pyproject.toml README.md /app/
 COPY service_template/ /app/service_template/
 COPY services/ /app/services/
-# PYTHONPATH: the runtime drops the working directory from the front of sys.path (a planted
-# module must not shadow a dependency), so /app is named here to come before the installed copy.
+WORKDIR /app
+RUN /opt/pip/bin/pip --python /opt/venv/bin/python uninstall --quiet --yes service-template \
+    && /opt/pip/bin/python -c "from setuptools import build_meta; build_meta.build_editable('/tmp/editable')" \
+    && /opt/pip/bin/pip --python /opt/venv/bin/python install --quiet --no-deps --no-index \
+        /tmp/editable/*.whl \
+    && rm -rf /tmp/editable build
 ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     SERVICE_HOST=0.0.0.0 \
     SERVICE_PORT=8000
-WORKDIR /app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/opt/venv/bin/python", "-c", "import os, sys, urllib.request\ntry:\n    urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('SERVICE_PORT', '8000'), timeout=3)\nexcept Exception as exc:\n    sys.exit('unhealthy: %s' % exc)"]

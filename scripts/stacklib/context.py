@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import model, rendered
+from . import adopt, model, rendered
 from . import state as st
 from .docker_backend import DockerBackend
 from .errors import StackError
@@ -53,10 +53,15 @@ class Context:
 
     def running_state(self) -> st.State:
         """The recorded stack, or a StackError saying how to start one."""
-        recorded = st.load(self.paths)
+        recorded = st.load(self.paths) or self.adopted()
         if recorded is None:
             raise StackError(f"no stack is running; start it with `{SCRIPT} up`")
         return recorded
+
+    def adopted(self) -> st.State | None:
+        """The checkout's Compose project that the raw Compose commands started, now recorded
+        (adopt.py); None when none runs."""
+        return adopt.unrecorded(self.paths, dict(self.environ), self.ui)
 
 
 def unknown_service(name: str, known: list[str]) -> StackError:

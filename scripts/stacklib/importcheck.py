@@ -34,6 +34,15 @@ def where(exc: BaseException) -> str:
     return f"{frame.filename}:{frame.lineno}" if frame else "?"
 
 
+def report(exc: BaseException) -> str:
+    """``FILE:LINE: Error: message``, then the traceback."""
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, SyntaxError):
+        message = exc.msg
+    lines = traceback.format_exception(exc)
+    return f"{where(exc)}: {type(exc).__name__}: {message}\n" + "".join(lines)
+
+
 def problem(target: str) -> str | None:
     """The error report when ``target`` does not import, else None."""
     module_name, _, attribute = target.partition(":")
@@ -42,28 +51,37 @@ def problem(target: str) -> str | None:
         if attribute and not hasattr(module, attribute):
             return f"{module.__file__}:1: {module_name} has no {attribute!r}\n"
     except BaseException as exc:  # whatever the import raises is the answer
-        message = str(exc).splitlines()[0] if str(exc) else ""
-        if isinstance(exc, SyntaxError):
-            message = exc.msg
-        lines = traceback.format_exception(exc)
-        return f"{where(exc)}: {type(exc).__name__}: {message}\n" + "".join(lines)
+        return report(exc)
+    return None
+
+
+def preload() -> str | None:
+    """Import the serving machinery too, before ``ready``: after ``go`` the old process is
+    gone and the port is dark until the new one listens, so that wait holds no imports. The
+    error report if it fails (an edit of the runtime's own files)."""
+    try:
+        from service_template import runner
+
+        runner.preload()
+    except BaseException as exc:
+        return report(exc)
     return None
 
 
 def check(target: str) -> int:
-    report = problem(target)
-    if report is not None:
-        sys.stderr.write(report)
+    failed = problem(target)
+    if failed is not None:
+        sys.stderr.write(failed)
         return 1
     return 0
 
 
 def standby(go: int, answer: int, command: list[str]) -> int:
     target = next((command[i + 1] for i, w in enumerate(command[:-1]) if w == "serve"), None)
-    report = problem(target) if target else None
+    failed = (problem(target) if target else None) or preload()
     with os.fdopen(answer, "w") as out:
-        out.write(report if report is not None else "ready\n")
-    if report is not None:
+        out.write(failed if failed is not None else "ready\n")
+    if failed is not None:
         return 1
     with os.fdopen(go) as signal_in:
         if signal_in.readline().strip() != "go":

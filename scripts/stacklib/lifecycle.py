@@ -61,7 +61,7 @@ def teardown(ctx: Context, recorded: st.State) -> None:
 def stop_previous(ctx: Context, replace: bool) -> None:
     """Before a new ``up``: refuse while a stack runs (unless ``replace``); a stack whose
     attached ``up`` is gone, or whose services all exited, is cleaned up first."""
-    previous = st.load(ctx.paths)
+    previous = st.load(ctx.paths) or ctx.adopted()
     if previous is None:
         return
     owner = previous.owner_pid
@@ -71,6 +71,11 @@ def stop_previous(ctx: Context, replace: bool) -> None:
             f"with Ctrl-C or run `{SCRIPT} down`"
         )
     alive = previous.backend == "docker" or bool(ctx.local.running(previous))
+    if previous.adopted and not replace:
+        raise StackError(
+            f"the Compose project {previous.project} is already running (started by docker "
+            f"compose); `{SCRIPT} down` stops it, or `up --replace` replaces it"
+        )
     if owner is None and alive and not replace:
         raise StackError(
             f"a {previous.backend} stack is already running (started {started(previous)}); "
@@ -329,7 +334,7 @@ def _any_container_up(ctx: Context, recorded: st.State) -> bool:
 def down(ctx: Context, _args: argparse.Namespace) -> int:
     """Stop whatever the state file lists; nothing to stop is not an error."""
     with st.locked(ctx.paths):
-        recorded = st.load(ctx.paths)
+        recorded = st.load(ctx.paths) or ctx.adopted()
         if recorded is None:
             ctx.ui.say("no stack is running")
             return 0

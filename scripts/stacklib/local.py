@@ -257,6 +257,8 @@ class LocalBackend:
         for key, value in service.environment.items():
             env[key] = rewrite_urls(rewrite_mounts(value, mounts), addresses)
         env.update(SERVICE_HOST="127.0.0.1", SERVICE_PORT=str(port), PYTHONUNBUFFERED="1")
+        if "PYTHONBREAKPOINT" not in env and "PYTHONBREAKPOINT" not in self.environ:
+            env["PYTHONBREAKPOINT"] = "service_template.breakpoints.stop_or_skip"  # its docstring
         return env
 
     def _start(

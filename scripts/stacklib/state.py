@@ -104,6 +104,7 @@ class State:
     files: list[str] = field(default_factory=list)  # files made for this run, removed by down
     reload: bool = False  # the attached `up` restarts services whose code changes
     overrides: list[str] = field(default_factory=list)  # Docker: Compose files after the first
+    adopted: bool = False  # Docker: started by the raw Compose commands (adopt.py)
 
 
 def load(paths: Paths) -> State | None:

@@ -216,7 +216,7 @@ def call(ctx: Context, args: argparse.Namespace) -> int:
 
 def show_logs(ctx: Context, args: argparse.Namespace) -> int:
     """The services' logs merged by time and prefixed by service; ``-f`` follows them."""
-    recorded = st.load(ctx.paths)
+    recorded = st.load(ctx.paths) or ctx.adopted()
     if recorded is not None and recorded.backend == "docker":
         _, names, _ = _targets(ctx, recorded)
         for name in args.services:

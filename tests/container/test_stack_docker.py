@@ -35,6 +35,20 @@ COMPOSE_VARIABLES = compose_variables(FIXTURE) | compose_variables(
 )
 
 
+# Where the dev image imports the project from, and any copy of it left in site-packages.
+WHERE_FROM = """
+import json, pathlib, sysconfig, service_template, services
+site = pathlib.Path(sysconfig.get_path("purelib"))
+print(json.dumps({
+    "service_template": service_template.__file__,
+    "services": services.__file__,
+    "installed copies": sorted(
+        p.name for p in site.iterdir() if p.name in ("service_template", "services")
+    ),
+}))
+"""
+
+
 class Checkout:
     """A copy of the repository with the stack commands and the engine's view of its project."""
 
@@ -83,15 +97,15 @@ class Checkout:
         document = yaml.safe_load((self.root / "compose" / "compose.yaml").read_text())
         return str(document["name"])
 
-    def raw_compose(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def raw_compose(self, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
         """A Compose command as compose/README.md documents it, without stack.py."""
         return subprocess.run(
             ["docker", "compose", "-f", "compose/compose.yaml", *args],
             cwd=self.root,
-            env={**self.env, "API_TOKEN_FILE": os.devnull},
+            env={**self.env, "API_TOKEN_FILE": os.devnull, **variables},
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=900,
             check=False,
         )
 
@@ -198,6 +212,50 @@ def test_up_call_status_smoke_and_down_leave_no_container_network_or_volume(
     assert not (checkout.root / ".cache" / "stack" / "state.json").exists()
 
 
+def test_a_stack_the_raw_compose_commands_started_is_seen_refused_and_stopped_by_stack_py(
+    checkout: Checkout,
+) -> None:
+    """compose/README.md's raw commands and stack.py drive one Compose project: what
+    `docker compose up` started, `stack.py status` shows, `up` refuses, and `down` stops."""
+    token = checkout.root / "token"
+    token.write_text("raw-compose-token")
+    token.chmod(0o640)  # group-readable, as compose/README.md asks; the services join our group
+    started = checkout.raw_compose(
+        "up", "-d", "--wait", "--build", API_TOKEN_FILE=str(token), SECRETS_GID=str(os.getgid())
+    )
+    assert started.returncode == 0, started.stderr[-3000:]
+    project = checkout.project
+    assert len(checkout.resources(project)["containers"]) == 3
+    assert not (checkout.root / ".cache" / "stack" / "state.json").exists()
+
+    status = checkout.run("status", timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert f"the Compose project {project} runs adder, front, greeter" in status.stderr
+    table = {line.split()[0]: line for line in status.stdout.splitlines()[1:]}
+    assert "running  ready" in table["greeter"]
+    called = checkout.run(
+        "call", "--token", "raw-compose-token", "greeter", "say_private_hello", "x"
+    )
+    assert json.loads(called.stdout) == "this is secret: hello x", called.stderr
+
+    for backend in ((), ("--docker",)):
+        again = checkout.run("up", *backend, "-d")
+        assert again.returncode == 1
+        assert again.stderr.splitlines()[-1] == (
+            f"stack: error: the Compose project {project} is already running (started by "
+            "docker compose); `python3 scripts/stack.py down` stops it, or `up --replace` "
+            "replaces it"
+        ), again.stderr
+    assert len(checkout.resources(project)["containers"]) == 3  # the refusals touched nothing
+
+    down = checkout.run("down", timeout=300)
+    assert down.returncode == 0, down.stderr
+    assert nothing(checkout.resources(project))
+    assert checkout.run("status").stderr == (
+        "stack: error: no stack is running; start it with `python3 scripts/stack.py up`\n"
+    )
+
+
 def test_a_service_that_crashes_on_start_fails_up_and_leaves_nothing(checkout: Checkout) -> None:
     compose = checkout.root / "compose" / "compose.yaml"
     compose.write_text(
@@ -275,6 +333,17 @@ def test_up_docker_watch_syncs_a_saved_change_into_the_running_container(
         wait_for_line(process, "Ctrl-C stops the stack")
         wait_for_line(process, "compose watch:")
         assert json.loads(checkout.run("call", "watchdemo", "version").stdout) == "one"
+        # The dev target's project is an editable install of /app: no copy in site-packages.
+        (container,) = docker_client.containers.list(
+            filters={"label": f"{PROJECT_LABEL}=watch-demo"}
+        )
+        code, output = container.exec_run(["python", "-c", WHERE_FROM])
+        assert code == 0, output
+        assert json.loads(output) == {
+            "service_template": "/app/service_template/__init__.py",
+            "services": "/app/services/__init__.py",
+            "installed copies": [],
+        }
         saved = time.monotonic()
         module.write_text(source.format("two"))
         answer = None

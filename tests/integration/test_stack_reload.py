@@ -216,6 +216,25 @@ def test_a_change_to_the_runtime_reloads_every_service(demo: Path) -> None:
     assert attached.rest()[0] == 0
 
 
+def test_a_broken_serving_module_is_caught_before_the_old_process_stops(demo: Path) -> None:
+    # The HTTP server is imported only when a service starts serving, not by the service's
+    # module: the standby process imports it too before it says ready, so a broken save there
+    # leaves the running processes serving instead of replacing them with ones that crash.
+    attached = up_attached(demo)
+    attached.wait_for("reloading services when their code changes")
+    pids = {name: pid_of(demo, name) for name in ("alpha", "beta")}
+    server = demo / "service_template" / "http" / "server.py"
+    lines = server.read_text().count("\n")
+    server.write_text(server.read_text() + "def broken(:\n    pass\n")
+    attached.wait_for(f"{server}:{lines + 1}: SyntaxError", timeout=60)
+    attached.wait_for("beta not reloaded, the running process serves on", timeout=60)
+    assert {name: pid_of(demo, name) for name in ("alpha", "beta")} == pids
+    assert call(url_of(demo, "alpha"), "version") == "alpha 1"
+    assert call(url_of(demo, "beta"), "version") == "beta 1"
+    attached.process.send_signal(signal.SIGINT)
+    assert attached.rest()[0] == 0
+
+
 def test_a_detached_up_does_not_reload(demo: Path) -> None:
     up = stack(demo, "up", "-d")
     assert up.returncode == 0, up.stderr
@@ -301,6 +320,22 @@ class Terminal:
         status = self.process.wait(timeout=60)
         os.close(self.master)
         return status
+
+
+def test_a_breakpoint_in_a_background_service_is_skipped_with_where_and_how_to_stop(
+    demo: Path,
+) -> None:
+    # Without a terminal pdb would quit at once by raising inside the method (-32603).
+    body = MODULE.format(cls="AlphaService", name="alpha", answer="alpha 1").replace(
+        '        return "alpha 1"', '        breakpoint()\n        return "alpha 1"'
+    )
+    module = write_module(demo, "alpha", "", body=body)
+    assert stack(demo, "up", "-d").returncode == 0
+    assert call(url_of(demo, "alpha"), "version") == "alpha 1"
+    logs = stack(demo, "logs", "alpha").stdout
+    assert f"breakpoint() at {module}:9 skipped: stdin is not a terminal" in logs, logs
+    assert "stack.py attach SERVICE" in logs
+    assert stack(demo, "down").returncode == 0
 
 
 def test_attach_runs_one_service_in_the_foreground_where_breakpoint_works(demo: Path) -> None:

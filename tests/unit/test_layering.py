@@ -98,8 +98,9 @@ def test_no_runtime_module_imports_the_test_kit() -> None:
 # (``http/server.py`` -> ``http``); ``__init__`` is the package itself.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # Leaves: JSON-RPC without I/O, start-up errors, the version, what logs must not show, the
-    # one peers parser, the text log format, the thread pool plain methods run in.
-    ("protocol", "errors", "version", "redaction", "peers", "logtext", "pool"),
+    # one peers parser, the text log format, the thread pool plain methods run in, the
+    # breakpoint() hook of the local stack.
+    ("protocol", "errors", "version", "redaction", "peers", "logtext", "pool", "breakpoints"),
     ("settings",),  # the mechanism: typed fields read from flags, environment, a YAML file
     (
         "config",

