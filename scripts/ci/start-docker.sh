@@ -4,12 +4,14 @@
 # Usage: scripts/ci/start-docker.sh
 # Idempotent: exits at once when `docker info` already works. The machines have no init system
 # that manages services, so the engine runs under setsid, detached from this shell, and outlives
-# it (later CI steps and sessions reuse it). Its log goes to $DOCKERD_LOG.
+# it (later CI steps and sessions reuse it). Its log goes to $DOCKERD_LOG, its pid to
+# $DOCKERD_PID_FILE. It keeps none of the caller's open files, so `flock LOCK start-docker.sh`
+# releases LOCK when the script ends (tests/integration/test_ci_scripts.py).
 set -euo pipefail
 
 log_file=${DOCKERD_LOG:-/var/log/dockerd.log}
 timeout_s=${DOCKERD_START_TIMEOUT:-60}
-pid_file=/var/run/docker.pid
+pid_file=${DOCKERD_PID_FILE:-/var/run/docker.pid}
 
 log() { printf 'start-docker: %s\n' "$*" >&2; }
 
@@ -36,7 +38,17 @@ if [[ -f $pid_file ]]; then
 fi
 if [[ -z $running_pid ]]; then
     log "starting dockerd (log: $log_file)"
-    setsid dockerd >>"$log_file" 2>&1 </dev/null &
+    # dockerd outlives this script, so it must not keep the caller's other open files: started
+    # under `flock /tmp/docker.lock` (how the shared machines serialise Docker work), an inherited
+    # lock descriptor would hold that lock for as long as the engine runs, and every later
+    # `flock` would wait for ever. Only stdin, stdout and stderr go to it.
+    (
+        for fd in /proc/"$BASHPID"/fd/*; do
+            fd=${fd##*/}
+            if ((fd > 2)); then eval "exec $fd>&-"; fi
+        done
+        exec setsid dockerd --pidfile "$pid_file"
+    ) >>"$log_file" 2>&1 </dev/null &
 fi
 
 # Poll until the engine answers, bounded by the deadline.

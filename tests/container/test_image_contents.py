@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -23,8 +24,38 @@ from .support import REPO, note, wait_for
 pytestmark = pytest.mark.container
 
 PYTHON = "/opt/venv/bin/python"
-GATEWAY = "services.gateway:GatewayService"
-HELLO = "services.hello:HelloService"
+# The healthcheck tests serve a module of their own, mounted into the image's working directory
+# (as test_image.py does), so they hold whichever example services the project keeps.
+CHECKED = "checked_service:CheckedService"
+UNREADY = "checked_service:UnreadyService"
+CHECKED_SERVICE = """
+from service_template import MicroService, public_method, readiness_check
+
+
+class CheckedService(MicroService):
+    name = "checked"
+
+    @public_method
+    async def ping(self) -> str:
+        return "pong"
+
+
+class UnreadyService(CheckedService):
+    name = "unready"
+
+    @readiness_check
+    async def never(self) -> bool:
+        return False
+"""
+
+
+def checked_volume(folder: Path) -> dict[str, dict[str, str]]:
+    """CHECKED_SERVICE as a read-only file in the image's working directory."""
+    module = folder / "checked_service.py"
+    module.write_text(CHECKED_SERVICE)
+    module.chmod(0o644)  # the service runs as uid 10001
+    return {str(module): {"bind": "/app/checked_service.py", "mode": "ro"}}
+
 
 # Prints the distributions the service's interpreter sees and the values pip's markers use
 # (PEP 508), computed the way packaging computes them, with the standard library only.
@@ -138,48 +169,44 @@ def test_no_shell_can_be_started_in_the_image(containers: Containers, image: str
 
 
 def test_healthcheck_reports_an_unready_service_as_unhealthy_in_one_line(
-    docker_client: docker.DockerClient, containers: Containers, image: str
+    docker_client: docker.DockerClient, containers: Containers, image: str, tmp_path: Path
 ) -> None:
     probe = docker_client.images.get(image).attrs["Config"]["Healthcheck"]["Test"][1:]
-    # A gateway that requires a peer which never answers: running, but /readyz says 503.
-    gateway = containers.start(
-        image,
-        command=["serve", GATEWAY],
-        environment={
-            "SERVICE_PEERS": "hello=http://127.0.0.1:9/api,compute=http://127.0.0.1:9/api",
-            "SERVICE_REQUIRED_PEERS": "hello",
-        },
-        read_only=True,
+    # A service whose readiness check fails: running, but /readyz says 503.
+    unready = containers.start(
+        image, command=["serve", UNREADY], volumes=checked_volume(tmp_path), read_only=True
     )
 
     def answered() -> tuple[int, str] | None:
-        code, output = gateway.exec_run(probe)
+        code, output = unready.exec_run(probe)
         text = output.decode(errors="replace").strip()
         return None if "refused" in text else (code, text)
 
-    code, text = wait_for(answered, 30, "the gateway to listen")
+    code, text = wait_for(answered, 30, "the service to listen")
     assert (code, text) == (1, "unhealthy: HTTP/1.1 503 Service Unavailable")
-    code, output = gateway.exec_run(probe, environment={"SERVICE_PORT": "9"})
+    code, output = unready.exec_run(probe, environment={"SERVICE_PORT": "9"})
     assert code == 1
     assert output.decode().strip() == "unhealthy: [Errno 111] Connection refused"
 
 
 def test_healthcheck_probe_costs_little_cpu_at_the_compose_interval(
-    docker_client: docker.DockerClient, containers: Containers, image: str
+    docker_client: docker.DockerClient, containers: Containers, image: str, tmp_path: Path
 ) -> None:
     probe = docker_client.images.get(image).attrs["Config"]["Healthcheck"]["Test"][1:]
-    hello = containers.start(image, command=["serve", HELLO], read_only=True)
-    wait_for(lambda: hello.exec_run(probe).exit_code == 0, 30, "the probe to pass")
+    service = containers.start(
+        image, command=["serve", CHECKED], volumes=checked_volume(tmp_path), read_only=True
+    )
+    wait_for(lambda: service.exec_run(probe).exit_code == 0, 30, "the probe to pass")
 
     def cpu_ns() -> int:
         # The container's cgroup: the probe process and the service's answer, as Docker
         # accounts them (what `docker stats` shows).
-        return int(hello.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"])
+        return int(service.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"])
 
     probes = 10
     before = cpu_ns()
     for _ in range(probes):
-        assert hello.exec_run(probe).exit_code == 0
+        assert service.exec_run(probe).exit_code == 0
     per_probe_ms = (cpu_ns() - before) / probes / 1e6
     compose = (REPO / "compose" / "compose.yaml").read_text()
     found = re.search(r"interval: \$\{HEALTHCHECK_INTERVAL:-(\d+)s\}", compose)

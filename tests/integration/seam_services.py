@@ -107,5 +107,30 @@ class FailingStartService(BillingService):
         raise RuntimeError("the cache would not warm up")
 
 
+class LateChecksService(MicroService):
+    """Readiness checks registered in ``on_start`` and by a call while serving: ``/readyz``
+    reads the checks when asked, so both count (before, a check added in ``on_start`` never
+    reached it)."""
+
+    name = "late-checks"
+    warm = False
+
+    async def on_start(self) -> None:
+        self.warm = True
+        self.add_readiness_check("cache", lambda: self.warm)
+
+    @public_method
+    async def set_cache_warm(self, warm: bool) -> bool:
+        """Make the check registered in ``on_start`` pass or fail."""
+        self.warm = bool(warm)
+        return self.warm
+
+    @public_method
+    async def add_check(self, name: str, passing: bool) -> str:
+        """Register a check while serving, passing or failing as asked."""
+        self.add_readiness_check(name, lambda: bool(passing))
+        return name
+
+
 if __name__ == "__main__":  # the gemstone way: `python seam_services.py` runs like `serve`
     BillingService().start()

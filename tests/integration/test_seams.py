@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 
 BILLING = "tests.integration.seam_services:BillingService"
 FAILING = "tests.integration.seam_services:FailingStartService"
+LATE_CHECKS = "tests.integration.seam_services:LateChecksService"
 SCRIPT = str(REPO / "tests" / "integration" / "seam_services.py")
 PASSWORD = "pa55-w0rd-not-for-logs"
 DB_URL = f"postgresql://billing:{PASSWORD}@db.internal:5432/billing"
@@ -188,6 +189,26 @@ def test_lifespan_wraps_serving_and_a_check_it_adds_decides_readyz(start_service
         "stopped",
     ]
     assert in_order(messages(service), lifecycle), messages(service)
+
+
+def test_checks_added_in_on_start_and_while_serving_decide_readyz(start_service):
+    service = start_service(LATE_CHECKS)
+    wait_http(f"{service.base}/readyz")
+    status, doc = readyz(service.port)
+    assert status == 200
+    assert doc["checks"]["cache:responseTime"][0]["status"] == "pass"
+    result_of(service.port, "set_cache_warm", [False])
+    status, doc = readyz(service.port)
+    assert status == 503
+    assert doc["checks"]["cache:responseTime"][0]["status"] == "fail"
+    result_of(service.port, "set_cache_warm", [True])
+    assert readyz(service.port)[0] == 200
+    result_of(service.port, "add_check", ["queue", False])
+    status, doc = readyz(service.port)
+    assert status == 503
+    assert doc["checks"]["queue:responseTime"][0]["status"] == "fail"
+    assert doc["checks"]["cache:responseTime"][0]["status"] == "pass"
+    service.stop_cleanly()
 
 
 def test_when_on_start_fails_halfway_on_stop_runs_and_lifespan_exits():

@@ -39,9 +39,33 @@ NAME = fresh_name("billing")
 TIERS_LIMIT = 1200  # seconds for one copy's tiers on a busy 2-core machine
 
 
+# This environment installs the checkout in editable mode, and its import hook answers
+# `import services.hello` from the checkout when the copy has no such module: a copy's test of a
+# removed example would pass on the checkout's file. This sitecustomize, first on every copy
+# process's path, takes the hook out, so a copy imports only its own `service_template` and
+# `services` (the distribution's metadata stays, for the version).
+NO_EDITABLE_HOOK = """import sys
+
+sys.meta_path[:] = [
+    finder
+    for finder in sys.meta_path
+    if not getattr(finder, "__module__", "").startswith("__editable__")
+]
+"""
+
+
+def site_dir(copy: Path) -> Path:
+    """A folder beside the copy holding only NO_EDITABLE_HOOK as sitecustomize.py."""
+    folder = copy.parent / "site"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(NO_EDITABLE_HOOK)
+    return folder
+
+
 def environment(copy: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
-    return {**env, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    path = f"{copy}{os.pathsep}{site_dir(copy)}"
+    return {**env, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def stack(copy: Path, *args: str) -> str:

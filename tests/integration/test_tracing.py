@@ -28,9 +28,9 @@ from tests.otlp_receiver import OTLPReceiver, Span
 
 pytestmark = pytest.mark.integration
 
-GATEWAY = "services.gateway:GatewayService"
-HELLO = "services.hello:HelloService"
 RELAY = "tests.integration.tracing_services:RelayService"
+HELLO = "tests.integration.tracing_services:HelloEndService"
+PROBE = "tests.integration.services:ProbeService"  # imports no OpenTelemetry itself
 
 
 @pytest.fixture
@@ -65,43 +65,44 @@ def by_name(spans: list[Span], service: str, kind: str, name: str) -> Span:
     return found[0]
 
 
-def test_a_call_through_the_gateway_is_one_trace_across_three_hops(
+def test_a_call_through_two_relays_is_one_trace_across_three_hops(
     start_service: Callable[..., ServiceProcess], receiver: OTLPReceiver, traced_client: None
 ) -> None:
-    # client -> gateway.greet -> relay.say_hello (a plain method, blocking client) -> hello
+    # client -> front.say_hello_async (async client) -> relay.say_hello (a plain method,
+    # blocking client) -> hello
     hello = start_service(HELLO, env=otel_env(receiver))
     relay = start_service(RELAY, env=otel_env(receiver, SERVICE_PEERS=f"hello={hello.url}"))
-    peers = f"hello={relay.url},compute={hello.url}"
-    gateway = start_service(GATEWAY, env=otel_env(receiver, SERVICE_PEERS=peers))
+    peers = f"hello={relay.url}"
+    front = start_service(RELAY, env=otel_env(receiver, SERVICE_PEERS=peers, SERVICE_NAME="front"))
 
-    with RemoteClient(gateway.url) as client:
-        assert client.call("greet", "you") == "relayed: hello you"
+    with RemoteClient(front.url) as client:
+        assert client.call("say_hello_async", "you") == "relayed: relayed: hello you"
     tracing.stop()  # the test's own span goes out now
 
     spans = receiver.wait_for(lambda spans: len(spans) >= 6)
     assert len({span.trace_id for span in spans}) == 1, spans
-    first = by_name(spans, "test-client", "CLIENT", "greet")
-    gateway_server = by_name(spans, "gateway", "SERVER", "greet")
-    gateway_client = by_name(spans, "gateway", "CLIENT", "say_hello")
+    first = by_name(spans, "test-client", "CLIENT", "say_hello_async")
+    front_server = by_name(spans, "front", "SERVER", "say_hello_async")
+    front_client = by_name(spans, "front", "CLIENT", "say_hello")
     relay_server = by_name(spans, "relay", "SERVER", "say_hello")
     relay_client = by_name(spans, "relay", "CLIENT", "say_hello")
     hello_server = by_name(spans, "hello", "SERVER", "say_hello")
-    chain = [first, gateway_server, gateway_client, relay_server, relay_client, hello_server]
+    chain = [first, front_server, front_client, relay_server, relay_client, hello_server]
     assert first.parent_id == ""
     for parent, child in itertools.pairwise(chain):
         assert child.parent_id == parent.span_id, (parent, child)
 
-    assert gateway_server.attributes == {
+    assert front_server.attributes == {
         "rpc.system.name": "jsonrpc",
-        "rpc.method": "greet",
+        "rpc.method": "say_hello_async",
         "jsonrpc.protocol.version": "2.0",
         "jsonrpc.request.id": "1",
         "server.address": "127.0.0.1",
-        "server.port": gateway.port,
+        "server.port": front.port,
     }
-    assert gateway_client.attributes["server.port"] == relay.port
-    assert gateway_client.attributes["server.address"] == "127.0.0.1"
-    assert gateway_client.attributes["rpc.system.name"] == "jsonrpc"
+    assert front_client.attributes["server.port"] == relay.port
+    assert front_client.attributes["server.address"] == "127.0.0.1"
+    assert front_client.attributes["rpc.system.name"] == "jsonrpc"
     assert all(span.status == "UNSET" for span in chain)
 
 
@@ -316,7 +317,7 @@ def test_tracing_configured_without_the_packages_is_a_one_line_error(tmp_path: P
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SERVICE_"))}
     env.update(PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}", OTEL_EXPORTER_OTLP_ENDPOINT="http://x")
     done = subprocess.run(
-        [sys.executable, "-m", "service_template", "serve", HELLO, "--port", "0"],
+        [sys.executable, "-m", "service_template", "serve", PROBE, "--port", "0"],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -1,6 +1,7 @@
-"""A service for the tracing tests: methods that show which span is current where they run,
+"""Services for the tracing tests: methods that show which span is current where they run,
 that call a peer from a plain method (blocking client, pool thread) and from an async one, and
-that fail with an error code or a crash."""
+that fail with an error code or a crash; and the end of a chain of calls. They are the suite's
+own, so the tests hold whichever example services the project keeps."""
 
 from __future__ import annotations
 
@@ -71,3 +72,13 @@ class RelayService(MicroService):
     @public_method
     def crash(self) -> Any:
         raise ValueError("a secret the caller must not see")
+
+
+class HelloEndService(MicroService):
+    """The last hop of a chain of relays: answers ``say_hello`` as the hello example does."""
+
+    name = "hello"
+
+    @public_method
+    async def say_hello(self, name: str) -> str:
+        return f"hello {name}"
