@@ -34,6 +34,16 @@ if [[ -f $pid_file ]]; then
         rm -f "$pid_file"
     fi
 fi
+# dockerd trusts its containerd's pid file the same way: a pid reused by another process (a
+# shell, after a restore) makes it wait for a containerd that never answers, then give up.
+containerd_pid_file=/var/run/docker/containerd/containerd.pid
+if [[ -z $running_pid && -f $containerd_pid_file ]]; then
+    pid=$(<"$containerd_pid_file")
+    if [[ $(cat "/proc/$pid/comm" 2>/dev/null || true) != containerd ]]; then
+        log "removing stale $containerd_pid_file"
+        rm -f "$containerd_pid_file"
+    fi
+fi
 if [[ -z $running_pid ]]; then
     log "starting dockerd (log: $log_file)"
     setsid dockerd >>"$log_file" 2>&1 </dev/null &
