@@ -232,6 +232,12 @@ class Planner:
         name = self.name
         compose_file = self.paths.compose_file
         policies = self.k8s / "overlays" / "prod" / "network-policies.yaml"
+        if not self.called_by and policies.is_file():
+            # The prod overlay denies by default: say so, or the owner learns it in production.
+            self.notes.append(
+                f"{self.shown(policies)}: no one may call {name} in production (only Prometheus "
+                f"scrapes it); `new {name} --called-by gateway,ingress` names its callers"
+            )
         for caller in self.called_by:
             if caller == callers.INGRESS:
                 self.put(compose_file, callers.compose_publish(self.edited(compose_file), name))

@@ -91,8 +91,13 @@ def test_called_by_ingress_makes_it_public_through_the_ingress(repo: Path) -> No
     assert compose["services"][NAME]["ports"]  # published, as every entry point is
 
 
-def test_without_callers_no_one_may_call_it(repo: Path) -> None:
-    assert new(repo).returncode == 0
+def test_without_callers_no_one_may_call_it_and_new_says_so(repo: Path) -> None:
+    done = new(repo)
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"note: k8s/overlays/prod/network-policies.yaml: no one may call {NAME} in production"
+    ) in done.stderr
+    assert "--called-by" in done.stderr
     docs, by_name = pods(repo)
     billing = by_name[NAME]
     for other in by_name.values():
