@@ -73,6 +73,9 @@ def test_no_project_or_deploy_file_names_the_template_product(
     assert [image["newName"] for image in prod["images"]] == [IMAGE]
     answers = yaml.safe_load((generated / ".copier-answers.yml").read_text())
     assert answers["project_slug"] == SLUG and answers["_src_path"] == str(template)
+    # The template's own tests stay with the template: the project has no copier.yml to run.
+    assert not (generated / "copier.yml").exists()
+    assert not (generated / "tests" / "integration" / "test_generate.py").exists()
 
 
 def test_the_generated_projects_release_pushes_to_its_own_image(
