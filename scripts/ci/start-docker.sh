@@ -9,7 +9,7 @@ set -euo pipefail
 
 log_file=${DOCKERD_LOG:-/var/log/dockerd.log}
 timeout_s=${DOCKERD_START_TIMEOUT:-60}
-pid_file=/var/run/docker.pid
+pid_file=${DOCKERD_PID_FILE:-/var/run/docker.pid}
 
 log() { printf 'start-docker: %s\n' "$*" >&2; }
 
@@ -36,7 +36,7 @@ if [[ -f $pid_file ]]; then
 fi
 # dockerd trusts its containerd's pid file the same way: a pid reused by another process (a
 # shell, after a restore) makes it wait for a containerd that never answers, then give up.
-containerd_pid_file=/var/run/docker/containerd/containerd.pid
+containerd_pid_file=${CONTAINERD_PID_FILE:-/var/run/docker/containerd/containerd.pid}
 if [[ -z $running_pid && -f $containerd_pid_file ]]; then
     pid=$(<"$containerd_pid_file")
     if [[ $(cat "/proc/$pid/comm" 2>/dev/null || true) != containerd ]]; then
@@ -44,9 +44,22 @@ if [[ -z $running_pid && -f $containerd_pid_file ]]; then
         rm -f "$containerd_pid_file"
     fi
 fi
+# The engine outlives this script: it must not keep a descriptor this script inherited, such as
+# the lock of a `flock /tmp/docker.lock` around it (every later flock would wait for the engine
+# to exit, i.e. forever). Close all but stdin, stdout and stderr before starting it.
+start_engine() {
+    local fd
+    for fd in "/proc/$BASHPID/fd"/*; do
+        fd=${fd##*/}
+        if ((fd > 2)); then
+            eval "exec $fd>&-" 2>/dev/null || true
+        fi
+    done
+    exec setsid dockerd >>"$log_file" 2>&1 </dev/null
+}
 if [[ -z $running_pid ]]; then
     log "starting dockerd (log: $log_file)"
-    setsid dockerd >>"$log_file" 2>&1 </dev/null &
+    start_engine &
 fi
 
 # Poll until the engine answers, bounded by the deadline.
