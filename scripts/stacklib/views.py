@@ -210,7 +210,9 @@ def call(ctx: Context, args: argparse.Namespace) -> int:
     from service_template import cli
 
     token = _token(ctx, args.token, Path(record.token_file) if record.token_file else None)
-    options = ["--timeout", str(args.timeout), *(["--token", token] if token else [])]
+    # `--token=T`, one word: a token may start with '-' (token_urlsafe gives one in 64), which
+    # argparse would read as an option after a separate `--token`.
+    options = ["--timeout", str(args.timeout), *([f"--token={token}"] if token else [])]
     return cli.main(["call", *options, record.url, args.method, "--", *args.args])
 
 

@@ -9,7 +9,7 @@ service drains.
 
 Off, nothing of OpenTelemetry is imported: this package's ``__init__`` and ``config`` use the
 standard library only, and the clients look at one attribute (``client.tracehooks.SPANS``).
-The packages come with the ``tracing`` extra (``pip install 'service-template[tracing]'``);
+The packages come with the project's ``tracing`` extra (``pip install '.[tracing]'`` in a checkout);
 tracing configured without them is a one-line start-up error naming it.
 
 A program that uses the clients outside a service turns tracing on the same way::

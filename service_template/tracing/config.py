@@ -27,9 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import StartupError
+from ..version import distribution_name
 
 EXTRA = "tracing"
-"""The optional dependencies that install OpenTelemetry (``service-template[tracing]``)."""
+"""The optional dependencies that install OpenTelemetry (the project's ``[tracing]`` extra)."""
 
 _EXPORTERS = ("otlp", "console", "none")
 _PROTOCOL = "http/protobuf"
@@ -102,10 +103,12 @@ def _endpoint(environ: Mapping[str, str]) -> str | None:
 
 def missing_packages(config: TracingConfig, error: ImportError) -> StartupError:
     """The one-line start-up error for tracing asked for without the packages installed."""
+    # The project's own distribution: a renamed project is not installed as service-template.
+    install = f"{distribution_name()}[{EXTRA}]" if distribution_name() else f".[{EXTRA}]"
     return StartupError(
         f"tracing is configured ({config.reason}) but OpenTelemetry is not installed "
         f"({error.name or 'opentelemetry'}): install the '{EXTRA}' extra, "
-        f"pip install 'service-template[{EXTRA}]'"
+        f"pip install '{install}'"
     )
 
 

@@ -170,9 +170,9 @@ def image(docker_client: docker.DockerClient, base_image: str) -> str:
     took = time.monotonic() - started
     # The image the tag named before is dangling now: remove it (as build-images.sh does). Only
     # final images carry stage=runtime; the dangling build stages are the layer cache.
-    docker_client.images.prune(
-        filters={"dangling": True, "label": "org.service-template.stage=runtime"}
-    )
+    # On a line of its own, so that a rename's longer or shorter name never rewraps the call.
+    runtime = "org.service-template.stage=runtime"
+    docker_client.images.prune(filters={"dangling": True, "label": runtime})
     size = docker_client.images.get(IMAGE).attrs["Size"]
     note(f"image {IMAGE}: {size / 1e6:.1f} MB, built on {base_image} in {took:.1f} s")
     return IMAGE

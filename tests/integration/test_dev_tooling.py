@@ -85,3 +85,37 @@ def test_renovate_watches_every_kind_of_dependency_the_project_pins() -> None:
     found = {(m["depName"], m["currentValue"]) for m in regex.finditer(compose)}
     assert any(name.endswith("prometheus") for name, _ in found), found
     assert any("compose" in pattern for pattern in patterns)
+
+
+NODE_BIN = REPO / ".cache" / "node-tools" / "node_modules" / ".bin"
+RENOVATE_VALIDATOR = NODE_BIN / "renovate-config-validator"
+
+
+def validate_renovate(config: Path) -> subprocess.CompletedProcess[str]:
+    """Renovate's own validator, offline, on a repository config (``--strict``: also warnings)."""
+    if not RENOVATE_VALIDATOR.is_file():
+        missing_tool("renovate-config-validator is needed: bash scripts/ci/node-tools.sh")
+    return subprocess.run(
+        [str(RENOVATE_VALIDATOR), "--strict", "--no-global", config.name],
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_renovates_own_validator_accepts_the_configuration() -> None:
+    done = validate_renovate(REPO / "renovate.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Config validated successfully" in done.stdout + done.stderr
+
+
+def test_renovates_validator_catches_a_misspelt_option(tmp_path: Path) -> None:
+    # The check above is only worth something if the validator really reads the file.
+    config = json.loads((REPO / "renovate.json").read_text())
+    config["packageRules"][0]["matchManagerz"] = config["packageRules"][0].pop("matchManagers")
+    (tmp_path / "renovate.json").write_text(json.dumps(config))
+    done = validate_renovate(tmp_path / "renovate.json")
+    assert done.returncode != 0
+    assert "Invalid configuration option: packageRules[0].matchManagerz" in done.stdout

@@ -3,6 +3,8 @@ it names, and by no one else (the prod overlay's NetworkPolicies, rendered by ku
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +27,7 @@ def new(repo: Path, *args: str, name: str = NAME) -> subprocess.CompletedProcess
     return subprocess.run(
         [sys.executable, str(repo / "scripts" / "stack.py"), "new", name, *args],
         cwd=repo,
+        stdin=subprocess.DEVNULL,  # not a terminal: new does not ask
         capture_output=True,
         text=True,
         timeout=120,
@@ -91,13 +94,50 @@ def test_called_by_ingress_makes_it_public_through_the_ingress(repo: Path) -> No
     assert compose["services"][NAME]["ports"]  # published, as every entry point is
 
 
-def test_without_callers_no_one_may_call_it(repo: Path) -> None:
-    assert new(repo).returncode == 0
+def test_without_callers_no_one_may_call_it_and_new_says_so(repo: Path) -> None:
+    done = new(repo)
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"note: k8s/overlays/prod/network-policies.yaml: no one may call {NAME} in production"
+    ) in done.stderr
+    assert "--called-by" in done.stderr
     docs, by_name = pods(repo)
     billing = by_name[NAME]
     for other in by_name.values():
         if other.name != NAME:
             assert not connection_allowed(docs, other, billing, billing.ports["http"]), other
+
+
+def test_on_a_terminal_new_asks_for_the_callers_and_writes_what_it_is_told(repo: Path) -> None:
+    caller = CALLER
+    assert new(repo, name=caller).returncode == 0
+    terminal, typed = os.openpty()
+    try:
+        os.write(terminal, f"{caller}\n".encode())  # the answer, typed ahead of the question
+        done = subprocess.run(
+            [sys.executable, str(repo / "scripts" / "stack.py"), "new", NAME],
+            cwd=repo,
+            stdin=typed,
+            stdout=typed,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        shown = b""
+        while select.select([terminal], [], [], 0)[0]:  # what the terminal showed, all of it
+            shown += os.read(terminal, 4096)
+    finally:
+        os.close(terminal)
+        os.close(typed)
+    assert done.returncode == 0, done.stderr
+    # input() writes its question to the terminal's stdout, or to stderr with the C readline.
+    question = shown.decode() + done.stderr
+    assert f"who may call {NAME} in production?" in question
+    assert caller in question and "ingress" in question  # the choices are offered
+    assert f"{caller} may call {NAME}" in done.stderr
+    docs, by_name = pods(repo)
+    assert connection_allowed(docs, by_name[caller], by_name[NAME], by_name[NAME].ports["http"])
 
 
 def test_an_unknown_caller_is_refused_and_nothing_changes(repo: Path) -> None:

@@ -39,7 +39,8 @@ OBSERVABILITY = REPO / "observability"
 RULES = OBSERVABILITY / "alerts.yml"
 DASHBOARD = OBSERVABILITY / "grafana-dashboard.json"
 OBSERVED = "tests.integration.services:ObservedService"
-JOB = "service-template"  # the job name of compose/prometheus.yml and the ServiceMonitors
+# The job name of compose/prometheus.yml and the ServiceMonitors.
+JOB = "service-template"
 
 # Grafana's variables as a query run with every service and method selected would see them.
 GRAFANA_VARIABLES = {"$service": ".+", "$method": ".+", "$__rate_interval": "1m"}

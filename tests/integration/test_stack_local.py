@@ -234,6 +234,19 @@ def test_up_call_status_smoke_logs_then_down_leaves_no_process(repo: Path) -> No
     assert "no stack is running" in stack(repo, "down").stderr
 
 
+def test_a_token_starting_with_a_dash_reaches_the_service(repo: Path) -> None:
+    # secrets.token_urlsafe, which makes the stack's tokens, starts one in 64 with '-'.
+    try:
+        up = stack(repo, "up", "-d")
+        assert up.returncode == 0, up.stderr
+        dashed = "-" + "x" * 40
+        called = stack(repo, "call", f"--token={dashed}", "greeter", "say_private_hello", "x")
+        # The service read it and refused it (it is not the stack's): not a usage error.
+        assert called.returncode == 1 and "Access denied" in called.stderr, called.stderr
+    finally:
+        assert stack(repo, "down").returncode == 0
+
+
 def test_ctrl_c_on_an_attached_up_stops_every_service(repo: Path) -> None:
     attached = attach(repo)
     attached.wait_for("Ctrl-C stops the stack")

@@ -22,6 +22,7 @@ import pytest
 
 from service_template import RPCError, tracing
 from service_template.client import RemoteClient
+from service_template.version import distribution_name
 from tests.conftest import REPO, ServiceProcess
 from tests.integration.tracing_services import GATED, REFUSED
 from tests.otlp_receiver import OTLPReceiver, Span
@@ -329,5 +330,5 @@ def test_tracing_configured_without_the_packages_is_a_one_line_error(tmp_path: P
     assert done.stderr.strip().splitlines() == [
         "error: tracing is configured (OTEL_EXPORTER_OTLP_ENDPOINT is set) but OpenTelemetry "
         "is not installed (opentelemetry): install the 'tracing' extra, "
-        "pip install 'service-template[tracing]'"
+        f"pip install '{distribution_name()}[tracing]'"  # the project's own name
     ]

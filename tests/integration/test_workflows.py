@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -82,7 +83,49 @@ def test_actionlint_catches_untrusted_input_in_a_run_script(tmp_path: Path) -> N
     assert "expression" in kinds
 
 
-def test_the_release_pushes_to_the_image_named_in_pyproject() -> None:
+def release_naming_step(root: Path, tag: str, tmp_path: Path) -> tuple[int, dict[str, str], str]:
+    """Run the release workflow's step that reads the image name, as the runner would (bash,
+    ``$GITHUB_OUTPUT``, the tag in ``$TAG``), in the project at ``root``.
+    Returns (exit status, the outputs it wrote, stderr)."""
+    workflow = yaml.safe_load((root / ".github/workflows/release.yml").read_text())
+    steps = workflow["jobs"]["image"]["steps"]
+    step = next(step for step in steps if step.get("id") == "project")
+    outputs = tmp_path / "github_output"
+    outputs.write_text("")
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=root,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "GITHUB_OUTPUT": str(outputs), "TAG": tag},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    written = dict(line.split("=", 1) for line in outputs.read_text().splitlines() if "=" in line)
+    return done.returncode, written, done.stderr
+
+
+def test_the_release_pushes_to_the_image_named_in_pyproject(tmp_path: Path) -> None:
     text = (REPO / ".github/workflows/release.yml").read_text()
-    assert "project['tool']['stack']['image']" in text
     assert "ghcr.io/example" not in text  # the registry is named in one place only
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    version, image = project["project"]["version"], project["tool"]["stack"]["image"]
+    status, outputs, stderr = release_naming_step(REPO, f"v{version}", tmp_path)
+    assert status == 0, stderr
+    assert outputs == {"image": image, "version": version, "registry": image.split("/")[0]}
+    # build-push-action tags the image from these outputs.
+    push = next(
+        step
+        for step in yaml.safe_load(text)["jobs"]["image"]["steps"]
+        if str(step.get("uses", "")).startswith("docker/build-push-action")
+    )
+    assert push["with"]["tags"].strip() == (
+        "${{ steps.project.outputs.image }}:${{ steps.project.outputs.version }}"
+    )
+
+
+def test_a_tag_other_than_the_version_releases_nothing(tmp_path: Path) -> None:
+    status, outputs, stderr = release_naming_step(REPO, "v99.0.0", tmp_path)
+    assert status != 0
+    assert "tag v99.0.0 does not match pyproject.toml's version" in stderr
+    assert "image" not in outputs

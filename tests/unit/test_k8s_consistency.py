@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE_FILE = REPO / "compose" / "compose.yaml"
+# The product's name: the image, the part-of label, the namespace (scripts/rename.py sets it).
+PRODUCT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
 OVERLAYS = ("dev", "prod")
 PEER_TOKENS_ENV = "SERVICE_PEER_TOKEN_FILES"
 PEERS_ENV = "SERVICE_PEERS"
@@ -783,10 +785,10 @@ def test_network_policies_allow_dns_and_no_other_egress_out_of_the_namespace() -
 
 def test_base_image_is_the_one_compose_runs() -> None:
     base = of_kind(tuple(_kustomize(K8S / "base")), "Deployment")
-    assert {container(d)["image"] for d in base} == {"service-template"}
+    assert {container(d)["image"] for d in base} == {PRODUCT}
     for deployment in base:
         service = compose_services()[deployment["metadata"]["name"]]
-        assert image_repository(with_compose_defaults(service["image"])) == "service-template"
+        assert image_repository(with_compose_defaults(service["image"])) == PRODUCT
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -917,7 +919,7 @@ def test_the_monitoring_component_labels_monitors_and_rules_for_one_prometheus()
         # job="<part-of>" on every target: what the rules' `up{job=...}` and the dashboard use.
         assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/part-of"
         service = named(docs, "Service", monitor["metadata"]["name"])
-        assert service["metadata"]["labels"]["app.kubernetes.io/part-of"] == "service-template"
+        assert service["metadata"]["labels"]["app.kubernetes.io/part-of"] == PRODUCT
     rules = yaml.safe_load((REPO / "observability" / "alerts.yml").read_text())
     assert rule["spec"] == rules  # the rules file is the resource's spec, nothing else
 

@@ -28,6 +28,15 @@ def test_the_prod_overlay_deploys_the_image_tagged_with_the_version() -> None:
     assert tags == {VERSION}, "bump newTag in k8s/overlays/prod/kustomization.yaml with the version"
 
 
+def test_the_image_label_defaults_to_the_version() -> None:
+    # Builds that do not pass VERSION (Compose, a plain `docker build`) label the image with
+    # the Dockerfile's default: a version bump must move it too.
+    dockerfile = (REPO / "Dockerfile").read_text()
+    default = re.search(r"^ARG VERSION=(\S+)$", dockerfile, re.MULTILINE)
+    assert default is not None, "the Dockerfile declares ARG VERSION with a default"
+    assert default.group(1) == VERSION, "bump ARG VERSION in the Dockerfile with the version"
+
+
 def test_the_changelog_has_a_section_for_the_version() -> None:
     changelog = (REPO / "CHANGELOG.md").read_text()
     assert "## [Unreleased]" in changelog
