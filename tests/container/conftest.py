@@ -28,7 +28,9 @@ from docker.models.networks import Network
 from .compose_stack import Stack, up_stack
 from .support import FACTS, REPO, note
 
-IMAGE = "service-template:test"
+# A suite run inside a scratch copy (test_copy_tiers.py) builds under a tag of its own, so it
+# never replaces the image the outer session is testing.
+IMAGE = os.environ.get("ST_TEST_IMAGE", "service-template:test")
 LOCAL_BASE = "service-template-base:bookworm"
 LOCAL_PROMETHEUS = "service-template-prometheus:bookworm"
 LOCAL_POSTGRES = "service-template-postgres:bookworm"

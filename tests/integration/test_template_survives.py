@@ -2,8 +2,8 @@
 
 Two copies (the files git lists), each changed as a user would, then its own lint, mypy, unit
 and integration tiers run in it, its Kubernetes overlays rendered and its Compose file rendered
-by Compose (``config``; no ``up``: the integration tier has no Docker engine, and the container
-tier's stack tests take minutes each):
+by Compose (``config``; no ``up`` here: the integration tier has no Docker engine. The container
+and client tiers of the ``replaced`` copy run in ``tests/container/test_copy_tiers.py``):
 
 - ``new``: a project generated from the template under another name (copier, as its user would:
   renamed, without the template's own tests), then ``stack.py new billing`` (or the first free
