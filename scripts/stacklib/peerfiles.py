@@ -26,7 +26,7 @@ from pathlib import Path
 
 from service_template.peers import PEERS_ENV, format_peers, pairs
 
-from . import definition, rendered
+from . import definition, manifests, rendered
 from . import state as st
 from .context import SCRIPT, Context
 from .errors import StackError
@@ -179,6 +179,7 @@ def deployment_patch(service: definition.StackService) -> str:
     if tokens:
         env += _env_entry(TOKENS_ENV, {peer: f"{PEER_TOKEN_DIR}/{peer}" for peer in tokens})
     text = DEPLOYMENT_PATCH.format(caller=service.name, names=", ".join(service.peers), env=env)
+    text = manifests.wrap_comments(text, WIDTH)  # many peers make a long first line
     if tokens:
         sources = "".join(PEER_SOURCE.format(peer=peer) for peer in tokens)
         text += PEER_VOLUME.format(directory=PEER_TOKEN_DIR, sources=sources)
