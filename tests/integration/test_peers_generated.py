@@ -111,6 +111,7 @@ def test_a_peer_added_in_compose_is_stale_until_the_command_then_only_the_caller
     assert done.returncode == 0, done.stderr
     assert "updated k8s/base/peers.yaml" in done.stderr
     assert stack(repo, "peers", "--check").returncode == 0
+    assert "already match" in stack(repo, "peers").stderr  # a second run changes nothing
     docs, pods = rendered(repo)
     assert pod_peers(docs, CALLER) == {CALLEE: f"http://{CALLEE}:8000/api"}
     assert allowed(docs, pods, CALLER, CALLEE)

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from scripts.stacklib.definition import Definition, StackService
-from scripts.stacklib.peerfiles import render_patches, render_policies
+from scripts.stacklib.peerfiles import render_patches, render_policies, untokened_peers
 from service_template.peers import pairs, parse_peers
 
 WIDTH = 100
@@ -87,3 +87,16 @@ def test_a_peer_without_a_token_file_in_compose_gets_none_in_the_pod() -> None:
     [patch] = documents(render_patches(services, {"front", "back"}))
     assert set(env_of(patch)) == {"SERVICE_PEERS"}
     assert "volumes" not in patch["spec"]["template"]["spec"]
+
+
+def test_a_call_inside_the_stack_without_a_token_file_is_noted_with_what_to_write() -> None:
+    services = stack(
+        caller("front", {"back": "http://back:8000/api"}, tokens=False),
+        caller("edge", {"outside": "https://api.example.com/rpc"}, tokens=False),
+        StackService(name="back"),
+    )
+    # A peer outside the stack needs no token of the stack's making: only "back" is noted.
+    assert untokened_peers(services) == [
+        "front calls back without its token: add back=/run/secrets/back_token to its "
+        "SERVICE_PEER_TOKEN_FILES and `- back_token` to its secrets in Compose"
+    ]
