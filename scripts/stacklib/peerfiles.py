@@ -14,8 +14,9 @@ manifest, two checked-in files are generated from it and never edited by hand:
 ``stack.py peers`` writes them, ``new``/``remove`` rewrite them with the Compose file they
 write, and ``stack.py peers --check`` (run by tests/unit/test_k8s_consistency.py) fails while
 they are stale, naming the command. A project without ``k8s/`` (or without the prod overlay)
-gets nothing written there. Hand-written files are not touched: the kustomizations list the two
-files once, and the env files must not set the peers (a check says so).
+gets nothing written there, and its Compose file works as before. Hand-written files are not
+touched: the kustomizations list the two files once, and the env files must not set the peers
+(a check says so).
 """
 
 from __future__ import annotations
@@ -211,12 +212,12 @@ def wanted(
     """The generated files' contents, for those whose folder the project has; ``planned``
     names services whose Kubernetes manifest is about to be written (``new``)."""
     base = repo / "k8s" / "base"
-    if not base.is_dir():
+    if not (base / "kustomization.yaml").is_file():  # no Kubernetes base: nothing reads a copy
         return {}
     on_disk = {path.stem for path in base.glob("*.yaml")}
     deployed = (on_disk | planned) & set(stack.services)
     files = {repo / PATCH_FILE: render_patches(stack, deployed)}
-    if (repo / POLICY_FILE).parent.is_dir():
+    if (repo / POLICY_FILE).with_name("kustomization.yaml").is_file():
         files[repo / POLICY_FILE] = render_policies(stack, deployed)
     return files
 
@@ -257,12 +258,15 @@ def command(ctx: Context, args: argparse.Namespace) -> int:
         problems = stale(ctx.paths, ctx.environ)
         if problems:
             raise StackError("; ".join(problems))
-        ctx.ui.say("the Kubernetes peers match compose/compose.yaml")
+        if (ctx.paths.repo / PATCH_FILE).with_name("kustomization.yaml").is_file():
+            ctx.ui.say("the Kubernetes peers match compose/compose.yaml")
+        else:
+            ctx.ui.say("no k8s/base/kustomization.yaml: no Kubernetes copy to check")
         return 0
     stack = definition.from_model(rendered.read(ctx.paths.compose_file, ctx.environ))
     files = wanted(ctx.paths.repo, stack)
     if not files:
-        ctx.ui.say("no k8s/base folder: nothing to generate")
+        ctx.ui.say("no k8s/base/kustomization.yaml: no Kubernetes copy to generate")
     changed = [p for p, c in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != c]
     for path in changed:
         path.write_text(files[path], encoding="utf-8")

@@ -266,7 +266,7 @@ class Planner:
                     compose_file, callers.compose_caller(self.edited(compose_file), caller, name)
                 )
                 generated = self.repo / peerfiles.POLICY_FILE
-                if generated.parent.is_dir():
+                if generated.with_name("kustomization.yaml").is_file():
                     self.notes.append(
                         f"{self.shown(generated)}: {caller} may call {name} (prod NetworkPolicies)"
                     )

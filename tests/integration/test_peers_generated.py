@@ -5,6 +5,7 @@ kustomize renders them; a stale copy fails ``peers --check`` with the command to
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,13 @@ def test_an_env_file_that_sets_the_peers_itself_is_reported(repo: Path) -> None:
     done = stack(repo, "peers", "--check")
     assert done.returncode == 1
     assert f"k8s/base/{CALLER}.env sets SERVICE_PEERS: delete that line" in done.stderr
+
+
+def test_a_project_without_kubernetes_gets_no_copy_and_no_complaint(repo: Path) -> None:
+    shutil.rmtree(repo / "k8s")
+    add_peer_by_hand(repo)
+    for args in (("peers",), ("peers", "--check")):
+        done = stack(repo, *args)
+        assert done.returncode == 0, done.stderr
+        assert "no k8s/base/kustomization.yaml: no Kubernetes copy" in done.stderr
+    assert not (repo / "k8s").exists()
