@@ -13,6 +13,7 @@ Python 3.11+ (the first run makes .venv, as scripts/dev.py does).
     python3 scripts/stack.py down                stop everything, whatever started it
     python3 scripts/stack.py new billing         a new service: module, tests, Compose, k8s
     python3 scripts/stack.py remove hello        delete one everywhere (refused while called)
+    python3 scripts/stack.py peers               the k8s copy of who calls whom, from Compose
 
 The logic lives in scripts/stacklib/; `python3 scripts/stack.py COMMAND --help` for options.
 """

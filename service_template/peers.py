@@ -2,8 +2,8 @@
 
 A service's peers are declared once, as ``SERVICE_PEERS`` on the calling service in
 ``compose/compose.yaml`` (``hello=http://hello:8000/api,compute=http://compute:8000/api``); the
-Kubernetes env file repeats the value and the NetworkPolicies allow exactly those calls, and
-both are checked against Compose by the test suite. Whoever reads that value (the runtime's
+Kubernetes copy (the callers' peers and the NetworkPolicies) is generated from it by
+``stack.py peers`` and checked against it by the test suite. Whoever reads that value (the runtime's
 settings, ``discovery``, the stack orchestrator, the manifest checks) parses it here, so they
 all accept and refuse the same text with the same message.
 

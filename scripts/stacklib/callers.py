@@ -1,14 +1,11 @@
-"""``new NAME --called-by CALLER,...``: who may call the new service, wired everywhere it shows.
+"""``new NAME --called-by CALLER,...``: who may call the new service, written in Compose.
 
 A caller is another service of the stack, or ``ingress`` (the public, through the Ingress).
-For a service caller the new service becomes its peer, declared once in Compose and repeated
-where Kubernetes needs it (the checks tie them together):
-
-- Compose: the caller's ``SERVICE_PEERS`` and ``SERVICE_PEER_TOKEN_FILES`` gain the new service,
-  it mounts the new service's token secret and waits for it to be healthy (``depends_on``);
-- Kubernetes: the caller's env file gains the peer, its Deployment the token (env value and a
-  source of its ``peer-tokens`` projected volume, made if it has none yet);
-- the prod NetworkPolicies: the caller may reach the new service's API port, nobody else may.
+For a service caller the new service becomes its peer, declared once, in Compose: the caller's
+``SERVICE_PEERS`` and ``SERVICE_PEER_TOKEN_FILES`` gain the new service, it mounts the new
+service's token secret and waits for it to be healthy (``depends_on``). The Kubernetes side (the
+caller's peers and tokens, the prod NetworkPolicies between them) is generated from Compose by
+peerfiles.py, which ``new`` runs on the Compose file it writes.
 
 For ``ingress`` the service is published: Compose publishes its port on loopback, the prod
 Ingress routes ``/api`` of a host of its own to it (set the host for your domain), and a
@@ -26,7 +23,6 @@ INGRESS = "ingress"
 WIDTH = 100  # the repository's yamllint line-length
 PEERS_ENV = "SERVICE_PEERS"
 TOKENS_ENV = "SERVICE_PEER_TOKEN_FILES"
-PEER_TOKEN_DIR = "/var/run/secrets/peers"  # noqa: S105 - a folder, not a token
 
 
 def peer_url(name: str) -> str:
@@ -140,76 +136,6 @@ def compose_publish(text: str, name: str) -> str:
     return "\n".join(lines)
 
 
-def env_file_caller(text: str, name: str) -> str:
-    """A service's ``k8s/base/<it>.env`` with ``name`` added to its SERVICE_PEERS."""
-    lines = text.rstrip("\n").split("\n")
-    pair = f"{name}={peer_url(name)}"
-    at = next((i for i, line in enumerate(lines) if line.startswith(f"{PEERS_ENV}=")), None)
-    if at is None:
-        lines.append(f"{PEERS_ENV}={pair}")
-    else:
-        lines[at] = _append_pair(lines[at], pair)
-    return "\n".join(lines) + "\n"
-
-
-def deployment_caller(text: str, caller: str, name: str) -> str:
-    """``k8s/base/<caller>.yaml`` with ``name``'s token mounted and named for the runtime."""
-    lines = text.split("\n")
-    pair = f"{name}={PEER_TOKEN_DIR}/{name}"
-    at = _find(lines, 0, len(lines), rf"^\s+- name: {TOKENS_ENV}\s*$")
-    if at is not None:
-        _add_pair(lines, at + 1, pair)
-    else:
-        own = _find(lines, 0, len(lines), r"^\s+- name: SERVICE_API_TOKEN_FILE\s*$")
-        if own is None:
-            raise StackError(f"k8s/base/{caller}.yaml sets no SERVICE_API_TOKEN_FILE")
-        indent = lines[own][: len(lines[own]) - len(lines[own].lstrip())]
-        lines[own + 2 : own + 2] = [
-            f"{indent}- name: {TOKENS_ENV}",
-            f"{indent}  value: {pair}",
-        ]
-    source = [
-        "              - secret:",
-        f"                  name: {name}-api-token",
-        "                  items:",
-        "                    - key: api-token",
-        f"                      path: {name}",
-    ]
-    volume = _find(lines, 0, len(lines), r"^        - name: peer-tokens\s*$")
-    if volume is not None:
-        last = volume + 1
-        while last < len(lines) and lines[last].startswith("          "):
-            last += 1
-        lines[last:last] = source
-    else:
-        mounts = _find(lines, 0, len(lines), r"^          volumeMounts:\s*$")
-        volumes = _find(lines, 0, len(lines), r"^      volumes:\s*$")
-        if mounts is None or volumes is None:
-            raise StackError(f"k8s/base/{caller}.yaml has no volumeMounts:/volumes: to extend")
-        end = volumes + 1
-        while end < len(lines) and (lines[end].startswith("        ") or not lines[end].strip()):
-            end += 1
-        while not lines[end - 1].strip():
-            end -= 1
-        lines[end:end] = [
-            "        # The tokens of the peers it calls, from the Secrets they check their own in.",
-            "        - name: peer-tokens",
-            "          projected:",
-            "            defaultMode: 0440",
-            "            sources:",
-            *source,
-        ]
-        last = mounts + 1
-        while lines[last].startswith("            "):
-            last += 1
-        lines[last:last] = [
-            "            - name: peer-tokens",
-            f"              mountPath: {PEER_TOKEN_DIR}",
-            "              readOnly: true",
-        ]
-    return "\n".join(lines)
-
-
 PUBLIC_POLICY = """\
 # {name} is public (`new --called-by ingress`): anyone may call its API port.
 apiVersion: networking.k8s.io/v1
@@ -231,61 +157,10 @@ spec:
           protocol: TCP
 """
 
-CALLER_POLICIES = """\
-# {caller} calls {name} (`new --called-by {caller}`): {caller}'s egress, and {name}'s ingress.
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: {caller}-egress-to-{name}
-  labels:
-    app.kubernetes.io/name: {caller}
-    app.kubernetes.io/part-of: service-template
-spec:
-  podSelector:
-    matchLabels:
-      app.kubernetes.io/name: {caller}
-      app.kubernetes.io/part-of: service-template
-  policyTypes: [Egress]
-  egress:
-    - to:
-        - podSelector:
-            matchLabels:
-              app.kubernetes.io/name: {name}
-              app.kubernetes.io/part-of: service-template
-      ports:
-        - port: http
-          protocol: TCP
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: {name}-ingress-from-{caller}
-  labels:
-    app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
-spec:
-  podSelector:
-    matchLabels:
-      app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template
-  policyTypes: [Ingress]
-  ingress:
-    - from:
-        - podSelector:
-            matchLabels:
-              app.kubernetes.io/name: {caller}
-              app.kubernetes.io/part-of: service-template
-      ports:
-        - port: http
-          protocol: TCP
-"""
 
-
-def policies(name: str, caller: str) -> str:
-    """The NetworkPolicies (documents) that let ``caller`` call ``name``'s API port: for
-    ``ingress``, anyone; otherwise ``caller``'s egress and ``name``'s ingress from it."""
-    template = PUBLIC_POLICY if caller == INGRESS else CALLER_POLICIES
-    return template.format(name=name, caller=caller)
+def public_policy(name: str) -> str:
+    """The NetworkPolicy that lets anyone call ``name``'s API port (``--called-by ingress``)."""
+    return PUBLIC_POLICY.format(name=name)
 
 
 INGRESS_DOCUMENT = """\

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 
-from . import foreground, lifecycle, remove, scaffold, views
+from . import foreground, lifecycle, peerfiles, remove, scaffold, views
 from . import state as st
 from .context import Context
 from .errors import StackError
@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
         "remove", remove.command, "delete a service: module, tests, Compose, Kubernetes entries"
     )
     gone.add_argument("name", metavar="NAME", help="a service of the stack that no one calls")
+    peers = add(
+        "peers",
+        peerfiles.command,
+        "write the Kubernetes copy of who calls whom (k8s/base/peers.yaml, the prod "
+        "peer-policies.yaml) from SERVICE_PEERS in the Compose file",
+    )
+    peers.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 when the copy is stale"
+    )
     return parser
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from . import definition, manifests, rendered, textedit
+from . import definition, manifests, peerfiles, rendered, textedit
 from . import state as st
 from .context import SCRIPT, Context
 from .errors import StackError
@@ -118,6 +118,8 @@ class Remover:
         original = path.read_text(encoding="utf-8") if path.exists() else None
         if original != content:
             self.changes[path] = Change(path, content, original)
+        else:  # a later step may undo an earlier one's edit (the generated peer files)
+            self.changes.pop(path, None)
 
     def edited(self, path: Path) -> str:
         change = self.changes.get(path)
@@ -311,6 +313,11 @@ class Remover:
                     f"remove could not take {self.name} out of "
                     f"{self.paths.shown(self.paths.compose_file)}; nothing changed"
                 )
+            # The Kubernetes copy of who calls whom, from the Compose file without it (its
+            # calls, if it made any, go with it).
+            stack = definition.from_model(compose)
+            for path, content in peerfiles.wanted(self.repo, stack).items():
+                self.put(path, content)
 
 
 def command(ctx: Context, args: argparse.Namespace) -> int:

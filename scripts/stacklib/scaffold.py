@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from . import callers, manifests, model, rendered, templates, textedit
+from . import callers, definition, manifests, model, peerfiles, rendered, templates, textedit
 from . import state as st
 from .context import SCRIPT, Context
 from .errors import StackError
@@ -115,6 +115,8 @@ class Planner:
         original = path.read_text(encoding="utf-8") if path.exists() else None
         if original != content:
             self.changes[path] = Change(path, content, original)
+        else:  # a later step may undo an earlier one's edit (the generated peer files)
+            self.changes.pop(path, None)
 
     def new_file(self, relative: str, content: str) -> None:
         self.put(self.repo / relative, content)
@@ -259,25 +261,28 @@ class Planner:
                         f"`{callers.INGRESS}` for the public); nothing changed",
                         status=2,
                     )
+                # Compose only: the Kubernetes side follows from it (peer_manifests).
                 self.put(
                     compose_file, callers.compose_caller(self.edited(compose_file), caller, name)
                 )
-                env_file, deployment = (
-                    self.k8s / "base" / f"{caller}.env",
-                    self.k8s / "base" / f"{caller}.yaml",
-                )
-                if env_file.is_file():
-                    self.put(env_file, callers.env_file_caller(self.edited(env_file), name))
-                if deployment.is_file():
-                    self.put(
-                        deployment, callers.deployment_caller(self.edited(deployment), caller, name)
+                generated = self.repo / peerfiles.POLICY_FILE
+                if generated.with_name("kustomization.yaml").is_file():
+                    self.notes.append(
+                        f"{self.shown(generated)}: {caller} may call {name} (prod NetworkPolicies)"
                     )
+                continue
             if policies.is_file():
                 text = self.edited(policies).rstrip("\n")
-                self.put(policies, text + "\n---\n" + callers.policies(name, caller))
+                self.put(policies, text + "\n---\n" + callers.public_policy(name))
                 self.notes.append(
                     f"{self.shown(policies)}: {caller} may call {name} (prod NetworkPolicies)"
                 )
+
+    def peer_manifests(self, compose: model.Compose) -> None:
+        """The Kubernetes copy of who calls whom, generated from the planned Compose file."""
+        stack = definition.from_model(compose)
+        for path, content in peerfiles.wanted(self.repo, stack, frozenset({self.name})).items():
+            self.put(path, content)
 
     def check(self) -> None:
         """Every changed file must parse and stay within the lint width, and the Compose file
@@ -303,6 +308,7 @@ class Planner:
         service = compose.services.get(self.name)
         if service is None or service.command != ("serve", self.target):
             raise StackError("new could not add the service to the Compose file; nothing changed")
+        self.peer_manifests(compose)
         dockerfile = self.repo / "Dockerfile"
         if dockerfile.is_file() and f"{templates.PACKAGE}/" not in dockerfile.read_text():
             self.notes.append(

@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from service_template.peers import parse_peers
 from tests.conftest import fresh_name
-from tests.unit.test_k8s_consistency import Pod, _kustomize, app_pods, connection_allowed
+from tests.unit.test_k8s_consistency import (
+    Pod,
+    _kustomize,
+    app_pods,
+    connection_allowed,
+    pod_environment,
+)
 from tests.unit.test_stack_scaffold import copy_worktree, snapshot
 
 pytestmark = pytest.mark.integration
@@ -28,6 +35,17 @@ def new(repo: Path, *args: str, name: str = NAME) -> subprocess.CompletedProcess
         [sys.executable, str(repo / "scripts" / "stack.py"), "new", name, *args],
         cwd=repo,
         stdin=subprocess.DEVNULL,  # not a terminal: new does not ask
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def peers_check(repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(repo / "scripts" / "stack.py"), "peers", "--check"],
+        cwd=repo,
         capture_output=True,
         text=True,
         timeout=120,
@@ -54,9 +72,7 @@ def test_the_named_caller_may_call_the_new_service_and_no_one_else(repo: Path) -
     assert new(repo, name=caller).returncode == 0
     done = new(repo, "--called-by", caller)
     assert done.returncode == 0, done.stderr
-    assert f"note: k8s/overlays/prod/network-policies.yaml: {caller} may call {NAME}" in (
-        done.stderr
-    )
+    assert f"note: k8s/overlays/prod/peer-policies.yaml: {caller} may call {NAME}" in (done.stderr)
     docs, by_name = pods(repo)
     billing = by_name[NAME]
     assert connection_allowed(docs, by_name[caller], billing, billing.ports["http"])
@@ -71,7 +87,15 @@ def test_the_named_caller_may_call_the_new_service_and_no_one_else(repo: Path) -
     assert f"{NAME}=http://{NAME}:8000/api" in environment["SERVICE_PEERS"]
     assert f"{NAME}=/run/secrets/{NAME}_token" in environment["SERVICE_PEER_TOKEN_FILES"]
     assert f"{NAME}_token" in compose["services"][caller]["secrets"]
-    assert "SERVICE_PEERS=" in (repo / "k8s" / "base" / f"{caller}.env").read_text()
+    # Kubernetes follows from Compose: the generated copy is up to date, and the caller's pod
+    # has the same peer.
+    assert peers_check(repo).returncode == 0
+    caller_pod = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == caller
+    )
+    assert parse_peers(pod_environment(docs, caller_pod)["SERVICE_PEERS"]) == {
+        NAME: f"http://{NAME}:8000/api"
+    }
 
 
 def test_called_by_ingress_makes_it_public_through_the_ingress(repo: Path) -> None:

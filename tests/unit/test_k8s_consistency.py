@@ -397,8 +397,8 @@ def test_the_deployments_are_the_services_compose_defines(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_service_has_the_peers_compose_declares_for_it(overlay: str) -> None:
-    # SERVICE_PEERS in Compose is the one declaration; the env files repeat it, checked here
-    # after the runtime's own parser (service_template.peers) read both sides.
+    # SERVICE_PEERS in Compose is the one declaration; the generated peers.yaml gives it to the
+    # pods, checked here after the runtime's own parser (service_template.peers) read both sides.
     docs = render(overlay)
     for deployment in deployments(overlay):
         name = deployment["metadata"]["name"]
@@ -930,6 +930,19 @@ def test_the_prometheusrule_is_generated_from_the_rules_file() -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_kubernetes_peers_are_generated_from_compose() -> None:
+    # k8s/base/peers.yaml and the prod peer-policies.yaml are Compose's SERVICE_PEERS, generated
+    # (scripts/stacklib/peerfiles.py): a hand edit of either side alone fails here.
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "stack.py"), "peers", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr

@@ -175,9 +175,10 @@ def test_the_new_service_calls_no_one_so_the_network_policies_stay_as_they_are(
     repo: Path,
 ) -> None:
     policies = repo / "k8s" / "overlays" / "prod" / "network-policies.yaml"
-    before = policies.read_text()
+    generated = [repo / "k8s" / "base" / "peers.yaml", policies.with_name("peer-policies.yaml")]
+    before = [path.read_text() for path in (policies, *generated)]
     run_new(repo, DEMO)
-    assert policies.read_text() == before
+    assert [path.read_text() for path in (policies, *generated)] == before
     assert "SERVICE_PEERS" not in (repo / "k8s" / "base" / f"{DEMO}.env").read_text()
 
 
