@@ -218,12 +218,10 @@ metadata:
   name: {name}-ingress
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   podSelector:
     matchLabels:
       app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template
   policyTypes: [Ingress]
   ingress:
     - ports:
@@ -239,19 +237,16 @@ metadata:
   name: {caller}-egress-to-{name}
   labels:
     app.kubernetes.io/name: {caller}
-    app.kubernetes.io/part-of: service-template
 spec:
   podSelector:
     matchLabels:
       app.kubernetes.io/name: {caller}
-      app.kubernetes.io/part-of: service-template
   policyTypes: [Egress]
   egress:
     - to:
         - podSelector:
             matchLabels:
               app.kubernetes.io/name: {name}
-              app.kubernetes.io/part-of: service-template
       ports:
         - port: http
           protocol: TCP
@@ -262,19 +257,16 @@ metadata:
   name: {name}-ingress-from-{caller}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   podSelector:
     matchLabels:
       app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template
   policyTypes: [Ingress]
   ingress:
     - from:
         - podSelector:
             matchLabels:
               app.kubernetes.io/name: {caller}
-              app.kubernetes.io/part-of: service-template
       ports:
         - port: http
           protocol: TCP
@@ -297,7 +289,6 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   ingressClassName: nginx
   tls:

@@ -40,10 +40,7 @@ ENV_EXAMPLE_TOKEN = "{NAME}_TOKEN_FILE=./secrets/{name}"  # noqa: S105 - a path,
 # (A public token, marked so in its value and in the overlay: hence the noqa.)
 DEV_SECRET = """\
 - name: {name}-api-token
-  literals: [api-token=dev-only-insecure-{name}-token-committed-to-git]
-  options:
-    labels:
-      app.kubernetes.io/part-of: service-template"""  # noqa: S105
+  literals: [api-token=dev-only-insecure-{name}-token-committed-to-git]"""  # noqa: S105
 # The image is built by one service of the stack and run by the others by its tag. (These two
 # are inserted as they are, not formatted.)
 COMPOSE_RUNS_IMAGE = """\
@@ -67,8 +64,7 @@ KUSTOMIZE_CONFIG_MAP = """\
   envs: [{name}.env]
   options:
     labels:
-      app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template"""
+      app.kubernetes.io/name: {name}"""
 DEV_REPLICAS = """\
 - name: {name}
   count: 1"""
@@ -89,7 +85,6 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 # The service never calls the Kubernetes API, so no token is mounted into its pods.
 automountServiceAccountToken: false
 ---
@@ -99,11 +94,9 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   selector:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
   ports:
     # Port 8000 as in Compose, so peers use the same URL (http://{name}:8000/api) in both.
     - name: http
@@ -122,13 +115,11 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   revisionHistoryLimit: 5
   selector:
     matchLabels:
       app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template
   strategy:
     type: RollingUpdate
     rollingUpdate:
@@ -139,7 +130,6 @@ spec:
     metadata:
       labels:
         app.kubernetes.io/name: {name}
-        app.kubernetes.io/part-of: service-template
       annotations:
         prometheus.io/scrape: "true"
         prometheus.io/port: "9000"
@@ -275,7 +265,6 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   scaleTargetRef:
     apiVersion: apps/v1
@@ -300,7 +289,6 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   maxUnavailable: 1
   # A pod that is not Ready serves nothing; evicting it must not wait for the budget.
@@ -308,7 +296,6 @@ spec:
   selector:
     matchLabels:
       app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template
 """
 
 
@@ -319,12 +306,10 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   selector:
     matchLabels:
       app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template
   endpoints:
     - port: admin
       path: /metrics
