@@ -9,7 +9,9 @@ project whose example services are all gone. ``remove NAME`` deletes the same en
 Each template is ``str.format``-ed with ``name`` (``billing``), ``NAME`` (``BILLING``) and
 ``target`` (``services.billing:BillingService``); fragments are written at indentation 0 and
 indented where they are inserted. A new service calls no one and is not published, so no
-NetworkPolicy names it: deny-by-default and the Prometheus rule already cover it.
+NetworkPolicy names it: deny-by-default and the Prometheus rule already cover it. No template
+names the product: kustomize adds its part-of label (k8s/components/product) to what they write,
+selectors included (tests/unit/test_k8s_names.py).
 """
 
 from __future__ import annotations
