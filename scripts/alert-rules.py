@@ -21,13 +21,12 @@ RESOURCE = REPO / "k8s" / "components" / "servicemonitor" / "prometheusrule.yaml
 HEADER = """\
 # GENERATED from observability/alerts.yml by scripts/alert-rules.py: edit that file, then run
 # the script (a unit test fails while the two differ). The Prometheus Operator loads it when the
-# rule selector of your Prometheus matches its labels (the `release` label: kustomization.yaml).
+# rule selector of your Prometheus matches its labels (the `release` label: kustomization.yaml;
+# the part-of label: ../product).
 apiVersion: monitoring.coreos.com/v1
 kind: PrometheusRule
 metadata:
   name: service-template-alerts
-  labels:
-    app.kubernetes.io/part-of: service-template
 spec:
 """
 

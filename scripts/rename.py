@@ -8,10 +8,13 @@
 The product's names live in ``pyproject.toml``: ``[project] name`` is the slug (the Python
 distribution, the Compose project, the Kubernetes namespace and labels, the Secret names, the
 image name, the command line) and ``[tool.stack] image`` the image repository, registry
-included. Compose files and kustomizations cannot read pyproject, so they repeat the slug; this
-script rewrites every repetition (the files git tracks, or every file when there is no git)
-and then ``pyproject.toml`` itself, so the current names are always read from there. Running it
-twice with the same name changes nothing, which is what lets ``copier update`` replay it.
+included. Compose files and kustomizations cannot read pyproject, so each declares the slug where
+its own mechanism spreads it (Compose's ``name:`` and image defaults; the kustomize component
+``k8s/components/product`` and the overlays' ``namespace:``/``images:``, listed in k8s/README.md,
+"Names"), and docs and tests mention it; this script rewrites every repetition (the files git
+tracks, or every file when there is no git) and then ``pyproject.toml`` itself, so the current
+names are always read from there. Running it twice with the same name changes nothing, which is
+what lets ``copier update`` replay it.
 
 Not renamed: the runtime package ``service_template`` (the framework, like a library you
 depend on) and ``CHANGELOG.md`` (history). Needs only Python 3.11+.

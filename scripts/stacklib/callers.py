@@ -144,12 +144,10 @@ metadata:
   name: {name}-ingress
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   podSelector:
     matchLabels:
       app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template
   policyTypes: [Ingress]
   ingress:
     - ports:
@@ -172,7 +170,6 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   ingressClassName: nginx
   tls:

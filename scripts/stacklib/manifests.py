@@ -9,7 +9,9 @@ project whose example services are all gone. ``remove NAME`` deletes the same en
 Each template is ``str.format``-ed with ``name`` (``billing``), ``NAME`` (``BILLING``) and
 ``target`` (``services.billing:BillingService``); fragments are written at indentation 0 and
 indented where they are inserted. A new service calls no one and is not published, so no
-NetworkPolicy names it: deny-by-default and the Prometheus rule already cover it.
+NetworkPolicy names it: deny-by-default and the Prometheus rule already cover it. No template
+names the product: kustomize adds its part-of label (k8s/components/product) to what they write,
+selectors included (tests/unit/test_k8s_names.py).
 """
 
 from __future__ import annotations
@@ -40,10 +42,7 @@ ENV_EXAMPLE_TOKEN = "{NAME}_TOKEN_FILE=./secrets/{name}"  # noqa: S105 - a path,
 # (A public token, marked so in its value and in the overlay: hence the noqa.)
 DEV_SECRET = """\
 - name: {name}-api-token
-  literals: [api-token=dev-only-insecure-{name}-token-committed-to-git]
-  options:
-    labels:
-      app.kubernetes.io/part-of: service-template"""  # noqa: S105
+  literals: [api-token=dev-only-insecure-{name}-token-committed-to-git]"""  # noqa: S105
 # The image is built by one service of the stack and run by the others by its tag. (These two
 # are inserted as they are, not formatted.)
 COMPOSE_RUNS_IMAGE = """\
@@ -67,8 +66,7 @@ KUSTOMIZE_CONFIG_MAP = """\
   envs: [{name}.env]
   options:
     labels:
-      app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template"""
+      app.kubernetes.io/name: {name}"""
 DEV_REPLICAS = """\
 - name: {name}
   count: 1"""
@@ -89,7 +87,6 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 # The service never calls the Kubernetes API, so no token is mounted into its pods.
 automountServiceAccountToken: false
 ---
@@ -99,11 +96,9 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   selector:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
   ports:
     # Port 8000 as in Compose, so peers use the same URL (http://{name}:8000/api) in both.
     - name: http
@@ -122,13 +117,11 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   revisionHistoryLimit: 5
   selector:
     matchLabels:
       app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template
   strategy:
     type: RollingUpdate
     rollingUpdate:
@@ -139,7 +132,6 @@ spec:
     metadata:
       labels:
         app.kubernetes.io/name: {name}
-        app.kubernetes.io/part-of: service-template
       annotations:
         prometheus.io/scrape: "true"
         prometheus.io/port: "9000"
@@ -275,7 +267,6 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   scaleTargetRef:
     apiVersion: apps/v1
@@ -300,7 +291,6 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   maxUnavailable: 1
   # A pod that is not Ready serves nothing; evicting it must not wait for the budget.
@@ -308,7 +298,6 @@ spec:
   selector:
     matchLabels:
       app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template
 """
 
 
@@ -319,12 +308,10 @@ metadata:
   name: {name}
   labels:
     app.kubernetes.io/name: {name}
-    app.kubernetes.io/part-of: service-template
 spec:
   selector:
     matchLabels:
       app.kubernetes.io/name: {name}
-      app.kubernetes.io/part-of: service-template
   endpoints:
     - port: admin
       path: /metrics

@@ -109,19 +109,16 @@ metadata:
   name: {caller}-egress-to-{callee}
   labels:
     app.kubernetes.io/name: {caller}
-    app.kubernetes.io/part-of: service-template
 spec:
   podSelector:
     matchLabels:
       app.kubernetes.io/name: {caller}
-      app.kubernetes.io/part-of: service-template
   policyTypes: [Egress]
   egress:
     - to:
         - podSelector:
             matchLabels:
               app.kubernetes.io/name: {callee}
-              app.kubernetes.io/part-of: service-template
       ports:
         - port: http
           protocol: TCP
@@ -132,19 +129,16 @@ metadata:
   name: {callee}-ingress-from-{caller}
   labels:
     app.kubernetes.io/name: {callee}
-    app.kubernetes.io/part-of: service-template
 spec:
   podSelector:
     matchLabels:
       app.kubernetes.io/name: {callee}
-      app.kubernetes.io/part-of: service-template
   policyTypes: [Ingress]
   ingress:
     - from:
         - podSelector:
             matchLabels:
               app.kubernetes.io/name: {caller}
-              app.kubernetes.io/part-of: service-template
       ports:
         - port: http
           protocol: TCP
