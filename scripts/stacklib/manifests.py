@@ -172,7 +172,7 @@ spec:
                 name: {name}-config
           env:
             - name: SERVICE_API_TOKEN_FILE
-              value: /var/run/secrets/service-template/api-token
+              value: /var/run/secrets/service/api-token
           resources:
             requests:
               cpu: 100m
@@ -226,7 +226,7 @@ spec:
             - name: tmp
               mountPath: /tmp
             - name: api-token
-              mountPath: /var/run/secrets/service-template
+              mountPath: /var/run/secrets/service
               readOnly: true
       volumes:
         # The only writable path: Python's tempfile and any multiprocess metrics directory.
