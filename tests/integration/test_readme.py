@@ -1,9 +1,10 @@
 """The README's code works as written, in a fresh shell.
 
-Every fenced block of README.md is either run here, or named in ``NOT_RUN_HERE`` with the test
-that covers it and the reason it cannot run as is (no cluster, no network, a command that stays
-in the foreground). A block added to the README without either fails
-``test_every_readme_block_is_run_or_accounted_for``, so the docs cannot drift unnoticed.
+Every fenced block of README.md is either run here (``RUN_HERE``; the seams' examples run in
+test_readme_seams.py), or named in ``NOT_RUN_HERE`` with the test that covers it and the reason
+it cannot run as is (no cluster, no network, a command that stays in the foreground). A block
+added to the README without either fails ``test_every_readme_block_is_run_or_accounted_for``,
+so the docs cannot drift unnoticed.
 
 "Fresh shell": commands start from a minimal environment (PATH, HOME, LANG), not the test
 runner's, so a snippet that only works inside an activated virtual environment fails here as it
@@ -89,22 +90,6 @@ NOT_RUN_HERE = {
         " tests/unit/test_k8s_consistency.py check what it applies"
     ),
     "service_template/": ("the layout of the repository, not a command", ""),
-    "from service_template import current_call": (
-        "a fragment of a service class; tests/integration/test_call_context.py serves the same"
-        " reads of current_call() through a real server"
-    ),
-    "from service_template import Principal": (
-        "a fragment that needs the reader's JWT library; test_call_context.py::"
-        "test_authenticate_returns_the_principal_private_methods_need covers the seam"
-    ),
-    "import time": (
-        "a fragment of a service class; test_call_context.py tests hooks that time, observe and"
-        " refuse calls through a real server"
-    ),
-    "from service_template import MicroService, Route": (
-        "names the reader's own handlers (ReceiptHandler); tests/integration/"
-        "test_service_routes.py serves a webhook route the same way"
-    ),
     "python3 scripts/dev.py lock": (
         "resolves against the package index; tests/unit/test_lock.py checks the locks it writes"
     ),
@@ -285,6 +270,11 @@ RUN_HERE = {
     "curl -s http://127.0.0.1:8000/api -H 'Content-Type: application/json' \\": "curl",
     "from service_template import RemoteClient": "client",
     "from service_template import MicroService, public_method, private_api_method": "service",
+    # The seams' examples, each a whole service module: tests/integration/test_readme_seams.py.
+    "from service_template import MicroService, current_call, public_method": "context",
+    "import hashlib": "authenticate",
+    "import logging": "hooks",
+    "from service_template import MicroService, Route": "routes",
 }
 
 
@@ -302,6 +292,11 @@ def test_the_service_example_serves_its_methods(tmp_path: Path) -> None:
 
 def _key_for(kind: str) -> str:
     return next(key for key, value in RUN_HERE.items() if value == kind)
+
+
+def block_of(kind: str) -> Block:
+    """The README block ``RUN_HERE`` registers as ``kind``, for the tests that run it."""
+    return block_named(_key_for(kind))
 
 
 def test_the_cli_call_in_the_readme_answers(hello_port: int) -> None:
