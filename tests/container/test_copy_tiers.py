@@ -2,9 +2,10 @@
 
 ``tests/integration/test_template_survives.py`` runs lint, unit and integration tiers in scratch
 copies; the container tier (image, Compose stack, pod emulation) and the client tier (third-party
-Python and npm clients, a browser) need the engine, so they run here: one copy with every service
-removed with ``stack.py remove`` (callers first) and ``stack.py new billing`` added, then the
-copy's own ``tests/container`` and ``tests/clients`` in it, with a missing engine or tool a failure.
+Python and npm clients, a browser) need the engine, so they run here: the same ``replaced`` copy
+(``tests/scratch_copies.py``: every service removed with ``stack.py remove``, callers first, and
+``stack.py new billing`` added), then the copy's own ``tests/container`` and ``tests/clients`` in
+it, with a missing engine or tool a failure.
 
 The copy builds its image under a tag of its own (``ST_TEST_IMAGE``) and names its Compose
 projects after its own session, so the outer session's image and stack are untouched. Measured
@@ -23,8 +24,7 @@ import docker
 import pytest
 
 from scripts.stacklib import definition
-from tests.conftest import defined_stack
-from tests.integration.test_template_survives import NAME, environment, scratch, stack
+from tests.scratch_copies import NAME, environment, replaced_copy
 
 from .conftest import SESSION
 from .support import REPO, note
@@ -40,16 +40,8 @@ def test_the_container_and_client_tiers_pass_in_a_copy_without_the_examples(
 ) -> None:
     # `image` has built the runtime lock's wheels (.cache/wheels): the copy's offline build
     # needs them inside its own build context.
-    copy = scratch(tmp_path, "replaced")
-    now = defined_stack()
-    for name in sorted(now.app_names(), key=lambda n: len(now.callers_of(n))):
-        stack(copy, "remove", name)
-    stack(copy, "new", NAME)
+    copy = replaced_copy(tmp_path)
     shutil.copytree(REPO / ".cache" / "wheels", copy / ".cache" / "wheels")
-    # What the CI scripts installed outside .venv (git ignores it), shared like .venv: the npm
-    # packages of the JavaScript clients and the Python clients kept apart from .venv.
-    for installed in (Path("tests/clients/js/node_modules"), Path(".cache/python-clients")):
-        (copy / installed).symlink_to(REPO / installed)
     tag = f"service-template:copy-{SESSION}"
     env = {
         **environment(copy),

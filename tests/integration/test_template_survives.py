@@ -11,17 +11,14 @@ and client tiers of the ``replaced`` copy run in ``tests/container/test_copy_tie
 - ``replaced``: every service of the project removed with ``stack.py remove`` (callers first),
   then ``stack.py new billing``.
 
-Cost: the copies reuse this virtual environment; ``PYTHONPATH`` points at the copy, so its own
-``service_template``, ``services`` and ``tests`` are the ones imported (an editable install would
-point at this checkout instead). The two runs go in parallel: measured 6.4 min of wall time on
-the shared 2-core machine (the integration tier alone takes about 2 min); 13.6 min with the
-generated copy while other work loaded the machine. The gemstone example
-binds port 5000 by design, so it runs in one copy only.
+``tests/scratch_copies.py`` makes the copies (they share this virtual environment). Cost: the
+two runs go in parallel: measured 6.4 min of wall time on the shared 2-core machine (the
+integration tier alone takes about 2 min); 13.6 min with the generated copy while other work
+loaded the machine. The gemstone example binds port 5000 by design, so it runs in one copy only.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tomllib
@@ -32,84 +29,14 @@ import pytest
 import yaml
 
 from scripts.stacklib import definition
-from tests.conftest import REPO, defined_stack, fresh_name, missing_tool
-from tests.unit.test_stack_scaffold import copy_worktree
+from tests.conftest import REPO, defined_stack, missing_tool
+from tests.scratch_copies import NAME, RENAMED, environment, replaced_copy, scratch, stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 THIS = Path(__file__).relative_to(Path(__file__).resolve().parents[2])
 BIN = Path(sys.executable).parent
-NAME = fresh_name("billing")
-RENAMED = "acme-ledger"  # the generated copy's product name
 TIERS_LIMIT = 1200  # seconds for one copy's tiers on a busy 2-core machine
-
-
-# This environment installs the checkout in editable mode, and its import hook answers
-# `import services.hello` from the checkout when the copy has no such module: a copy's test of a
-# removed example would pass on the checkout's file. This sitecustomize, first on every copy
-# process's path, takes the hook out, so a copy imports only its own `service_template` and
-# `services` (the distribution's metadata stays, for the version).
-NO_EDITABLE_HOOK = """import sys
-
-sys.meta_path[:] = [
-    finder
-    for finder in sys.meta_path
-    if not getattr(finder, "__module__", "").startswith("__editable__")
-]
-"""
-
-
-def site_dir(copy: Path) -> Path:
-    """A folder beside the copy holding only NO_EDITABLE_HOOK as sitecustomize.py."""
-    folder = copy.parent / "site"
-    folder.mkdir(exist_ok=True)
-    (folder / "sitecustomize.py").write_text(NO_EDITABLE_HOOK)
-    return folder
-
-
-def environment(copy: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
-    path = f"{copy}{os.pathsep}{site_dir(copy)}"
-    return {**env, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
-
-
-def stack(copy: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "scripts/stack.py", *args],
-        cwd=copy,
-        env=environment(copy),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stderr
-
-
-def scratch(tmp_path: Path, label: str, generated: bool = False) -> Path:
-    """A copy of the project; ``generated``: a project generated from it, when it is the template
-    (a generated project has no copier.yml, nor the template's tests/generation.py)."""
-    if generated and (REPO / "copier.yml").is_file():
-        from tests.generation import generate, make_template
-
-        template = make_template(tmp_path / f"{label}-template")
-        image = f"registry.example.com/acme/{RENAMED}"
-        copy = generate(template, tmp_path / label, RENAMED, image, RENAMED).resolve()
-    else:
-        copy = copy_worktree(tmp_path / label).resolve()
-    # What the suite runs from outside the git tree is shared, as on a developer's machine:
-    # the virtual environment (pre-commit's hooks name .venv/bin/...) and the tool caches.
-    (copy / ".venv").symlink_to(Path(sys.prefix))
-    for tool in ("node-tools", "checkov-venv"):
-        source = REPO / ".cache" / tool
-        if source.exists():
-            (copy / ".cache").mkdir(exist_ok=True)
-            (copy / ".cache" / tool).symlink_to(source)
-    # The copy's own tests copy it in turn with `git ls-files`: make it a repository.
-    for args in (["init", "-q"], ["add", "-A"]):
-        subprocess.run(["git", *args], cwd=copy, check=True, timeout=60, capture_output=True)
-    return copy
 
 
 def start_tiers(copy: Path, *extra: str) -> subprocess.Popen[str]:
@@ -135,14 +62,9 @@ def start_tiers(copy: Path, *extra: str) -> subprocess.Popen[str]:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Path, str]]]:
     """Both copies changed, their tiers run side by side; label -> (copy, output tail)."""
     root = tmp_path_factory.mktemp("survives")
-    stack_now = defined_stack()
     added = scratch(root, "new", generated=True)
     stack(added, "new", NAME)
-    replaced = scratch(root, "replaced")
-    removed = sorted(stack_now.app_names(), key=lambda n: len(stack_now.callers_of(n)))
-    for name in removed:
-        assert f"deleted k8s/base/{name}.yaml" in stack(replaced, "remove", name)
-    stack(replaced, "new", NAME)
+    replaced = replaced_copy(root)
     processes = {
         "new": (added, start_tiers(added)),
         "replaced": (
