@@ -114,19 +114,22 @@ class APIEndpoint:
     async def _dispatch(self, request: Request, conn: Connection) -> None:
         runtime = self.runtime
         try:
-            reply = await runtime.dispatcher.dispatch(request.body, _Call(request, runtime))
-        except Exception:
-            # A bug in this framework (the dispatcher catches methods' errors): log it and still
-            # answer with a JSON-RPC error, never a 5xx the client cannot read.
-            log.exception("dispatch failed")
-            reply = error_body(InternalError())
+            try:
+                reply = await runtime.dispatcher.dispatch(request.body, _Call(request, runtime))
+            except Exception:
+                # A bug in this framework (the dispatcher catches methods' errors): log it and
+                # still answer with a JSON-RPC error, never a 5xx the client cannot read.
+                log.exception("dispatch failed")
+                reply = error_body(InternalError())
+            finally:
+                runtime.release()
+            extra = () if self.cors is None else self.cors.headers_for(_origin(request))
+            if reply is None:
+                conn.respond(request, 204, None, extra)
+                return
+            conn.respond(request, 200, reply, extra)
         finally:
-            runtime.release()
-        extra = () if self.cors is None else self.cors.headers_for(_origin(request))
-        if reply is None:
-            conn.respond(request, 204, None, extra)
-            return
-        conn.respond(request, 200, reply, extra)
+            runtime.ended()
 
 
 class _Call:
