@@ -225,7 +225,7 @@ class Runtime:
                 return await self._invoke_in_pool(method, args, kwargs, limit)
             finally:
                 DEADLINE.reset(passed_on)
-        started = asyncio.get_running_loop().time()  # the clock asyncio.timeout_at uses
+        started = _monotonic()  # not loop.time(), a Python frame: mapped to it below if needed
         coro = method.func(*args, **kwargs)
         try:
             # No DEADLINE yet: a client called in this first step finds the whole limit through
@@ -234,10 +234,10 @@ class Runtime:
             first = coro.send(None)
         except StopIteration as done:
             return done.value
-        deadline = asyncio.timeout_at(started + limit)
-        passed_on = DEADLINE.set(
-            _monotonic() - (asyncio.get_running_loop().time() - started) + limit
-        )
+        # The same instant on the clock asyncio.timeout_at uses (the loop's).
+        loop_started = asyncio.get_running_loop().time() - (_monotonic() - started)
+        deadline = asyncio.timeout_at(loop_started + limit)
+        passed_on = DEADLINE.set(started + limit)
         with self._in_flight():
             try:
                 async with deadline:
