@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 
 from ..protocol.errors import InvalidRequest
-from .framing import CONTINUE, DATE, OK_HEAD, Refusal, response_head
+from .framing import CONTINUE, DATE, NO_CONTENT_HEAD, OK_HEAD, Refusal, response_head
 from .head import at_capacity, too_many_pipelined
 from .reader import RequestReader
 from .request import Host, Request
@@ -237,6 +237,8 @@ class Connection(asyncio.Protocol):
         )
         if status == 200 and body is not None and not extra and not close:
             head = OK_HEAD % (DATE.line, len(body), request.request_id.encode("latin-1"))
+        elif status == 204 and body is None and not extra and not close:  # notifications
+            head = NO_CONTENT_HEAD % (DATE.line, request.request_id.encode("latin-1"))
         else:
             length = None if body is None else len(body)
             head = response_head(status, length, request.request_id, extra, close)
