@@ -201,23 +201,41 @@ class CallLog:
             ident = b',"id":%d,"notification":false' % request_id
         else:
             ident = b',"id":' + _json(request_id) + b',"notification":false'
-        outcome = b'"ok"' if code is None else b"%d" % code
         # http_request_id is either validated ([A-Za-z0-9._:-]) or generated hex: no escaping;
         # so are trace and span ids (hex).
         traced = b"" if ids is None else _TRACED % (ids[0].encode(), ids[1].encode())
         self.writer.write(
-            b'%s,"ts":%.6f%s,"duration_ms":%.3f,"outcome":%s,"request_id":"%s"%s,"params":%s}\n'
+            _LINE
             % (
-                self._prefix(method),
+                self._prefixes.get(method) or self._prefix(method),
                 time.time(),
                 ident,
                 seconds * 1000,
-                outcome,
+                b'"ok"' if code is None else b"%d" % code,
                 http_request_id.encode("ascii", "replace"),
                 traced,
-                _json(self._redacted(method, params)),
+                self._params(method, params),
             )
         )
+
+    def _params(self, method: str, params: Any) -> bytes:
+        """The params as JSON, secrets masked. Encoded first: a secret can only be a value
+        under a secret name, so params with no secret position, no secret top-level name and
+        no object inside (no ``{`` after the first byte) need no copy and no walk."""
+        if params is None:
+            return b"null"
+        try:
+            data: bytes = _encode(params)
+        except (TypeError, ValueError):
+            return _json(self._redacted(method, params))
+        if data.find(b"{", 1) >= 0:
+            return _json(self._redacted(method, params))
+        if type(params) is list:
+            if self._secret_positions.get(method, _NONE):
+                return _json(self._redacted(method, params))
+        elif self.redactor.any_secret(params):
+            return _json(self._redacted(method, params))
+        return data
 
     def flush(self) -> None:
         self.writer.flush()
@@ -250,8 +268,12 @@ def _has_containers(values: Iterable[Any]) -> bool:
 
 
 _CONTAINERS = (dict, list)
+_LINE = b'%s,"ts":%.6f%s,"duration_ms":%.3f,"outcome":%s,"request_id":"%s"%s,"params":%s}\n'
 _TRACED = b',"trace_id":"%s","span_id":"%s"'  # with tracing on: the call's span (hex ids)
 _NONE: frozenset[int] = frozenset()
+
+
+_encode = codec.encode
 
 
 def _json(value: Any) -> bytes:

@@ -114,37 +114,36 @@ class APIEndpoint:
     async def _dispatch(self, request: Request, conn: Connection) -> None:
         runtime = self.runtime
         try:
-            reply = await runtime.dispatcher.dispatch(request.body, _Call(request, runtime))
-        except Exception:
-            # A bug in this framework (the dispatcher catches methods' errors): log it and still
-            # answer with a JSON-RPC error, never a 5xx the client cannot read.
-            log.exception("dispatch failed")
-            reply = error_body(InternalError())
+            try:
+                reply = await runtime.dispatcher.dispatch(request.body, _Call(request, runtime))
+            except Exception:
+                # A bug in this framework (the dispatcher catches methods' errors): log it and
+                # still answer with a JSON-RPC error, never a 5xx the client cannot read.
+                log.exception("dispatch failed")
+                reply = error_body(InternalError())
+            finally:
+                runtime.release()
+            extra = () if self.cors is None else self.cors.headers_for(_origin(request))
+            if reply is None:
+                conn.respond(request, 204, None, extra)
+                return
+            conn.respond(request, 200, reply, extra)
         finally:
-            runtime.release()
-        extra = () if self.cors is None else self.cors.headers_for(_origin(request))
-        if reply is None:
-            conn.respond(request, 204, None, extra)
-            return
-        conn.respond(request, 200, reply, extra)
+            runtime.ended()
 
 
 class _Call:
     """The protocol's ``CallContext`` for one /api request."""
 
-    __slots__ = ("request", "runtime")
+    __slots__ = ("headers", "request", "request_id", "runtime")
 
     def __init__(self, request: Request, runtime: Runtime) -> None:
         self.request = request
         self.runtime = runtime
-
-    @property
-    def request_id(self) -> str:
-        return self.request.request_id
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self.request.headers
+        # Copied, not properties: read on every call (the deadline looks at the headers), and
+        # both are final once the request is dispatched.
+        self.request_id: str = request.request_id
+        self.headers: Mapping[str, str] = request.headers
 
     async def authenticate(self) -> Any:
         # With the repeats: a credential sent twice is refused, never resolved by picking one.
@@ -159,7 +158,7 @@ class _Call:
             runtime.metrics.observe_call(method, code, seconds)
         if runtime.call_log is not None:
             runtime.call_log(
-                method, request_id, params, code, seconds, http_request_id=self.request.request_id
+                method, request_id, params, code, seconds, http_request_id=self.request_id
             )
 
 

@@ -40,6 +40,8 @@ OK_HEAD = (
     b"X-Request-Id: %s\r\n\r\n"
 )
 _JSON_LENGTH = b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+# The answer to a request of notifications only (no body, keep-alive): % (DATE.line, request id).
+NO_CONTENT_HEAD = _STATUS_LINES[204] + b"%sX-Request-Id: %s\r\n\r\n"
 
 
 class _DateCache:

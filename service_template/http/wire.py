@@ -22,9 +22,11 @@ import logging
 import select
 import socket
 import struct
+import time
+from collections.abc import Callable
 
 from ..protocol.errors import InvalidRequest
-from .framing import CONTINUE, DATE, OK_HEAD, Refusal, response_head
+from .framing import CONTINUE, DATE, NO_CONTENT_HEAD, OK_HEAD, Refusal, response_head
 from .head import at_capacity, too_many_pipelined
 from .reader import RequestReader
 from .request import Host, Request
@@ -34,15 +36,25 @@ log = logging.getLogger("service_template.http")
 _SMALL_BODY = 16 * 1024  # below this, head and body go out in one write (one copy is cheap)
 
 
+def _clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """The loop's clock (deadlines are compared with ``loop.time()``): ``time.monotonic``
+    itself when the loop's ``time`` is asyncio's own, which returns just that; read twice per
+    request, a Python frame fewer each time."""
+    if getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
+
+
 class Connection(asyncio.Protocol):
     """One client connection: ordering, flow control, deadlines and closing."""
 
     def __init__(self, host: Host) -> None:
         self.host = host
         self.limits = host.limits
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop = asyncio.get_running_loop()
+        self.clock = _clock(loop)
         self.transport: asyncio.Transport | None = None
-        self.reader = RequestReader(self, self.limits, host.route, self.loop.time)
+        self.reader = RequestReader(self, self.limits, host.route, self.clock)
         self.queue: collections.deque[Request] = collections.deque()  # received, waiting
         self.active: Request | None = None  # being answered
         self.receiving = True  # False once a request was refused for good: parse no further
@@ -169,7 +181,7 @@ class Connection(asyncio.Protocol):
             return
         if self.reader.current is None:
             if self.deadline is None:
-                self.deadline = self.loop.time() + self.limits.idle_timeout
+                self.deadline = self.clock() + self.limits.idle_timeout
         else:
             self._continue_if_due()
         if self.reading != (self.receiving and not self.write_blocked):
@@ -225,6 +237,8 @@ class Connection(asyncio.Protocol):
         )
         if status == 200 and body is not None and not extra and not close:
             head = OK_HEAD % (DATE.line, len(body), request.request_id.encode("latin-1"))
+        elif status == 204 and body is None and not extra and not close:  # notifications
+            head = NO_CONTENT_HEAD % (DATE.line, request.request_id.encode("latin-1"))
         else:
             length = None if body is None else len(body)
             head = response_head(status, length, request.request_id, extra, close)
