@@ -30,9 +30,9 @@ NAME = fresh_name("billing")
 CALLER = fresh_name("front", NAME)
 
 
-def new(repo: Path, *args: str, name: str = NAME) -> subprocess.CompletedProcess[str]:
+def stack(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(repo / "scripts" / "stack.py"), "new", name, *args],
+        [sys.executable, str(repo / "scripts" / "stack.py"), *args],
         cwd=repo,
         stdin=subprocess.DEVNULL,  # not a terminal: new does not ask
         capture_output=True,
@@ -42,15 +42,8 @@ def new(repo: Path, *args: str, name: str = NAME) -> subprocess.CompletedProcess
     )
 
 
-def peers_check(repo: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(repo / "scripts" / "stack.py"), "peers", "--check"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def new(repo: Path, *args: str, name: str = NAME) -> subprocess.CompletedProcess[str]:
+    return stack(repo, "new", name, *args)
 
 
 @pytest.fixture
@@ -89,7 +82,7 @@ def test_the_named_caller_may_call_the_new_service_and_no_one_else(repo: Path) -
     assert f"{NAME}_token" in compose["services"][caller]["secrets"]
     # Kubernetes follows from Compose: the generated copy is up to date, and the caller's pod
     # has the same peer.
-    assert peers_check(repo).returncode == 0
+    assert stack(repo, "peers", "--check").returncode == 0
     caller_pod = next(
         d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == caller
     )

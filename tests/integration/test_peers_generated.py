@@ -16,6 +16,7 @@ import yaml
 from scripts.stacklib.templates import class_name
 from service_template.peers import parse_peers
 from tests.conftest import fresh_name
+from tests.integration.test_new_callers import stack
 from tests.unit.test_k8s_consistency import (
     Doc,
     Pod,
@@ -34,18 +35,6 @@ CALLEE = fresh_name("ledger", CALLER)
 COMMAND = "python3 scripts/stack.py peers"
 CONSISTENCY = "tests/unit/test_k8s_consistency.py"
 GENERATED = ("k8s/base/peers.yaml", "k8s/overlays/prod/peer-policies.yaml")
-
-
-def stack(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(repo / "scripts" / "stack.py"), *args],
-        cwd=repo,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import fnmatch
 import io
-import os
 import re
-import subprocess
-import sys
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from scripts.stacklib.cli import main
 from scripts.stacklib.ui import UI
-from tests.conftest import REPO, fresh_name, missing_tool
+from tests.conftest import REPO, fresh_name
+from tests.unit.test_k8s_consistency import K8S, render
 from tests.unit.test_stack_scaffold import copy_worktree
 
 PRODUCT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
@@ -89,28 +85,6 @@ def test_what_new_writes_does_not_name_the_product(tmp_path: Path) -> None:
 # --- what renders ---------------------------------------------------------------------------
 
 
-def render(overlay: str, *components: str) -> list[dict[str, Any]]:
-    kubectl = Path(sys.executable).parent / "kubectl"
-    if not kubectl.is_file():
-        missing_tool(f"kubectl is not installed in {kubectl.parent}: run scripts/ci/k8s-tools.sh")
-    with tempfile.TemporaryDirectory() as tmp:
-        # A kustomization around the overlay, as a user enabling the component from outside would.
-        kustomization = {
-            "resources": [os.path.relpath(REPO / "k8s" / "overlays" / overlay, tmp)],
-            "components": [os.path.relpath(REPO / "k8s" / c, tmp) for c in components],
-        }
-        (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-        done = subprocess.run(
-            [str(kubectl), "kustomize", tmp],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-
-
 def pod_selectors(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """The selectors of ``doc`` that pick the product's own pods (or Services)."""
     spec = doc.get("spec", {})
@@ -140,7 +114,8 @@ def pod_selectors(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def test_every_resource_and_selector_of_the_product_carries_its_label(
     target: tuple[str, ...],
 ) -> None:
-    docs = render(*target)
+    overlay, *components = target
+    docs = render(overlay, *(K8S / c for c in components))
     assert {"Namespace", "Deployment", "Service", "ConfigMap"} <= {doc["kind"] for doc in docs}
     if target[0] == "prod":
         # (An Ingress too while a service is published, `new --called-by ingress`: the loop
