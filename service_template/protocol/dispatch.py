@@ -493,6 +493,4 @@ class _Request(Authentication):
     def close(self) -> None:
         """The request is answered: an authentication still running (past every deadline) is
         abandoned, so a hung check cannot keep a task alive per request."""
-        verdict = self._verdict
-        if verdict is not None and not verdict.done():
-            verdict.cancel()
+        self.abandon()
