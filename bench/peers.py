@@ -71,6 +71,7 @@ OURS_PLAIN = "ours-plain"
 OURS_UNTYPED = "ours-untyped"
 OURS_TYPED = "ours-typed"
 NGINX = "nginx"
+FLOOR = "asyncio-floor"
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,16 @@ PEERS: tuple[Peer, ...] = (
         gateway_argv=(str(SERVERS_DIR / "twohop_aiohttp_rpc.py"), "{port}", "{backend}"),
     ),
     Peer(BASELINE, _server("tornado_baseline.py")),
+    Peer(
+        FLOOR,
+        _server("asyncio_floor.py"),
+        # Our venv: the same interpreter, event loop and httptools as ours, nothing more.
+        venv=OURS,
+        deviations=(
+            "the floor, not a usable server: no validation, limits, timeouts, auth, metrics or "
+            "logs; what asyncio and httptools alone cost on the same core",
+        ),
+    ),
     Peer(
         "gemstone",
         _server("gemstone_server.py"),

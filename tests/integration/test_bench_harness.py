@@ -155,6 +155,16 @@ def test_the_typed_and_untyped_peers_run_clean_and_compare_with_each_other(
     assert "x ref: ours-typed over ours-untyped" in bench.format_table(rows, args)
 
 
+def test_the_floor_answers_every_workload_exactly_and_runs_clean(bench: ModuleType) -> None:
+    # Its figure is only a floor if it does the same work: the exact replies are checked before
+    # and after each run, as for every JSON-RPC peer (204 and no body for a notification).
+    args = _args(bench)
+    floor = _here(bench, "asyncio-floor")
+    assert floor.checked
+    for name in ("single", "batch", "notification"):
+        _clean(bench.measure(floor, _workload(bench, name), 1, args))
+
+
 def _call(port: int, params: list[Any]) -> dict[str, Any]:
     body = json.dumps({"jsonrpc": "2.0", "method": "add", "params": params, "id": 1}).encode()
     request = urllib.request.Request(

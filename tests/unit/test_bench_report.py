@@ -92,6 +92,21 @@ def test_twohop_rows_only_for_peers_that_ran_it_with_each_hops_cpu(bench: Module
                                "2.50x", "0.33x"]  # fmt: skip
 
 
+def test_the_floor_shows_what_the_architecture_reaches_and_ours_share_of_it(
+    bench: ModuleType,
+) -> None:
+    runs = [
+        _run("ours", "single", 1, 20_000),
+        _run("aiohttp-rpc", "single", 1, 10_000),
+        _run("asyncio-floor", "single", 1, 50_000),
+    ]
+    rows = bench.summarise(runs, ["ours", "aiohttp-rpc", "asyncio-floor"], ["single"],
+                           {"single": 1})  # fmt: skip
+    verdicts = _verdicts(bench.format_targets(rows))
+    assert verdicts["ours single calls/s >= 3.5x aiohttp-rpc"] == "2.00x NOT MET"
+    assert verdicts["asyncio-floor single calls/s x aiohttp-rpc; ours at"] == "5.00x 40%"
+
+
 def test_a_missed_target_says_not_met(bench: ModuleType) -> None:
     runs = [
         _run("ours", "twohop", 1, 2000, backend_cpu_us_per_call=1.0, client_cpu_us_per_call=9.0),
