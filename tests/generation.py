@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import missing_tool
-from tests.unit.test_stack_scaffold import copy_worktree
+from tests.scratch_copies import copy_worktree
 
 COPIER = Path(sys.executable).parent / "copier"
 GIT_ID = ["-c", "user.email=test@example.com", "-c", "user.name=test"]

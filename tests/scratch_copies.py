@@ -1,5 +1,9 @@
-"""Scratch copies of the project, changed as its user would, for the tests that run a copy's own
-tiers (``tests/integration/test_template_survives.py``: lint, unit, integration;
+"""Scratch copies of the project.
+
+``copy_worktree`` copies the files as git sees them, for any test that changes the project as
+its user would; ``snapshot`` reads a copy's bytes, to compare before and after. The rest builds
+the copies changed as a user would for the tests that run a copy's own tiers
+(``tests/integration/test_template_survives.py``: lint, unit, integration;
 ``tests/container/test_copy_tiers.py``: container and clients).
 
 A copy reuses this virtual environment and what the CI scripts installed beside it (symlinks,
@@ -11,12 +15,39 @@ point at this checkout instead).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.conftest import REPO, defined_stack, fresh_name
-from tests.unit.test_stack_scaffold import copy_worktree
+
+
+def copy_worktree(dest: Path) -> Path:
+    """The repository's files as git sees them: tracked ones and new ones it does not ignore."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():  # a tracked file deleted in the working tree is skipped
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return dest
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
 
 NAME = fresh_name("billing")  # the service each changed copy adds with `stack.py new`
 RENAMED = "acme-ledger"  # the generated copy's product name

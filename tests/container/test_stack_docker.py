@@ -22,7 +22,7 @@ import docker
 import pytest
 import yaml
 
-from tests.unit.test_stack_scaffold import copy_worktree
+from tests.scratch_copies import copy_worktree
 
 from .support import REPO, compose_variables
 

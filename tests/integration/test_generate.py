@@ -20,7 +20,7 @@ import yaml
 from tests.conftest import REPO
 from tests.generation import COPIER, commit_all, generate, make_template, run
 from tests.integration.test_workflows import release_naming_step
-from tests.unit.test_k8s_consistency import _kustomize, app_pods, connection_allowed
+from tests.unit.test_k8s_consistency import app_pods, connection_allowed, kustomize
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +117,7 @@ def test_in_the_generated_project_a_new_service_is_reachable_by_its_caller_in_pr
     run(sys.executable, "scripts/stack.py", "new", "front", cwd=generated, **env)
     run(sys.executable, "scripts/stack.py", "new", "ledger", "--called-by", "front",
         cwd=generated, **env)  # fmt: skip
-    docs = tuple(_kustomize(generated / "k8s" / "overlays" / "prod"))
+    docs = tuple(kustomize(generated / "k8s" / "overlays" / "prod"))
     pods = {pod.name: pod for pod in app_pods(docs)}
     ledger = pods["ledger"]
     assert connection_allowed(docs, pods["front"], ledger, ledger.ports["http"])

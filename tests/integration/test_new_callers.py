@@ -14,14 +14,14 @@ import yaml
 
 from service_template.peers import parse_peers
 from tests.conftest import fresh_name
+from tests.scratch_copies import copy_worktree, snapshot
 from tests.unit.test_k8s_consistency import (
     Pod,
-    _kustomize,
     app_pods,
     connection_allowed,
+    kustomize,
     pod_environment,
 )
-from tests.unit.test_stack_scaffold import copy_worktree, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def pods(repo: Path) -> tuple[tuple[dict[str, object], ...], dict[str, Pod]]:
-    docs = tuple(_kustomize(repo / "k8s" / "overlays" / "prod"))
+    docs = tuple(kustomize(repo / "k8s" / "overlays" / "prod"))
     return docs, {pod.name: pod for pod in app_pods(docs)}
 
 

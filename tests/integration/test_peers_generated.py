@@ -17,15 +17,15 @@ from scripts.stacklib.templates import class_name
 from service_template.peers import parse_peers
 from tests.conftest import fresh_name
 from tests.integration.test_new_callers import stack
+from tests.scratch_copies import copy_worktree
 from tests.unit.test_k8s_consistency import (
     Doc,
     Pod,
-    _kustomize,
     app_pods,
     connection_allowed,
+    kustomize,
     pod_environment,
 )
-from tests.unit.test_stack_scaffold import copy_worktree
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ def add_peer_by_hand(repo: Path) -> None:
 
 
 def rendered(repo: Path) -> tuple[tuple[Doc, ...], dict[str, Pod]]:
-    docs = tuple(_kustomize(repo / "k8s" / "overlays" / "prod"))
+    docs = tuple(kustomize(repo / "k8s" / "overlays" / "prod"))
     return docs, {pod.name: pod for pod in app_pods(docs)}
 
 

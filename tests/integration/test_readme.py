@@ -318,7 +318,7 @@ def test_the_cli_call_in_the_readme_answers(hello_port: int) -> None:
 def test_the_test_kit_example_passes_in_a_project_with_a_billing_service(tmp_path: Path) -> None:
     # The example is written for the service `stack.py new billing` makes: make it, then run
     # the README's test module there with pytest, as its reader would.
-    from tests.unit.test_stack_scaffold import copy_worktree
+    from tests.scratch_copies import copy_worktree
 
     needs_examples("hello", "gateway")
     repo = copy_worktree(tmp_path / "repo")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import missing_tool
-from tests.unit.test_stack_scaffold import copy_worktree, snapshot
+from tests.scratch_copies import copy_worktree, snapshot
 
 pytestmark = pytest.mark.integration
 

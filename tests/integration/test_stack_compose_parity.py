@@ -23,7 +23,7 @@ import pytest
 from scripts.stacklib.rendered import compose_command
 from tests.integration.test_stack_local import live_processes_in, stack, state_of
 from tests.integration.test_stack_reload import call
-from tests.unit.test_stack_scaffold import copy_worktree
+from tests.scratch_copies import copy_worktree
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fresh_name
-from tests.unit.test_stack_scaffold import copy_worktree
+from tests.scratch_copies import copy_worktree
 
 pytestmark = pytest.mark.integration
 

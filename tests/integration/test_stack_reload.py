@@ -30,7 +30,7 @@ from tests.integration.test_stack_local import (
     stack,
     state_of,
 )
-from tests.unit.test_stack_scaffold import copy_worktree
+from tests.scratch_copies import copy_worktree
 
 pytestmark = pytest.mark.integration
 

@@ -26,11 +26,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from scripts.stacklib import definition
-from tests.conftest import REPO, defined_stack, missing_tool
+from tests.conftest import REPO, defined_stack
 from tests.scratch_copies import NAME, RENAMED, environment, replaced_copy, scratch, stack
+from tests.unit.test_k8s_consistency import kustomize
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
@@ -85,21 +85,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[P
     yield results
 
 
-def kustomize(copy: Path, overlay: str) -> list[dict[str, object]]:
-    kubectl = BIN / "kubectl"
-    if not kubectl.is_file():
-        missing_tool(f"kubectl is not installed in {BIN}: run scripts/ci/install-tools.sh")
-    result = subprocess.run(
-        [str(kubectl), "kustomize", str(copy / "k8s" / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
 @pytest.mark.parametrize("label", ["new", "replaced"])
 def test_every_tier_of_the_changed_copy_passes(
     runs: dict[str, tuple[Path, str]], label: str
@@ -111,7 +96,9 @@ def test_every_tier_of_the_changed_copy_passes(
         assert tomllib.loads((copy / "pyproject.toml").read_text())["project"]["name"] == RENAMED
     expected = sorted([*defined_stack().app_names(), NAME]) if label == "new" else [NAME]
     for overlay in ("dev", "prod"):
-        deployments = [d for d in kustomize(copy, overlay) if d["kind"] == "Deployment"]
+        deployments = [
+            d for d in kustomize(copy / "k8s" / "overlays" / overlay) if d["kind"] == "Deployment"
+        ]
         names = sorted(str(d["metadata"]["name"]) for d in deployments)  # type: ignore[index]
         assert names == expected
     # Compose itself accepts the changed file (`docker compose config`, no engine needed).

@@ -71,7 +71,7 @@ def _kubectl() -> Path:
     return path
 
 
-def _kustomize(directory: Path) -> list[Doc]:
+def kustomize(directory: Path) -> list[Doc]:
     result = subprocess.run(
         [str(_kubectl()), "kustomize", str(directory)],
         capture_output=True,
@@ -88,7 +88,7 @@ def _kustomize(directory: Path) -> list[Doc]:
 def render(overlay: str, *components: Path) -> tuple[Doc, ...]:
     """The overlay as `kubectl kustomize` renders it, optionally with kustomize components."""
     if not components:
-        return tuple(_kustomize(K8S / "overlays" / overlay))
+        return tuple(kustomize(K8S / "overlays" / overlay))
     with tempfile.TemporaryDirectory() as tmp:
         # kustomize refuses absolute paths to other kustomizations; relative ones work anywhere.
         kustomization = {
@@ -98,7 +98,7 @@ def render(overlay: str, *components: Path) -> tuple[Doc, ...]:
             "components": [os.path.relpath(path, tmp) for path in components],
         }
         (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-        return tuple(_kustomize(Path(tmp)))
+        return tuple(kustomize(Path(tmp)))
 
 
 def of_kind(docs: tuple[Doc, ...], kind: str) -> list[Doc]:
@@ -784,7 +784,7 @@ def test_network_policies_allow_dns_and_no_other_egress_out_of_the_namespace() -
 
 
 def test_base_image_is_the_one_compose_runs() -> None:
-    base = of_kind(tuple(_kustomize(K8S / "base")), "Deployment")
+    base = of_kind(tuple(kustomize(K8S / "base")), "Deployment")
     assert {container(d)["image"] for d in base} == {PRODUCT}
     for deployment in base:
         service = compose_services()[deployment["metadata"]["name"]]

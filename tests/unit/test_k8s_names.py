@@ -20,8 +20,8 @@ import pytest
 from scripts.stacklib.cli import main
 from scripts.stacklib.ui import UI
 from tests.conftest import REPO, fresh_name
+from tests.scratch_copies import copy_worktree
 from tests.unit.test_k8s_consistency import K8S, render
-from tests.unit.test_stack_scaffold import copy_worktree
 
 PRODUCT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
 PART_OF = "app.kubernetes.io/part-of"

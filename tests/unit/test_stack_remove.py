@@ -14,7 +14,7 @@ from scripts.stacklib.cli import main
 from scripts.stacklib.templates import class_name
 from scripts.stacklib.ui import UI
 from tests.conftest import defined_stack, fresh_name
-from tests.unit.test_stack_scaffold import copy_worktree, snapshot
+from tests.scratch_copies import copy_worktree, snapshot
 
 # Names the project does not use yet: these tests pass whatever services it has.
 DEMO = fresh_name("demo")

@@ -18,38 +18,13 @@ from scripts.stacklib.cli import main
 from scripts.stacklib.state import Paths
 from scripts.stacklib.templates import class_name
 from scripts.stacklib.ui import UI
-from tests.conftest import REPO, defined_stack, fresh_name, missing_tool
+from tests.conftest import defined_stack, fresh_name, missing_tool
+from tests.scratch_copies import copy_worktree, snapshot
 
 VENV_BIN = Path(sys.executable).parent
 # Names the project does not use yet: these tests pass whatever services it has.
 DEMO, SECOND = fresh_name("demo"), fresh_name("billing", fresh_name("demo"))
 DEMO_CLS = class_name(DEMO)
-
-
-def copy_worktree(dest: Path) -> Path:
-    """The repository's files as git sees them: tracked ones and new ones it does not ignore."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-        timeout=60,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file():  # a tracked file deleted in the working tree is skipped
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return dest
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(root)): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts
-    }
 
 
 def run_new(repo: Path, name: str) -> tuple[int, str, str]:
