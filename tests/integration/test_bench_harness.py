@@ -14,7 +14,10 @@ import dataclasses
 import importlib
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -163,6 +166,26 @@ def test_the_floor_answers_every_workload_exactly_and_runs_clean(bench: ModuleTy
     assert floor.checked
     for name in ("single", "batch", "notification"):
         _clean(bench.measure(floor, _workload(bench, name), 1, args))
+
+
+def test_the_server_path_cost_tool_answers_every_request_and_leaves_parts_out() -> None:
+    # bench/server_path_cost.py checks every request was answered, or exits non-zero.
+    tool = [sys.executable, str(BENCH / "server_path_cost.py"), "--requests", "640"]
+    for without in ("", "log,metrics"):
+        result = subprocess.run(
+            [*tool, "--rounds", "1", "--without", without],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        figures = re.findall(r"(single|batch|notification)=([0-9.]+)us", result.stdout)
+        assert [name for name, _ in figures] == ["single", "batch", "notification"]
+        assert all(float(value) > 0 for _, value in figures)
+        assert ("without log,metrics" in result.stdout) == bool(without)
+    refused = subprocess.run(
+        [*tool, "--without", "tracing"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert refused.returncode != 0
+    assert "--without takes log, metrics; not tracing" in refused.stderr
 
 
 def _call(port: int, params: list[Any]) -> dict[str, Any]:
