@@ -2,12 +2,18 @@
 
 With it set, the API port stops serving ``/metrics`` (``routes.make_app``), so a NetworkPolicy
 can give Prometheus this port and nothing else, and callers the API port and nothing else.
+
+Its bounds are fixed, not settings, because its callers are: the kubelet's probes (a fresh
+connection each, closed after the answer) and a Prometheus scrape or two (one keep-alive
+connection each). ``ADMIN_MAX_CONNECTIONS`` open connections per process, one more answered a
+minimal 503 and closed at once, so a client that opens connections without end costs the
+process that many descriptors, not all of them (which would starve the API port too).
 """
 
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tornado.httpserver import HTTPServer as TornadoHTTPServer
 from tornado.netutil import bind_sockets
@@ -16,29 +22,77 @@ from ..errors import StartupError
 from .routes import make_admin_app
 
 if TYPE_CHECKING:
+    from tornado.iostream import IOStream
+
     from ..runtime import Runtime
 
-__all__ = ["ADMIN_MAX_BYTES", "AdminListener"]
+__all__ = ["ADMIN_MAX_BYTES", "ADMIN_MAX_CONNECTIONS", "AdminListener"]
 
 ADMIN_MAX_BYTES = 64 * 1024  # largest header section and body on the admin port (GETs only)
+# Open admin connections per process: a few probes and scrapes at once, with room to spare.
+ADMIN_MAX_CONNECTIONS = 32
+
+_BUSY_BODY = b"too many connections to the admin port\n"
+# The whole answer to a connection over the cap: no request read, no Date (nothing formatted).
+AT_CAPACITY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s"
+    % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+
+class CappedHTTPServer(TornadoHTTPServer):
+    """Tornado's HTTP server with at most ``ADMIN_MAX_CONNECTIONS`` connections open at once.
+
+    A connection over the cap gets ``AT_CAPACITY`` and is closed as soon as it is accepted;
+    nothing of it is read or queued. A slot is freed when Tornado is done with a connection
+    (``on_close``: the client closed it, or an answer said ``Connection: close``, or it timed
+    out idle).
+    """
+
+    max_connections = ADMIN_MAX_CONNECTIONS
+
+    # Tornado's HTTPServer is ``Configurable``: its constructor's arguments reach ``initialize``.
+    def initialize(self, *args: Any, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        self.open_connections = 0
+
+    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        if self.open_connections >= self.max_connections:
+            # A fresh socket's send buffer takes these few bytes at once (IOStream.write writes
+            # inline), so the close right after drops nothing and nothing waits on the client.
+            stream.write(AT_CAPACITY)
+            stream.close()
+            return
+        self.open_connections += 1
+        super().handle_stream(stream, address)
+
+    def on_close(self, server_conn: object) -> None:
+        # Called once per connection handle_stream admitted (HTTP1ServerConnection's loop).
+        self.open_connections -= 1
+        super().on_close(server_conn)
 
 
 class AdminListener:
     """The admin port: ``/metrics``, ``/livez`` and ``/readyz`` on Tornado's own HTTP server.
 
     Its callers are the kubelet and Prometheus, a few requests a second, so Tornado's server is
-    fast enough; its limits are the service's (small bodies, the idle and body timeouts) rather
-    than Tornado's defaults. It stays open through the drain, so probes keep getting answers
-    (``/readyz``: 503) until the process exits.
+    fast enough; its limits are the service's (small bodies, the header and body timeouts) and
+    ``ADMIN_MAX_CONNECTIONS`` rather than Tornado's defaults. It stays open through the drain,
+    so probes keep getting answers (``/readyz``: 503) until the process exits.
     """
 
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
-        self.server = TornadoHTTPServer(
+        self.server = CappedHTTPServer(
             make_admin_app(runtime),
             max_body_size=ADMIN_MAX_BYTES,
             max_header_size=ADMIN_MAX_BYTES,
-            idle_connection_timeout=settings.idle_timeout,
+            # Tornado's one timeout for both: the whole header section is due this long after
+            # the connection opens or its last answer was sent, so a client sending a header
+            # byte a second holds a slot for header_timeout, as on the API port, not for
+            # idle_timeout. Prometheus reconnects after a shorter keep-alive at no real cost.
+            idle_connection_timeout=min(settings.header_timeout, settings.idle_timeout),
             body_timeout=settings.body_timeout,
         )
 
