@@ -1,5 +1,6 @@
-"""What a client can make the admin port hold: connections (``ADMIN_MAX_CONNECTIONS``) and a
-slow header section (``header_timeout``), while the API port keeps answering."""
+"""What a client can make the admin port hold: connections (``ADMIN_MAX_CONNECTIONS``), a
+slow header section (``header_timeout``) and unread answers (``write_timeout``), while the API
+port keeps answering."""
 
 from __future__ import annotations
 
@@ -53,6 +54,12 @@ def status_of(port: int, path: str) -> int | None:
         return request(port, "GET", path, timeout=5).status
     except (OSError, ValueError):  # http.client raises ValueError subclasses on a cut head
         return None
+
+
+def assert_no_errors_logged(service: ServiceProcess) -> None:
+    errors = [e for e in service.logs() if str(e.get("level")).lower() in ("error", "critical")]
+    assert not errors, errors
+    assert not any("Traceback" in line for line in service.lines)
 
 
 def answers(port: int, path: str) -> Callable[[], bool]:
@@ -110,6 +117,7 @@ def test_connections_past_the_cap_get_503_and_close_while_the_api_port_answers(
         for path in ("/livez", "/readyz", "/metrics"):
             wait_until(answers(admin, path), 10, f"{path} answers")
         assert result_of(service.port, "echo", ["y"]) == "y"
+    assert_no_errors_logged(service)
     service.stop_cleanly()
 
 
@@ -162,4 +170,32 @@ def test_a_header_section_sent_a_byte_at_a_time_is_cut_after_header_timeout(
     # header_timeout is 1 s; idle_timeout (60 s) would have held it far past this.
     assert seconds < 15, seconds
     assert status_of(admin, "/livez") == 200
+    service.stop_cleanly()
+
+
+def test_a_client_that_leaves_its_answers_unread_is_cut_after_write_timeout(
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    service = start_service(
+        OBSERVED, env={"SERVICE_ADMIN_PORT": "0", "SERVICE_WRITE_TIMEOUT": "2", **HOLD}
+    )
+    admin = admin_port_of(service)
+    pages = 200  # far more /metrics pages than any socket buffers hold
+    with held(admin) as socks:
+        reader = socket.socket()
+        socks.append(reader)
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+        reader.settimeout(5)
+        reader.connect(("127.0.0.1", admin))
+        reader.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * pages)
+        # The rest of the slots, held by connections that send nothing.
+        socks.extend(connect(admin) for _ in range(ADMIN_MAX_CONNECTIONS - 1))
+        assert_refused(admin)
+        started = time.monotonic()
+        wait_until(answers(admin, "/livez"), 20, "the unread connection's slot is freed")
+        # write_timeout is 2 s, checked every second; header and idle timeouts are 120 s.
+        assert time.monotonic() - started < 15
+        received, _ = wait_closed(reader, 10)
+        assert received.count(b"HTTP/1.1 200 ") < pages  # cut, not answered in full
+    assert_no_errors_logged(service)
     service.stop_cleanly()
