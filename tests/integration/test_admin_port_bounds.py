@@ -1,12 +1,15 @@
 """What a client can make the admin port hold: connections (``ADMIN_MAX_CONNECTIONS``), a
 slow header section (``header_timeout``) and unread answers (``write_timeout``), while the API
-port keeps answering."""
+port keeps answering; and every hostile client of ``attackers.py`` at once against it."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import select
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,7 +17,8 @@ import pytest
 
 from service_template.http.admin import ADMIN_MAX_CONNECTIONS
 from service_template.testing import wait_until
-from tests.conftest import ServiceProcess
+from tests.conftest import REPO, ServiceProcess
+from tests.integration.process_watch import ProcessWatch
 from tests.integration.services import (
     connect,
     read_response,
@@ -54,12 +58,6 @@ def status_of(port: int, path: str) -> int | None:
         return request(port, "GET", path, timeout=5).status
     except (OSError, ValueError):  # http.client raises ValueError subclasses on a cut head
         return None
-
-
-def assert_no_errors_logged(service: ServiceProcess) -> None:
-    errors = [e for e in service.logs() if str(e.get("level")).lower() in ("error", "critical")]
-    assert not errors, errors
-    assert not any("Traceback" in line for line in service.lines)
 
 
 def answers(port: int, path: str) -> Callable[[], bool]:
@@ -117,7 +115,7 @@ def test_connections_past_the_cap_get_503_and_close_while_the_api_port_answers(
         for path in ("/livez", "/readyz", "/metrics"):
             wait_until(answers(admin, path), 10, f"{path} answers")
         assert result_of(service.port, "echo", ["y"]) == "y"
-    assert_no_errors_logged(service)
+    ProcessWatch(service).assert_no_errors_logged()
     service.stop_cleanly()
 
 
@@ -197,5 +195,55 @@ def test_a_client_that_leaves_its_answers_unread_is_cut_after_write_timeout(
         assert time.monotonic() - started < 15
         received, _ = wait_closed(reader, 10)
         assert received.count(b"HTTP/1.1 200 ") < pages  # cut, not answered in full
-    assert_no_errors_logged(service)
+    ProcessWatch(service).assert_no_errors_logged()
+    service.stop_cleanly()
+
+
+def test_every_attacker_at_once_against_the_admin_port_leaves_the_api_port_serving(
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    timeout = "2"  # header, body, idle and write timeouts: they bite within the attack
+    env = {"SERVICE_ADMIN_PORT": "0", "SERVICE_LOG_CALLS": "false"}
+    for name in ("HEADER", "BODY", "IDLE", "WRITE"):
+        env[f"SERVICE_{name}_TIMEOUT"] = timeout
+    service = start_service("tests.integration.services:ProbeService", env=env)
+    admin = admin_port_of(service)
+    watch = ProcessWatch(service)
+    assert status_of(admin, "/metrics") == 200  # anything made lazily is made before the count
+    baseline = watch.open_fds()
+    attackers = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.attackers", str(admin), "8"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    failures: list[str] = []
+    calls = peak = 0
+    try:
+        while attackers.poll() is None:
+            peak = max(peak, watch.open_fds())
+            try:
+                assert result_of(service.port, "echo", ["legit"]) == "legit"
+                assert status_of(service.port, "/livez") == 200
+                calls += 1
+            except AssertionError as exc:  # any failure on the API port is a finding
+                failures.append(repr(exc))
+        out, _ = attackers.communicate(timeout=30)
+    finally:
+        if attackers.poll() is None:
+            attackers.kill()
+            attackers.communicate()
+    summary = json.loads(out)
+    assert not summary["errors"], summary["errors"]
+    assert not failures, failures[:5]
+    assert calls > 10
+    # The attackers held far more connections than the cap (150 idle ones alone) ...
+    assert summary["counts"]["idle.connections"] > ADMIN_MAX_CONNECTIONS
+    assert any(name.endswith(".503") for name in summary["counts"]), summary["counts"]
+    # ... and the process never held many more descriptors than the cap's (the legitimate
+    # client's two connections and a little slack besides).
+    assert peak <= baseline + ADMIN_MAX_CONNECTIONS + 8, (peak, baseline)
+    watch.wait_fds_at_most(baseline, within=10)
+    wait_until(answers(admin, "/livez"), 10, "the admin port answers after the attack")
+    watch.assert_no_errors_logged()
     service.stop_cleanly()
