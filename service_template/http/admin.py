@@ -3,17 +3,18 @@
 With it set, the API port stops serving ``/metrics`` (``routes.make_app``), so a NetworkPolicy
 can give Prometheus this port and nothing else, and callers the API port and nothing else.
 
-Its bounds are fixed, not settings, because its callers are: the kubelet's probes (a fresh
-connection each, closed after the answer) and a Prometheus scrape or two (one keep-alive
-connection each). ``ADMIN_MAX_CONNECTIONS`` open connections per process, one more answered a
-minimal 503 and closed at once, so a client that opens connections without end costs the
-process that many descriptors, not all of them (which would starve the API port too). A client
-that holds them all still keeps the probes out (a refusal fails a probe like a timeout): the
-NetworkPolicies keep other clients off this port, the cap keeps the API port alive. Each
-connection is held at most ``header_timeout`` waiting for a request head and ``write_timeout``
-waiting for its client to read an answer; Tornado answers pipelined requests one at a time and
-reads the next only once the last answer is in the kernel, so a client that never reads costs
-at most one answer (a small page: /metrics or a probe) beyond the socket buffers.
+Its size bounds are fixed, not settings, because its callers are: the kubelet's probes (a
+fresh connection each, closed after the answer) and a Prometheus scrape or two (one keep-alive
+connection each); its timeouts are the service's. ``ADMIN_MAX_CONNECTIONS`` open connections
+per process, one more answered a minimal 503 and closed at once, so a client that opens
+connections without end costs the process that many descriptors, not all of them (which would
+starve the API port too). A client that holds them all still keeps the probes out (a refusal
+fails a probe like a timeout): the NetworkPolicies keep other clients off this port, the cap
+keeps the API port alive. Each connection is held at most ``header_timeout`` waiting for a
+request head and ``write_timeout`` waiting for its client to read an answer; Tornado answers
+pipelined requests one at a time and reads the next only once the last answer is in the
+kernel, so a client that never reads costs at most one answer (a small page: /metrics or a
+probe) beyond the socket buffers.
 """
 
 from __future__ import annotations
