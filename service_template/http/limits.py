@@ -4,7 +4,8 @@ One frozen ``Limits`` per server, built from ``Settings`` (every bound a deploym
 to tune) plus the constants below (the GET routes' body limit, the linger after a refusal and
 the chunk-framing allowance: bounds that only need to be finite). The wire protocol and the
 endpoints read their bounds from here and nowhere else, so this module is the list to check
-when asking "what can a hostile client make this process keep?".
+when asking "what can a hostile client make this process keep?" (the admin port, served by
+Tornado's server, has its own in ``admin.py``).
 """
 
 from __future__ import annotations

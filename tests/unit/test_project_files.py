@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 import service_template
+from service_template.http.admin import ADMIN_MAX_BYTES, ADMIN_MAX_CONNECTIONS
 from service_template.version import project_version
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,6 +78,12 @@ def test_every_relative_link_in_the_docs_points_at_a_file_in_the_repository() ->
             if not inside or not resolved.exists():
                 problems.append(f"{doc.relative_to(REPO)}: {target}")
     assert not problems, problems
+
+
+def test_the_readme_states_the_admin_ports_fixed_bounds_as_admin_py_sets_them() -> None:
+    readme = " ".join((REPO / "README.md").read_text().split())  # line breaks as spaces
+    assert f"at most {ADMIN_MAX_CONNECTIONS} open connections per process" in readme
+    assert f"bodies up to {ADMIN_MAX_BYTES // 1024} KiB" in readme
 
 
 def test_the_default_base_image_is_pinned_by_digest_and_renovate_keeps_it_pinned() -> None:
