@@ -90,9 +90,10 @@ def call_line(
     http_request_id: str,
     colour: bool,
     trace_ids: tuple[str, str] | None = None,
+    now: float | None = None,
 ) -> bytes:
-    """One call as a person reads it: time, method, id, duration, outcome, request id, trace
-    and span ids (with tracing on), params."""
+    """One call as a person reads it: time (``now``, or the present), method, id, duration,
+    outcome, request id, trace and span ids (with tracing on), params."""
     if code is None:
         outcome = _paint("ok", _COLOURS["ok"], colour)
     else:
@@ -101,7 +102,7 @@ def call_line(
         outcome = _paint(str(code), _COLOURS["server" if ours else "client"], colour)
     ident = "notification" if notification else f"id={_show(request_id)}"
     parts = [
-        _clock(time.time()),
+        _clock(time.time() if now is None else now),
         _paint("call   ", _COLOURS["INFO"], colour),
         method,
         ident,

@@ -340,6 +340,70 @@ def test_inside_an_event_loop_lines_are_written_once_per_loop_iteration_in_order
     assert after == b"one\ntwo\n"
 
 
+@pytest.mark.usefixtures("call_logger_at_info")
+def test_call_lines_are_formatted_at_the_flush_with_the_time_and_trace_of_their_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The line is formatted after the iteration's calls (cheaper), but says what was true when
+    # the call was recorded: its time and its span, in the order the calls ended.
+    stream = io.BytesIO()
+    clock = iter([1000.0, 1001.0])
+    spans = iter([("a" * 32, "b" * 16), ("c" * 32, "d" * 16)])
+    log = CallLog(
+        SENSITIVE, {"add": ("a", "b")}, writer=LineWriter(stream), trace_ids=lambda: next(spans)
+    )
+
+    async def main() -> bytes:
+        monkeypatch.setattr("service_template.logs.time.time", lambda: next(clock))
+        log("add", 1, [1, 2], None, 0.001, http_request_id="r1")
+        log("add", 2, [3, 4], -32602, 0.002, http_request_id="r2")
+        monkeypatch.undo()
+        held = stream.getvalue()
+        await asyncio.sleep(0)
+        return held
+
+    assert asyncio.run(main()) == b""
+    first, second = lines(stream)
+    assert (first["ts"], first["id"], first["params"], first["trace_id"]) == (
+        1000.0, 1, [1, 2], "a" * 32,
+    )  # fmt: skip
+    assert (second["ts"], second["id"], second["outcome"], second["span_id"]) == (
+        1001.0, 2, -32602, "d" * 16,
+    )  # fmt: skip
+
+
+@pytest.mark.usefixtures("call_logger_at_info")
+def test_a_flush_at_shutdown_writes_the_calls_still_held() -> None:
+    stream = io.BytesIO()
+    log = call_log(stream)
+
+    async def main() -> None:
+        log("add", 1, [1, 2], None, 0.0, http_request_id="r")
+        log.flush()  # what the runner does on its way out, before the loop ends
+        assert [entry["id"] for entry in lines(stream)] == [1]
+
+    asyncio.run(main())
+    assert [entry["id"] for entry in lines(stream)] == [1]  # written once
+
+
+@pytest.mark.usefixtures("call_logger_at_info")
+def test_params_made_unwritable_after_the_call_still_leave_its_line_and_the_next() -> None:
+    stream = io.BytesIO()
+    log = call_log(stream)
+    looped: list[Any] = [1]
+    looped.append(looped)  # a method that keeps its params and makes them circular
+
+    async def main() -> None:
+        log("add", 1, looped, None, 0.0, http_request_id="r")
+        log("add", 2, [1, 2], None, 0.0, http_request_id="r")
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    first, second = lines(stream)
+    assert (first["id"], first["params"]) == (1, REDACTED)
+    assert (second["id"], second["params"]) == (2, [1, 2])
+
+
 def test_outside_an_event_loop_a_line_is_written_at_once() -> None:
     stream = io.BytesIO()
     LineWriter(stream).write(b"now\n")
