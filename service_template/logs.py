@@ -133,9 +133,9 @@ class CallLog:
 
     A call is recorded as data and its line formatted at the end of the loop iteration, with
     the others of that iteration (``LineWriter.add_source``): 13 % of the server's CPU per
-    request of an ``async def`` method, single call or batch (bench/README.md). The line carries the time
-    and span of the call; its params are read at the flush, so a method that keeps its params
-    and changes them before then changes its line (redaction still applies).
+    request of an ``async def`` method, single call or batch (bench/README.md). The line
+    carries the time and span of the call; its params are read at the flush, so a method that
+    keeps its params and changes them before then changes its line (redaction still applies).
     """
 
     def __init__(
