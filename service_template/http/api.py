@@ -148,7 +148,7 @@ class _Call:
     async def authenticate(self) -> Any:
         # With the repeats: a credential sent twice is refused, never resolved by picking one.
         request = self.request
-        return await self.runtime.authenticate(HeaderView(request.headers, request.repeated))
+        return await self.runtime.access.authenticate(HeaderView(request.headers, request.repeated))
 
     def record(
         self, method: str, request_id: Any, params: Params, code: int | None, seconds: float
