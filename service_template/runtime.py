@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import health, tracing
 from .access import AUTH_THREADS, Access
@@ -34,6 +34,13 @@ from .protocol.calls import current_call
 
 if TYPE_CHECKING:  # the service module imports the runner, which imports this: types only
     from .service import MicroService
+
+
+class Owner(Protocol):
+    """What waits for an /api request's answer (the HTTP layer's connection)."""
+
+    def abandon(self) -> None:
+        """The answer will never come (its task was cancelled): stop waiting for it."""
 
 
 class Runtime:
@@ -86,8 +93,7 @@ class Runtime:
         self.started_at = time.time()
         self.draining = False
         self.in_flight = 0  # /api requests admitted and not yet answered
-        self._idle: asyncio.Event | None = None
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: dict[asyncio.Future[None], Owner] = {}  # /api requests' tasks (spawn)
         self._threads_lock = threading.Lock()
         self.threads_busy = 0  # pool threads running right now (methods, checks, decoding)
 
@@ -118,18 +124,21 @@ class Runtime:
 
     # -- admission and drain --------------------------------------------------------------------
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` as a task the runtime keeps a reference to until it ends; ``work`` must
-        call ``ended()`` as its last step (in a ``finally``)."""
+    def spawn(self, work: Coroutine[Any, Any, None], owner: Owner) -> None:
+        """Run ``work``, an /api request admitted with ``admit()``, as a task the runtime keeps
+        a reference to until it ends. ``work`` must ``release()`` its slot and call ``ended()``
+        as its last step (in a ``finally``); if it is cancelled before it first runs, that
+        ``finally`` never runs: then the drain (``wait_idle``) releases the slot and abandons
+        ``owner`` (the connection waiting for the answer)."""
         # create_task, not ensure_future: the same task without ensure_future's type checks,
         # which cost a tenth of a single call's dispatch (one task per /api request). And no
         # done callback to drop the reference: that is one more call_soon, Handle and context
         # entry per request; the task drops it itself (``ended``).
-        self._tasks.add(asyncio.get_running_loop().create_task(work))
+        self._tasks[asyncio.get_running_loop().create_task(work)] = owner
 
     def ended(self) -> None:
         """Called by a task ``spawn`` started, as its last step: forget it."""
-        self._tasks.discard(asyncio.current_task())
+        self._tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
     def count_rejection(self, status: int) -> None:
         if self.metrics is not None:
@@ -154,20 +163,32 @@ class Runtime:
 
     def release(self, count: int = 1) -> None:
         self.in_flight -= count
-        if self.in_flight == 0 and self._idle is not None:
-            self._idle.set()
 
     async def wait_idle(self, limit: float) -> bool:
-        """Wait until no request is in flight; False if ``limit`` seconds pass first."""
-        if self.in_flight == 0:
-            return True
-        self._idle = asyncio.Event()
-        try:
-            async with asyncio.timeout(limit):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
+        """Wait until every admitted /api request has ended; False if ``limit`` seconds pass
+        first.
+
+        It waits on the requests' tasks themselves: callbacks only while draining, none per
+        request. A task cancelled before it first ran is found here (``_reclaim``).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while self._reclaim():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.wait(list(self._tasks), timeout=remaining)
         return True
+
+    def _reclaim(self) -> bool:
+        """Forget the tasks that ended without running (cancelled first: a task that ran has
+        forgotten itself, ``ended``): release their slots and abandon their owners, whose
+        requests can never be answered. Returns whether any task remains."""
+        for task in [task for task in self._tasks if task.done()]:
+            owner = self._tasks.pop(task)
+            self.release()
+            owner.abandon()
+        return bool(self._tasks)
 
     # -- health ---------------------------------------------------------------------------------
 
