@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .auth import extract_token
 from .context import API_TOKEN_PRINCIPAL, HeaderView
+from .declarations import is_builtin
 
 if TYPE_CHECKING:  # the service module imports the runner, which imports this: types only
     from .service import MicroService
@@ -49,10 +50,10 @@ class Access:
         self.token_check = service.api_token_is_valid
         # The built-in check is a constant-time compare: cheap enough for the event loop.
         # A user's override may do I/O, so a plain one runs in the thread pool.
-        self.token_check_inline = _builtin(service.api_token_is_valid)
+        self.token_check_inline = is_builtin(service.api_token_is_valid)
         # The built-in authenticate takes the token path below (authorized); an override is
         # called as it is declared (async on the loop, plain in the pool).
-        self.custom_authenticate = not _builtin(service.authenticate)
+        self.custom_authenticate = not is_builtin(service.authenticate)
 
     async def authenticate(self, headers: HeaderView) -> Any:
         """The principal of a request (``MicroService.authenticate``), or None; any failure
@@ -101,8 +102,3 @@ class Access:
             log.exception("api_token_is_valid raised; access denied")
             return False
         return verdict is True
-
-
-def _builtin(method: Callable[..., Any]) -> bool:
-    """Whether ``method`` is MicroService's own, not a service's override (see service.py)."""
-    return getattr(method, "__service_template_builtin__", False) is True

@@ -115,6 +115,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     # A method's type model (contracts) and the per-call conversion built from it.
     ("conversion", "contracts"),
+    # What the decorators record on a service's methods, and the registry read from it.
+    ("declarations",),
     ("openrpc",),  # the document, from the contracts
     ("context", "hooks", "routing"),  # the call as a method sees it; hooks; declared routes
     ("invocation", "access"),  # one call under its deadline (loop or pool); who the caller is
