@@ -15,7 +15,8 @@ from .auth import (
 )
 from .config import Settings
 from .context import CallInfo, Principal, current_call
-from .errors import ConfigError
+from .declarations import private_api_method, public_method, readiness_check
+from .errors import ConfigError, StartupError
 from .protocol.errors import (
     AccessDenied,
     DeadlineExceeded,
@@ -28,13 +29,7 @@ from .protocol.errors import (
     ServerOverloaded,
 )
 from .routing import Route
-from .service import (
-    MicroService,
-    StartupError,
-    private_api_method,
-    public_method,
-    readiness_check,
-)
+from .service import MicroService
 from .settings import Secret, setting
 
 if TYPE_CHECKING:  # typed for users; imported lazily at run time (see __getattr__)

@@ -36,9 +36,11 @@ log = logging.getLogger("service_template.health")
 def identity(
     service: str, version: str, release: str, description: str | None = None
 ) -> dict[str, str]:
-    """The fixed top-level fields of both documents (built once, copied into each)."""
+    """The fixed top-level fields of both documents (built once, copied into each); of
+    ``description`` (the service's docstring), only its first line."""
     fields = {"version": version, "releaseId": release, "serviceId": service}
-    fields["description"] = description or f"the {service} service"
+    first = description.strip().splitlines()[0] if description and description.strip() else None
+    fields["description"] = first or f"the {service} service"
     return fields
 
 

@@ -18,16 +18,21 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from .contracts import Contract, Param, build_contract
 from .protocol import Method, codec
+from .version import project_version
 
 OPENRPC_VERSION = "1.3.2"
 REF_TEMPLATE = "#/components/schemas/{name}"
+
+# A Host header's value that may stand in a published URL: a name or address, maybe a port.
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 
 def schema_for(annotation: Any) -> dict[str, Any]:
@@ -220,3 +225,66 @@ def build_document(
     if schemas.components:
         document["components"] = {"schemas": schemas.components}
     return document
+
+
+def service_documents(
+    cls: type,
+    name: str,
+    methods: Mapping[str, Method],
+    accessible_at: str | None,
+    publish_private_methods: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The documents of a service class serving ``methods``: the whole one, and the one an
+    anonymous caller sees (the public methods only, unless ``publish_private_methods``; the
+    same object when nothing is private).
+
+    ``info.version`` is the class's ``version`` attribute, unless a method of that name hides it
+    (a service may well expose a ``version`` method): then the project's version is published.
+    ``info.description`` is the class's own docstring, never one inherited from MicroService.
+    """
+    declared = getattr(cls, "version", None)
+    version = declared if isinstance(declared, str) else project_version()
+    description = _own_doc(cls)
+    servers = [{"name": name, "url": accessible_at}] if accessible_at else []
+    document = build_document(name, version, methods.values(), description, servers)
+    public = [method for method in methods.values() if not method.requires_auth]
+    if publish_private_methods or len(public) == len(methods):
+        return document, document
+    return document, build_document(name, version, public, description, servers)
+
+
+def addressed(document: dict[str, Any], name: str, headers: Mapping[str, str]) -> dict[str, Any]:
+    """``document`` as served to a request: without a ``servers`` entry of its own (no
+    ``accessible_at``), the address the request was sent to (its ``Host``, when that is one)."""
+    if "servers" in document:
+        return document
+    host = headers.get("host", "")
+    if not _HOST.fullmatch(host):
+        return document
+    scheme = "https" if headers.get("x-forwarded-proto") == "https" else "http"
+    return {**document, "servers": [{"name": name, "url": f"{scheme}://{host}/api"}]}
+
+
+def declared_error_codes(document: dict[str, Any]) -> set[int]:
+    """The application error codes the OpenRPC document says the methods raise (each method's
+    ``errors``, and the shared ones under ``components.errors`` that they may refer to): the
+    metrics count these by value. One declaration, two readers."""
+    errors: list[Any] = []
+    for method in document.get("methods", ()):
+        if isinstance(method, dict):
+            errors.extend(method.get("errors", ()))
+    components = document.get("components")
+    if isinstance(components, dict) and isinstance(components.get("errors"), dict):
+        errors.extend(components["errors"].values())
+    codes = set()
+    for error in errors:
+        code = error.get("code") if isinstance(error, dict) else None
+        if isinstance(code, int) and not isinstance(code, bool):
+            codes.add(code)
+    return codes
+
+
+def _own_doc(cls: type) -> str | None:
+    """The class's own docstring, not one inherited from MicroService."""
+    doc = vars(cls).get("__doc__")
+    return inspect.cleandoc(doc) if isinstance(doc, str) else None

@@ -10,6 +10,7 @@ is answered ``204`` (``cors.py``); without, nothing about it changes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -98,7 +99,7 @@ class APIEndpoint:
             body = error_body(ServerOverloaded(data={"retry_after": 1}))
             conn.respond(request, 503, body, _RETRY + self._cors_headers(request))
             return
-        runtime.spawn(self._dispatch(request, conn))
+        runtime.spawn(self._dispatch(request, conn), conn)
 
     def _preflight(self, request: Request) -> Headers | None:
         """The headers of the answer to a CORS preflight to allow; None for any other
@@ -128,6 +129,12 @@ class APIEndpoint:
                 conn.respond(request, 204, None, extra)
                 return
             conn.respond(request, 200, reply, extra)
+        except asyncio.CancelledError:
+            # By code that cancels every task, or a loop shutting down: no answer will come, so
+            # the connection closes rather than keep the client (and the drain) waiting for one.
+            # Cancelled before it ran, this never runs: the runtime abandons it (``spawn``).
+            conn.abandon()
+            raise
         finally:
             runtime.ended()
 
@@ -148,7 +155,7 @@ class _Call:
     async def authenticate(self) -> Any:
         # With the repeats: a credential sent twice is refused, never resolved by picking one.
         request = self.request
-        return await self.runtime.authenticate(HeaderView(request.headers, request.repeated))
+        return await self.runtime.access.authenticate(HeaderView(request.headers, request.repeated))
 
     def record(
         self, method: str, request_id: Any, params: Params, code: int | None, seconds: float

@@ -75,7 +75,7 @@ class OpenRPCHandler(_Base):
     async def get(self) -> None:
         headers = HeaderView(self.request.headers)
         self.send_json(
-            await self.runtime.discover(lambda: self.runtime.authenticate(headers), headers)
+            await self.runtime.discover(lambda: self.runtime.access.authenticate(headers), headers)
         )
 
 

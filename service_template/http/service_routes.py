@@ -40,7 +40,7 @@ class ServiceHandler(tornado.web.RequestHandler):
     async def authenticate(self) -> Any:
         """The principal of this request, or None; fails closed like ``/api``."""
         runtime: Runtime = self.application.settings["runtime"]
-        return await runtime.authenticate(HeaderView(self.request.headers))
+        return await runtime.access.authenticate(HeaderView(self.request.headers))
 
     @property
     def request_id(self) -> str:

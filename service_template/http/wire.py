@@ -314,6 +314,11 @@ class Connection(asyncio.Protocol):
             return
         self._update_reading()
 
+    def abandon(self) -> None:
+        """The request being served will never be answered (its task was cancelled): close
+        once what was written before it is sent (``runtime.Owner``)."""
+        self._close()
+
     def abort(self) -> None:
         """Close at once (the server's last resort for a connection that misbehaved)."""
         self._abort()

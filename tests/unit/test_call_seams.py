@@ -212,9 +212,9 @@ def test_a_plain_authenticate_runs_in_the_pool_and_fails_closed(
 
     runtime = Runtime(Plain(Settings()), Settings(name="plain"))
     try:
-        principal = asyncio.run(runtime.authenticate(HeaderView({"x-user": "ann"})))
+        principal = asyncio.run(runtime.access.authenticate(HeaderView({"x-user": "ann"})))
         assert principal.subject == "ann" and principal.claims["thread"].startswith("plain-auth")
-        assert asyncio.run(runtime.authenticate(HeaderView({"x-user": "boom"}))) is None
+        assert asyncio.run(runtime.access.authenticate(HeaderView({"x-user": "boom"}))) is None
         assert "authenticate raised; access denied" in caplog.text
     finally:
         runtime.close()

@@ -115,9 +115,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     # A method's type model (contracts) and the per-call conversion built from it.
     ("conversion", "contracts"),
+    # What the decorators record on a service's methods, and the registry read from it.
+    ("declarations",),
     ("openrpc",),  # the document, from the contracts
     ("context", "hooks", "routing"),  # the call as a method sees it; hooks; declared routes
-    ("runtime",),  # a service wired for serving: pool, deadlines, auth, accounting
+    ("invocation", "access"),  # one call under its deadline (loop or pool); who the caller is
+    ("assembly",),  # a runtime's parts built from its settings
+    ("runtime",),  # a service wired for serving: admission, drain, documents, health
     ("http",),  # the only Tornado/httptools code
     ("supervisor", "runner"),  # processes: pre-fork workers, signals, lifecycle, drain
     ("service",),  # MicroService: what users subclass; start() calls the runner

@@ -12,7 +12,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from service_template.metrics import APPLICATION_ERROR, DURATION_BUCKETS, Metrics
-from service_template.runtime import declared_error_codes
+from service_template.openrpc import declared_error_codes
 
 # What Prometheus 2.x sends when it scrapes (scrape/scrape.go, acceptHeader).
 PROMETHEUS_ACCEPT = (

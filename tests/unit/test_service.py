@@ -344,6 +344,6 @@ def test_the_runtime_tells_the_builtin_token_check_from_an_override() -> None:
     for cls, inline in ((MicroService, True), (Overrides, False)):
         runtime = Runtime(cls(Settings(metrics_enabled=False)), Settings(metrics_enabled=False))
         try:
-            assert runtime.token_check_inline is inline, cls
+            assert runtime.access.token_check_inline is inline, cls
         finally:
             runtime.close()
