@@ -63,7 +63,9 @@ class TypedAdd(MicroService):
 SHAPES = {"async": AsyncAdd, "plain": PlainAdd, "typed": TypedAdd}
 
 
-def _runtime(cls: type[MicroService]) -> Runtime:
+def production_runtime(cls: type[MicroService]) -> Runtime:
+    """A runtime for ``cls`` as ``serve`` builds it (auth on, the benchmark's concurrency
+    limit), its call log written to /dev/null."""
     env = {"SERVICE_API_TOKEN": "bench", "SERVICE_MAX_CONCURRENCY": "1024"}
     service = cls(Settings.load(env, None, None, cls.class_defaults()))
     runtime = Runtime(service, service.settings)
@@ -90,7 +92,7 @@ async def _load(runtime: Runtime, body: bytes, requests: int) -> float:
 
 
 async def main(calls: int, rounds: int, profile: str | None) -> None:
-    runtimes = {name: _runtime(cls) for name, cls in SHAPES.items()}
+    runtimes = {name: production_runtime(cls) for name, cls in SHAPES.items()}
     try:
         if profile is not None:
             shape, _, workload_name = profile.partition("/")

@@ -31,11 +31,10 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH), str(BENCH / "servers")]
 
 import ours_server  # noqa: E402
 from peers import WORKLOADS  # noqa: E402
+from profile_hotpath import production_runtime  # noqa: E402
 
-from service_template.config import Settings  # noqa: E402
 from service_template.http.server import HTTPServer  # noqa: E402
 from service_template.http.wire import Connection  # noqa: E402
-from service_template.logs import LineWriter  # noqa: E402
 from service_template.runtime import Runtime  # noqa: E402
 
 CONNECTIONS = 64
@@ -91,13 +90,7 @@ def request_bytes(body: bytes) -> bytes:
 
 
 def make_runtime(service_class: str, without: set[str]) -> Runtime:
-    cls = getattr(ours_server, service_class)
-    env = {"SERVICE_API_TOKEN": "bench", "SERVICE_MAX_CONCURRENCY": "1024"}
-    service = cls(Settings.load(env, None, None, cls.class_defaults()))
-    runtime = Runtime(service, service.settings)
-    if runtime.call_log is not None:
-        runtime.call_log.writer = LineWriter(open("/dev/null", "wb"))  # noqa: SIM115
-        runtime.call_log.enabled = True  # as under `serve` (INFO), whatever this process says
+    runtime = production_runtime(getattr(ours_server, service_class))
     if "log" in without:
         runtime.call_log = None
     if "metrics" in without:
